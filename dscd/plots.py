@@ -1,0 +1,122 @@
+"""Figures from recorded numbers: data in, matplotlib Figure (or file) out.
+
+Nothing here trains or searches; notebooks and the CLI call these functions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import animation
+from scipy import stats
+
+from dscd.optim import PHI_MAX, beta_params
+
+__all__ = ["animate_beta_annealing", "beta_density", "plot_beta_annealing", "save_figure"]
+
+
+def save_figure(fig: plt.Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``path_stem.<fmt>`` for each format; returns the paths written."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def beta_density(v: float, phi: float, grid: np.ndarray) -> np.ndarray:
+    """Proposal density over the unit interval around unit position ``v`` at ``phi``."""
+    a, b = beta_params(v, phi)
+    return stats.beta.pdf(grid, float(a), float(b))
+
+
+def _density_axes(ax: plt.Axes, v: float, phi: float, lo: float, hi: float, grid: np.ndarray) -> None:
+    dens = beta_density(v, phi, grid)
+    x = lo + grid * (hi - lo)
+    ax.fill_between(x, dens / (hi - lo), color="tab:blue", alpha=0.35, lw=0)
+    ax.plot(x, dens / (hi - lo), color="tab:blue", lw=1.2)
+    ax.axvline(lo + v * (hi - lo), color="tab:red", lw=1, ls="--")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"$\\phi$ = {phi:.3g}", fontsize=9)
+
+
+def plot_beta_annealing(
+    v: float = 0.75,
+    phis: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 0.99, 0.999),
+    domain: tuple[float, float] = (-3.0, 3.0),
+    points: int = 2001,
+) -> plt.Figure:
+    """Small multiples of the proposal density around ``v`` for several ``phi``."""
+    lo, hi = domain
+    grid = np.linspace(0.0, 1.0, points)
+    cols = min(4, len(phis))
+    rows = int(np.ceil(len(phis) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows), squeeze=False)
+    for ax, phi in zip(axes.flat, phis, strict=False):
+        _density_axes(ax, v, phi, lo, hi, grid)
+    for ax in list(axes.flat)[len(phis):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("proposed value")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
+    fig.suptitle(f"Beta-annealed proposal around x = {lo + v * (hi - lo):.2f} (unit position v = {v}); "
+                 "dashed: current position", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def animate_beta_annealing(
+    out: str | Path,
+    v: float = 0.75,
+    frames: int = 60,
+    fps: int = 12,
+    domain: tuple[float, float] = (-3.0, 3.0),
+    phi_end: float = 0.995,
+    points: int = 1001,
+) -> list[Path]:
+    """Animate the proposal density as ``phi`` follows the cosine schedule to ``phi_end``.
+
+    Writes ``out`` with suffix ``.gif`` always, and ``.mp4`` too when ffmpeg is on the
+    PATH. Returns the paths written.
+    """
+    if frames < 2:
+        raise ValueError(f"frames must be >= 2, got {frames}")
+    if fps < 1:
+        raise ValueError(f"fps must be >= 1, got {fps}")
+    if not 0.0 <= phi_end <= PHI_MAX:
+        raise ValueError(f"phi_end must lie in [0, {PHI_MAX}], got {phi_end}")
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"v (the unit position) must lie in [0, 1], got {v}")
+    lo, hi = domain
+    grid = np.linspace(0.0, 1.0, points)
+    steps = np.arange(frames)
+    phis = np.minimum((1 - np.cos(np.pi * steps / (frames - 1))) / 2, phi_end)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+
+    def draw(i: int) -> list:
+        ax.clear()
+        _density_axes(ax, v, float(phis[i]), lo, hi, grid)
+        ax.set_xlabel("proposed value")
+        ax.set_ylabel("density")
+        ax.set_title(f"step {i + 1}/{frames}:  $\\phi$ = {phis[i]:.3f}")
+        return []
+
+    anim = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".gif")]
+    anim.save(paths[0], writer=animation.PillowWriter(fps=fps))
+    if shutil.which("ffmpeg"):
+        paths.append(out.with_suffix(".mp4"))
+        anim.save(paths[1], writer=animation.FFMpegWriter(fps=fps))
+    plt.close(fig)
+    return paths

@@ -1,0 +1,403 @@
+"""The DSCD optimiser: proposal maths, engine rules, the torch.optim wrapper."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dscd import DSCD, PHI_MAX, DSCDEngine, beta_params, phi_schedule, propose
+
+# ----------------------------------------------------------------------------- proposal
+
+
+def test_beta_params_phi_zero_is_exactly_uniform():
+    for v in (0.0, 0.3, 0.75, 1.0):
+        a, b = beta_params(v, 0.0)
+        assert float(a) == 1.0 and float(b) == 1.0
+
+
+def test_beta_params_moments_on_a_grid():
+    v = torch.linspace(0, 1, 21)[:, None]
+    phi = torch.tensor([0.0, 0.1, 0.5, 0.9, 0.99, 0.999])[None, :]
+    a, b = beta_params(v, phi)
+    assert a.shape == b.shape == (21, 6)  # vectorised, broadcasting
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
+    assert (a > 0).all() and (b > 0).all()
+    mu = phi.double() * v.double() + (1 - phi.double()) * 0.5
+    sigma = (1 - phi.double()) / math.sqrt(12)
+    mean = a / (a + b)
+    std = torch.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    torch.testing.assert_close(mean, mu.expand_as(mean), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(std, sigma.expand_as(std), rtol=1e-9, atol=0)
+
+
+def test_beta_params_matches_the_papers_formula():
+    v, phi = torch.rand(200, dtype=torch.float64), torch.rand(200, dtype=torch.float64) * 0.99
+    mu = phi * v + (1 - phi) * 0.5
+    sigma = (1 - phi) / math.sqrt(12)
+    c1 = mu / (1 - mu)
+    c2 = sigma**2 * (c1 + 1) ** 2
+    beta = (c1 - c2) / (c2 * (c1 + 1))
+    a, b = beta_params(v, phi)
+    torch.testing.assert_close(b, beta, rtol=1e-8, atol=0)
+    torch.testing.assert_close(a, c1 * beta, rtol=1e-8, atol=0)
+
+
+def test_proposals_stay_in_the_domain_and_have_the_intended_moments():
+    rng = np.random.default_rng(0)
+    n = 40000
+    for phi in (0.0, 0.5, 0.95):
+        # x outside the box: its unit position is clipped to 1
+        for x, v in ((1.5, 0.75), (7.0, 1.0), (-9.0, 0.0)):
+            s = propose(np.full(n, x), -3.0, 3.0, phi, rng.random(n)).numpy()
+            assert (s >= -3).all() and (s <= 3).all()
+            unit = (s + 3) / 6
+            mu, sigma = phi * v + (1 - phi) * 0.5, (1 - phi) / math.sqrt(12)
+            assert abs(unit.mean() - mu) < 5 * sigma / math.sqrt(n)
+            assert abs(unit.std() / sigma - 1) < 0.03
+
+
+def test_propose_at_the_concentration_cap_is_finite():
+    s = propose(torch.tensor([1.5, -3.0, 3.0]), -3.0, 3.0, PHI_MAX, torch.tensor([0.1, 0.5, 0.9]))
+    assert torch.isfinite(s).all()
+    torch.testing.assert_close(s, torch.tensor([1.5, -3.0, 3.0], dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_phi_schedule_is_cosine_and_capped():
+    assert phi_schedule(0, 10) == 0.0
+    assert phi_schedule(10, 10) == PHI_MAX and phi_schedule(50, 10) == PHI_MAX
+    assert phi_schedule(5, 10) == pytest.approx(0.5)
+    assert phi_schedule(2, 8) == pytest.approx((1 - math.cos(math.pi / 4)) / 2)
+
+
+@pytest.mark.parametrize("v,phi", [(0.5, 1.0), (0.5, -0.1), (1.1, 0.5), (-0.1, 0.5), (float("nan"), 0.5)])
+def test_beta_params_rejects_out_of_range(v, phi):
+    with pytest.raises(ValueError, match="phi must lie|v must lie"):
+        beta_params(v, phi)
+
+
+# ----------------------------------------------------------------------------- engine rules
+
+
+def engine(n=2, lanes=1, **kw):
+    kw.setdefault("T", 1000)
+    return DSCDEngine(torch.zeros(lanes, n), -1.0, 1.0, kw.pop("total_steps", 100), seeds=0, **kw)
+
+
+def test_acceptance_needs_strict_improvement_on_the_window_minimum():
+    e = engine()
+    x = torch.zeros(1, 2)
+    accepted = [bool(e.observe([val], x + i).accepted[0]) for i, val in enumerate([3.0, 3.0, 2.0, 2.5, 2.0, 1.0])]
+    assert accepted == [True, False, True, False, False, True]
+    torch.testing.assert_close(e.x_best, x + 5)
+
+
+def test_window_forgets_values_older_than_K():
+    short, long = engine(K=3), engine(K=1000)
+    x = torch.zeros(1, 2)
+    for val in (1.0, 2.0, 3.0, 4.0):
+        short.observe([val], x)
+        long.observe([val], x)
+    # 1.0 has left the short window (it holds 2, 3, 4), so 1.5 is an improvement there only
+    assert bool(short.observe([1.5], x).accepted[0])
+    assert not bool(long.observe([1.5], x).accepted[0])
+
+
+def test_switch_after_T_steps_only_without_improvement():
+    e = engine(T=3)
+    x = torch.zeros(1, 2)
+    for val in (3.0, 2.0, 1.0):  # every step improves: no switch even at T
+        assert not bool(e.observe([val], x).switched[0])
+    assert not bool(e.is_global[0])
+    r = e.observe([5.0], x)  # run length 4 >= T, no improvement
+    assert bool(r.switched[0]) and bool(e.is_global[0]) and int(e.run_length[0]) == 0
+    for _ in range(2):  # a new run must again reach T
+        e.propose()
+        assert not bool(e.observe([9.0], x).switched[0])
+    e.propose()
+    assert bool(e.observe([9.0], x).switched[0]) and not bool(e.is_global[0])
+
+
+def test_nan_values_are_never_accepted_and_do_not_poison_the_window():
+    e = engine()
+    x = torch.zeros(1, 2)
+    e.observe([1.0], x)
+    assert not bool(e.observe([float("nan")], x).accepted[0])
+    assert float(e.best_value()[0]) == 1.0
+    assert bool(e.observe([0.5], x).accepted[0])
+
+
+def test_lanes_are_independent_of_the_batch_they_run_in():
+    def run(lanes_entropy, starts):
+        e = DSCDEngine(starts, -2.0, 2.0, 300, T=7, K=50, seeds=lanes_entropy)
+        x = starts.clone()
+        for _ in range(300):
+            prop = e.propose()
+            point = torch.where(e.is_global[:, None], prop, x)
+            values = ((point**2 - 1) ** 2 + 0.3 * point).sum(1)
+            r = e.observe(values, point)
+            x = torch.where(r.was_global[:, None], e.x_best, x - 0.01 * (4 * x * (x**2 - 1) + 0.3))
+        return e.x_best
+
+    starts = torch.tensor([[1.5, 1.0], [0.5, -1.0], [1.0, 1.9]], dtype=torch.float64)
+    entropy = [(7, 0), (7, 1), (7, 2)]
+    together = run(entropy, starts)
+    for lane in range(3):
+        torch.testing.assert_close(run([entropy[lane]], starts[lane : lane + 1])[0], together[lane], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"T": 0}, "T must be"),
+        ({"K": 0}, "K must be"),
+        ({"total_steps": 0}, "total_steps must be"),
+        ({"phi_max": 1.0}, "phi_max must lie"),
+    ],
+)
+def test_engine_rejects_bad_numbers(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        engine(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the optimiser
+
+
+def quadratic_setup(seed=0, T=5, total=200, **kw):
+    torch.manual_seed(0)
+    x = torch.nn.Parameter(torch.randn(2, 2))
+    y = torch.nn.Parameter(torch.full((8,), 1.6))  # every y in the worse well of sin(3y) + 0.1 y^2
+    opt = DSCD([x, y], torch.optim.Adam([x, y], lr=0.05), total_steps=total, T=T, seed=seed, **kw)
+    return x, y, opt
+
+
+def closure_for(x, y):
+    return lambda: ((x - 0.5) ** 2).sum() + (torch.sin(3 * y) + 0.1 * y**2).sum()
+
+
+def test_loss_goes_down_and_both_step_types_happen():
+    x, y, opt = quadratic_setup()
+    f = closure_for(x, y)
+    first = float(f().detach())
+    for _ in range(200):
+        opt.step(f)
+    s = opt.stats
+    assert s["local_steps"] > 0 and s["global_steps"] > 0 and s["accepted"] > 0 and s["rejected"] > 0
+    assert s["local_steps"] + s["global_steps"] == s["step"] == 200
+    assert s["accepted"] + s["rejected"] == s["global_steps"]
+    opt.load_best()
+    assert float(f().detach()) < first
+    assert float(f().detach()) == pytest.approx(s["best_value"], rel=1e-6)
+    per = opt.stats_per_parameter()
+    assert sum(p["proposed"] for p in per) == s["global_steps"]
+    assert sum(p["accepted"] for p in per) == s["accepted"]
+
+
+def test_global_steps_build_no_graph_and_local_steps_do():
+    x, y, opt = quadratic_setup(T=3)
+    seen = []
+
+    def closure():
+        loss = (x**2).sum() * 0 + (y**2).sum() * 0 + 1.0  # flat: no improvement, so the type switches every T
+        seen.append((opt.next_step_is_global, torch.is_grad_enabled(), loss.grad_fn is not None))
+        return loss
+
+    for _ in range(60):
+        opt.step(closure)
+    assert any(g for g, _, _ in seen) and any(not g for g, _, _ in seen)
+    for is_global, grad_enabled, has_graph in seen:
+        assert grad_enabled == has_graph == (not is_global)
+
+
+def test_backward_reaches_only_the_optimised_parameters():
+    w = torch.nn.Parameter(torch.ones(3))
+    a = torch.nn.Parameter(torch.zeros(3))
+    opt = DSCD([a], torch.optim.Adam([a], lr=0.1), total_steps=10)
+    opt.step(lambda: (w * torch.sigmoid(a)).sum())
+    assert w.grad is None and a.grad is not None
+
+
+def test_local_state_survives_switches_unless_reset_is_asked():
+    for reset in (False, True):
+        x, y, opt = quadratic_setup(T=4, reset_local_state=reset)
+        f = closure_for(x, y)
+        saw_global = False
+        while True:
+            was_global = opt.next_step_is_global
+            opt.step(f)
+            saw_global |= was_global
+            if saw_global and not opt.next_step_is_global and was_global:
+                break  # just switched back to local
+        adam_steps = int(opt.local.state[x]["step"]) if opt.local.state.get(x) else 0
+        if reset:
+            assert adam_steps == 0
+        else:
+            assert adam_steps == opt.stats["local_steps"]
+
+
+def test_state_dict_round_trip_is_lock_step():
+    x, y, opt = quadratic_setup(seed=3, T=4)
+    f = closure_for(x, y)
+    for _ in range(37):
+        opt.step(f)
+    state = copy.deepcopy(opt.state_dict())
+    x2 = torch.nn.Parameter(x.detach().clone())
+    y2 = torch.nn.Parameter(y.detach().clone())
+    opt2 = DSCD([x2, y2], torch.optim.Adam([x2, y2], lr=0.05), total_steps=200, T=4, seed=999)
+    opt2.load_state_dict(state)
+    f2 = closure_for(x2, y2)
+    for _ in range(60):
+        l1, l2 = opt.step(f), opt2.step(f2)
+        assert float(l1.detach()) == float(l2.detach())
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert opt.stats == opt2.stats
+    for a, b in zip(opt.best_params(), opt2.best_params(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_state_dict_survives_torch_save(tmp_path):
+    x, y, opt = quadratic_setup(seed=1)
+    f = closure_for(x, y)
+    for _ in range(20):
+        opt.step(f)
+    torch.save(opt.state_dict(), tmp_path / "opt.pt")
+    x2, y2, opt2 = quadratic_setup(seed=2)
+    opt2.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
+    assert opt2.stats == opt.stats
+
+
+def test_deepcopy_continues_identically():
+    x, y, opt = quadratic_setup(seed=5, T=3)
+    for _ in range(15):
+        opt.step(closure_for(x, y))
+    twin = copy.deepcopy(opt)
+    x2, y2 = twin.param_groups[0]["params"]
+    assert x2 is not x and torch.equal(x2, x)
+    for _ in range(30):
+        opt.step(closure_for(x, y))
+        twin.step(closure_for(x2, y2))
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_load_state_dict_rejects_foreign_or_mismatched_state():
+    x, y, opt = quadratic_setup()
+    with pytest.raises(ValueError, match="not a DSCD state_dict"):
+        opt.load_state_dict(torch.optim.Adam([x]).state_dict())
+    z = torch.nn.Parameter(torch.zeros(2))
+    other = DSCD([z], torch.optim.Adam([z]), total_steps=5)
+    with pytest.raises(ValueError, match="same parameters"):
+        opt.load_state_dict(other.state_dict())
+
+
+def test_per_group_domains():
+    a = torch.nn.Parameter(torch.zeros(50))
+    b = torch.nn.Parameter(torch.zeros(50))
+    opt = DSCD([{"params": [a]}, {"params": [b], "domain": (10.0, 11.0)}], torch.optim.SGD([a, b], lr=0.0),
+               total_steps=400, T=1, seed=0)
+    proposals = []
+
+    def closure():
+        proposals.append((a.detach().clone(), b.detach().clone()))
+        return -(a.sum() + b.sum())  # every proposal that increases a or b is accepted
+
+    for _ in range(400):
+        opt.step(closure)
+    best_a, best_b = opt.best_params()
+    assert (best_a >= -3).all() and (best_a <= 3).all()
+    assert (best_b[best_b != 0] >= 10).all() and (best_b <= 11).all() and (best_b != 0).any()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_constructor_arguments():
+    x = torch.nn.Parameter(torch.zeros(2))
+    adam = torch.optim.Adam([x])
+    with pytest.raises(ValueError, match="empty parameter list"):
+        DSCD([], adam, total_steps=10)
+    with pytest.raises(ValueError, match="lo < hi"):
+        DSCD([x], adam, total_steps=10, domain=(1.0, 1.0))
+    with pytest.raises(ValueError, match="pair"):
+        DSCD([x], adam, total_steps=10, domain=3.0)
+    with pytest.raises(ValueError, match="T must be"):
+        DSCD([x], adam, total_steps=10, T=0)
+    with pytest.raises(ValueError, match="K must be"):
+        DSCD([x], adam, total_steps=10, K=0)
+    with pytest.raises(ValueError, match="total_steps must be"):
+        DSCD([x], adam, total_steps=0)
+    y = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="exactly the parameters"):
+        DSCD([x], torch.optim.Adam([y]), total_steps=10)
+    # a factory builds the local optimiser over the same parameters
+    opt = DSCD([x], lambda ps: torch.optim.Adam(ps, lr=0.1), total_steps=10)
+    assert isinstance(opt.local, torch.optim.Adam)
+
+
+def test_closure_must_return_a_scalar_tensor():
+    x = torch.nn.Parameter(torch.zeros(2))
+    opt = DSCD([x], torch.optim.Adam([x]), total_steps=10)
+    with pytest.raises(ValueError, match="scalar tensor"):
+        opt.step(lambda: x * 2)
+    with pytest.raises(ValueError, match="scalar tensor"):
+        opt.step(lambda: 1.0)
+    with pytest.raises(ValueError, match="needs a closure"):
+        opt.step()
+    with pytest.raises(ValueError, match="does not depend"):
+        opt.step(lambda: torch.tensor(1.0))
+
+
+def test_nan_in_a_local_step_raises_and_changes_nothing():
+    x, y, opt = quadratic_setup()
+    f = closure_for(x, y)
+    for _ in range(3):
+        opt.step(f)
+    before = (x.detach().clone(), opt.state_dict())
+    with pytest.raises(ValueError, match="objective is nan"):
+        opt.step(lambda: f() * float("nan"))
+    assert torch.equal(x, before[0])
+    assert opt.stats["step"] == before[1]["engine"]["step_count"]
+    torch.testing.assert_close(opt._engine.x_best, before[1]["engine"]["x_best"])
+
+
+def test_nan_proposal_is_rejected_and_counted():
+    x = torch.nn.Parameter(torch.zeros(3))
+    opt = DSCD([x], torch.optim.SGD([x], lr=0.01), total_steps=100, T=1, seed=0)
+    for _ in range(40):
+        opt.step(lambda: (x**2).sum() if torch.is_grad_enabled() else (x**2).sum() * float("nan"))
+    s = opt.stats
+    assert s["global_steps"] > 0 and s["nan_proposals"] == s["global_steps"] == s["rejected"]
+    assert math.isfinite(s["best_value"])
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def test_double_well_dscd_finds_the_better_well_where_adam_does_not():
+    """f(x) = (x^2 - 1)^2 + 0.3 x: the left well (x ~ -1.04) is the global one.
+
+    From x0 = 1.5 Adam alone settles in the right well every time; DSCD's global
+    steps find the left one in most of 20 seeds.
+    """
+
+    def run(use_dscd, seed):
+        x = torch.nn.Parameter(torch.tensor([1.5]))
+        adam = torch.optim.Adam([x], lr=0.02)
+        opt = DSCD([x], adam, total_steps=600, T=25, seed=seed) if use_dscd else adam
+        f = lambda: ((x**2 - 1) ** 2 + 0.3 * x).sum()  # noqa: E731
+        for _ in range(600):
+            if use_dscd:
+                opt.step(f)
+            else:
+                opt.zero_grad()
+                f().backward()
+                opt.step()
+        if use_dscd:
+            opt.load_best()
+        return float(x.detach())
+
+    adam_left = sum(run(False, s) < 0 for s in range(20))
+    dscd_left = sum(run(True, s) < 0 for s in range(20))
+    assert adam_left == 0
+    assert dscd_left >= 15, dscd_left

@@ -1,0 +1,51 @@
+"""Set-up files agree with each other; notebooks are committed clean and match their sources."""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def _pins(requirements):
+    pins = {}
+    for req in requirements:
+        m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*([<>=!~].*)?$", req)
+        if m:
+            pins[m.group(1).lower()] = (m.group(2) or "").replace(" ", "")
+    return pins
+
+
+def test_environment_yml_pins_torch_like_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    py, conda = _pins(project), _pins(pip_section)
+    for name in ("torch", "torchvision"):
+        assert py[name] == conda[name], f"{name}: pyproject {py[name]!r} vs environment.yml {conda[name]!r}"
+    assert py["torch"] == ">=2.2,<2.15" and py["torchvision"] == ">=0.17,<0.30"
+    # everything else pyproject needs is in the conda file too
+    conda_all = set(conda) | {
+        re.split(r"[<>=!~ ]", d)[0].lower() for d in env["dependencies"] if isinstance(d, str)
+    }
+    assert set(py) <= conda_all, set(py) - conda_all
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_clean_and_built_from_their_source(path):
+    from make_notebook import build
+
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one papermill parameters cell"
+    src = ROOT / "notebooks" / "src" / path.with_suffix(".py").name
+    expected = build(src.read_text())
+    assert [c.source for c in nb.cells] == [c.source for c in expected.cells], (
+        f"{path.name} differs from {src.name}: run python tools/make_notebook.py {src} {path}")
