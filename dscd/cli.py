@@ -42,6 +42,33 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from dscd.bench import ALL_METHODS, BenchConfig, run_benchmark, summarise, summary_table, write_results
+
+    functions = _split(args.function) or ["styblinski_tang", "schwefel"]
+    if args.rotated:
+        functions = [f if f.startswith("rotated_") else f"rotated_{f}" for f in functions]
+    methods = tuple(_split(args.methods)) or ALL_METHODS
+    try:  # every option is checked before any work starts or anything is written
+        configs = [BenchConfig(function=f, dim=args.dim, runs=args.runs, budget=args.budget, methods=methods,
+                               seed=args.seed) for f in functions]
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    results = []
+    for cfg in configs:
+        print(f"{cfg.function}, d={cfg.dim}: {len(cfg.methods)} methods x {cfg.runs} runs x {cfg.budget} evaluations",
+              flush=True)
+        results.append(run_benchmark(cfg, progress=not args.quiet))
+        print(summary_table(summarise(results[-1], include_curves=False)), flush=True)
+    out = write_results(results, args.out)
+    print(f"wrote {out / 'results.json'}, {out / 'curves.npz'}, {out / 'figure.png'}, {out / 'figure.pdf'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dscd",
@@ -59,6 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the repository's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("bench", help="synthetic benchmark (paper Figure 3): Adam +/- DSCD, CMA-ES, sampling")
+    p.add_argument("--function", action="append", metavar="NAME",
+                   help="styblinski_tang, schwefel or rotated_<name>; repeatable or comma-separated (default: both)")
+    p.add_argument("--dim", type=int, default=10, help="dimension (default 10)")
+    p.add_argument("--runs", type=int, default=20, help="runs per method from seeded uniform starts (default 20)")
+    p.add_argument("--budget", type=int, default=10000, help="function evaluations per run (default 10000)")
+    p.add_argument("--methods", action="append", metavar="M[,M...]",
+                   help="adam_0.001, adam_0.01, adam_0.1, adam_schedule (each also +dscd), cmaes, random, "
+                        "dual_annealing (default: all)")
+    p.add_argument("--rotated", action="store_true", help="use the rotated variants f(R(x - x*) + x*)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="outputs/bench", help="folder for results.json, curves.npz, figure.png/pdf")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("animate", help="animate the beta-annealed proposal (GIF, and MP4 with ffmpeg)")
     p.add_argument("--out", default="beta_annealing.gif", help="output path; the suffix is replaced per format")

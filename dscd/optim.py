@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import betaincinv
 
 __all__ = [
     "PHI_MAX",
@@ -37,8 +36,8 @@ __all__ = [
 
 #: Largest concentration used: phi is "held just below 1 so the Beta stays proper".
 #: At 1 - 1e-6 the proposal's standard deviation is 2.9e-7 of the domain width,
-#: below float32 resolution for a [-3, 3] box, and the inverse-CDF sampler is still
-#: exact (it returns NaN from about 1 - 1e-8 on).
+#: below float32 resolution for a [-3, 3] box, and NumPy's Beta sampler still has the
+#: intended mean and spread there.
 PHI_MAX = 1.0 - 1e-6
 
 _STATE_FORMAT = "dscd.DSCD/1"
@@ -60,8 +59,21 @@ def phi_schedule(step: int, total_steps: int, phi_max: float = PHI_MAX) -> float
     return min((1.0 - math.cos(math.pi * t / total_steps)) / 2.0, phi_max)
 
 
-def _as_float64(x: Any) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float64)
+def _beta_params(v: np.ndarray, phi: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    mu = phi * v + (1.0 - phi) * 0.5
+    var = (1.0 - phi) ** 2 / 12.0
+    nu = mu * (1.0 - mu) / var - 1.0
+    return mu * nu, (1.0 - mu) * nu
+
+
+def _unit_position(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum((x - lo) / (hi - lo), 0.0), 1.0)
+
+
+def _float64(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
 
 
 def beta_params(v: Any, phi: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,52 +90,46 @@ def beta_params(v: Any, phi: Any) -> tuple[torch.Tensor, torch.Tensor]:
     exactly ``(1, 1)`` at ``phi = 0``.
 
     ``v`` and ``phi`` broadcast against each other (tensors, arrays or numbers); the
-    result is float64.
+    result is a pair of float64 tensors.
 
     >>> a, b = beta_params(0.75, 0.0)
     >>> float(a), float(b)
     (1.0, 1.0)
     """
-    v = _as_float64(v)
-    phi = _as_float64(phi)
-    if torch.isnan(v).any() or (v < 0).any() or (v > 1).any():
+    v, phi = _float64(v), _float64(phi)
+    if np.isnan(v).any() or (v < 0).any() or (v > 1).any():
         raise ValueError("beta_params: the unit position v must lie in [0, 1] "
                          "(clip (x - lo) / (hi - lo) first)")
-    if torch.isnan(phi).any() or (phi < 0).any() or (phi >= 1).any():
+    if np.isnan(phi).any() or (phi < 0).any() or (phi >= 1).any():
         raise ValueError("beta_params: phi must lie in [0, 1); phi = 1 is a Dirac delta, not a proper Beta")
-    mu = phi * v + (1.0 - phi) * 0.5
-    var = (1.0 - phi) ** 2 / 12.0
-    nu = mu * (1.0 - mu) / var - 1.0
-    return mu * nu, (1.0 - mu) * nu
+    alpha, beta = _beta_params(v, phi)
+    return torch.from_numpy(np.asarray(alpha)), torch.from_numpy(np.asarray(beta))
 
 
-def propose(x: Any, lo: Any, hi: Any, phi: Any, u: Any) -> torch.Tensor:
+def propose(x: Any, lo: Any, hi: Any, phi: float, rng: np.random.Generator) -> torch.Tensor:
     """Sample new coordinate values around ``x`` from the annealed Beta proposal.
 
-    ``u`` are uniform numbers in [0, 1) (one per value of ``x``); the Beta sample is
-    their inverse CDF, so a proposal is a deterministic function of its uniform and
-    a random stream can be saved and replayed exactly. Returns float64 values in
-    ``[lo, hi]``; ``x`` may lie outside the box (the local optimiser may leave it),
-    its unit position is clipped to [0, 1].
+    One sample per value of ``x`` from ``rng`` (a NumPy ``Generator``, whose state
+    can be saved and restored exactly). Returns float64 values in ``[lo, hi]``;
+    ``x`` may lie outside the box (the local optimiser may leave it), its unit
+    position is clipped to [0, 1].
     """
-    x, lo, hi = _as_float64(x), _as_float64(lo), _as_float64(hi)
-    v = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-    alpha, beta = beta_params(v, phi)
-    unit = betaincinv(alpha.numpy(), beta.numpy(), _as_float64(u).numpy())
-    unit = torch.from_numpy(np.asarray(unit, dtype=np.float64))
-    # Past the sampler's range the distribution is a delta at its mean in all but name.
-    mean = alpha / (alpha + beta)
-    unit = torch.where(torch.isfinite(unit), unit, mean).clamp(0.0, 1.0)
-    return lo + unit * (hi - lo)
+    if not 0.0 <= float(phi) < 1.0:
+        raise ValueError(f"phi must lie in [0, 1), got {phi}")
+    x, lo, hi = np.broadcast_arrays(_float64(x), _float64(lo), _float64(hi))
+    if not (lo < hi).all():
+        raise ValueError("propose needs lo < hi")
+    alpha, beta = _beta_params(_unit_position(x, lo, hi), float(phi))
+    return torch.from_numpy(np.asarray(lo + rng.beta(alpha, beta) * (hi - lo), dtype=np.float64))
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one engine step did, per lane (each a bool tensor of shape ``(L,)``)."""
+    """What one engine step did, per lane (each a bool array of shape ``(L,)``)."""
 
-    was_global: torch.Tensor
-    accepted: torch.Tensor
-    switched: torch.Tensor
+    was_global: np.ndarray
+    accepted: np.ndarray
+    switched: np.ndarray
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -142,10 +148,12 @@ class DSCDEngine:
     global step (:attr:`is_global`), asks for proposals (:meth:`propose`), evaluates
     them (and, for local lanes, the current point), and reports the values with
     :meth:`observe`. :class:`DSCD` is the single-lane driver for PyTorch
-    parameters; ``dscd.bench`` drives many lanes at once.
+    parameters; ``dscd.bench`` drives many lanes at once. The state is NumPy
+    (small arrays, where NumPy's per-operation cost is a fraction of torch's).
 
     Args:
-        x0: ``(L, n)`` starting points; ``x_best`` starts here (its value unknown).
+        x0: ``(L, n)`` starting points (float32 or float64; ``x_best`` keeps that
+            dtype, so proposals are rounded to it before they are evaluated).
         lo, hi: proposal box, broadcastable to ``(L, n)``, ``lo < hi``.
         total_steps: steps over which ``phi`` anneals from 0 to ``phi_max``.
         T: minimum run of same-type steps before a switch (paper: 50).
@@ -154,12 +162,11 @@ class DSCDEngine:
         seeds: one entropy value per lane (an int or a tuple of ints) or one int,
             expanded to ``(seed, lane)``. Lane ``l``'s random numbers depend only on
             its own entropy, so a lane run alone replays exactly inside a batch.
-        block: uniforms drawn per refill of a lane's buffer.
     """
 
     def __init__(
         self,
-        x0: torch.Tensor,
+        x0: Any,
         lo: Any,
         hi: Any,
         total_steps: int,
@@ -168,10 +175,12 @@ class DSCDEngine:
         K: int = 1000,
         phi_max: float = PHI_MAX,
         seeds: int | Sequence[Any] | None = None,
-        block: int = 256,
     ) -> None:
-        if x0.dim() != 2 or x0.shape[0] < 1 or x0.shape[1] < 1:
-            raise ValueError(f"x0 must have shape (lanes, coordinates) with both >= 1, got {tuple(x0.shape)}")
+        x0 = x0.detach().cpu().numpy() if isinstance(x0, torch.Tensor) else np.asarray(x0)
+        if x0.dtype not in (np.float32, np.float64):
+            x0 = x0.astype(np.float64)
+        if x0.ndim != 2 or x0.shape[0] < 1 or x0.shape[1] < 1:
+            raise ValueError(f"x0 must have shape (lanes, coordinates) with both >= 1, got {x0.shape}")
         self.total_steps = _check_int("total_steps", total_steps, 1)
         self.T = _check_int("T", T, 1)
         self.K = _check_int("K", K, 1)
@@ -179,28 +188,24 @@ class DSCDEngine:
             raise ValueError(f"phi_max must lie in (0, {PHI_MAX!r}] (phi must stay below 1), got {phi_max!r}")
         self.phi_max = float(phi_max)
         L, n = x0.shape
-        x0 = x0.detach()
-        self.lo = torch.as_tensor(lo, dtype=x0.dtype).broadcast_to((L, n)).clone()
-        self.hi = torch.as_tensor(hi, dtype=x0.dtype).broadcast_to((L, n)).clone()
-        if not (torch.isfinite(self.lo).all() and torch.isfinite(self.hi).all()):
+        self.lo = np.broadcast_to(_float64(lo), (L, n)).copy()
+        self.hi = np.broadcast_to(_float64(hi), (L, n)).copy()
+        if not (np.isfinite(self.lo).all() and np.isfinite(self.hi).all()):
             raise ValueError("the proposal domain must be finite")
         if not (self.lo < self.hi).all():
             raise ValueError("the proposal domain needs lo < hi for every coordinate, e.g. domain=(-3.0, 3.0)")
-        self.block = _check_int("block", block, 1)
+        uniform_box = (self.lo == self.lo.flat[0]).all() and (self.hi == self.hi.flat[0]).all()
+        self._box = (float(self.lo.flat[0]), float(self.hi.flat[0])) if uniform_box else None
 
-        self.x_best = x0.clone()
-        self.window = torch.full((L, self.K), math.inf, dtype=torch.float64)
+        self.x_best = x0.copy()
+        self.window = np.full((L, self.K), np.inf)
         self.window_pos = 0
         self.step_count = 0
-        self.is_global = torch.zeros(L, dtype=torch.bool)
-        self.run_length = torch.zeros(L, dtype=torch.long)
-        self.local_steps = torch.zeros(L, dtype=torch.long)
-        self.global_steps = torch.zeros(L, dtype=torch.long)
-        self.accepted = torch.zeros(L, dtype=torch.long)
-        self.rejected = torch.zeros(L, dtype=torch.long)
-        self.nan_proposals = torch.zeros(L, dtype=torch.long)
-        self.coord_proposed = torch.zeros((L, n), dtype=torch.long)
-        self.coord_accepted = torch.zeros((L, n), dtype=torch.long)
+        self.is_global = np.zeros(L, dtype=bool)
+        self.run_length = np.zeros(L, dtype=np.int64)
+        self.nan_proposals = np.zeros(L, dtype=np.int64)
+        self.coord_proposed = np.zeros((L, n), dtype=np.int64)
+        self.coord_accepted = np.zeros((L, n), dtype=np.int64)
 
         if seeds is None:
             seeds = int(np.random.SeedSequence().entropy % (2**63))
@@ -211,9 +216,8 @@ class DSCDEngine:
             if len(entropy) != L:
                 raise ValueError(f"seeds must give one entropy value per lane ({L}), got {len(entropy)}")
         self._rngs = [np.random.default_rng(list(e) if isinstance(e, (tuple, list)) else e) for e in entropy]
-        self._buffer = np.zeros((L, self.block, 2), dtype=np.float64)
-        self._buffer_pos = np.full(L, self.block, dtype=np.int64)
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._best = np.full(L, np.inf)  # == self.window.min(axis=1), kept up to date
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- reading -----------------------------------------------------------------
     @property
@@ -225,40 +229,56 @@ class DSCDEngine:
         """Concentration of the next proposal."""
         return phi_schedule(self.step_count, self.total_steps, self.phi_max)
 
-    def best_value(self) -> torch.Tensor:
+    @property
+    def global_steps(self) -> np.ndarray:
+        """Global steps taken, per lane."""
+        return self.coord_proposed.sum(axis=1)
+
+    @property
+    def local_steps(self) -> np.ndarray:
+        return self.step_count - self.global_steps
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Proposals accepted, per lane."""
+        return self.coord_accepted.sum(axis=1)
+
+    @property
+    def rejected(self) -> np.ndarray:
+        return self.global_steps - self.accepted
+
+    def best_value(self) -> np.ndarray:
         """Minimum of the window per lane (``inf`` before any finite value)."""
-        return self.window.min(dim=1).values
+        return self._best.copy()
 
     # -- stepping ------------------------------------------------------------------
-    def _uniforms(self, lanes: np.ndarray) -> np.ndarray:
-        empty = lanes[self._buffer_pos[lanes] >= self.block]
-        for lane in empty:
-            self._buffer[lane] = self._rngs[lane].random((self.block, 2))
-            self._buffer_pos[lane] = 0
-        u = self._buffer[lanes, self._buffer_pos[lanes]]
-        self._buffer_pos[lanes] += 1
-        return u
-
-    def propose(self) -> torch.Tensor:
+    def propose(self) -> np.ndarray:
         """Points to evaluate for the lanes in a global step.
 
         Returns ``(L, n)``: ``x_best`` with one uniformly chosen coordinate replaced
         by a Beta proposal in the lanes where :attr:`is_global` holds, and plain
         ``x_best`` elsewhere. Call :meth:`observe` with the values at these points.
         """
-        x = self.x_best.clone()
-        lanes = self.is_global.nonzero().flatten()
-        coords = torch.zeros(0, dtype=torch.long)
-        if lanes.numel():
-            u = torch.from_numpy(self._uniforms(lanes.numpy()))
-            n = x.shape[1]
-            coords = (u[:, 0] * n).long().clamp_(max=n - 1)
-            new = propose(x[lanes, coords], self.lo[lanes, coords], self.hi[lanes, coords], self.phi, u[:, 1])
-            x[lanes, coords] = new.to(x.dtype)
+        x = self.x_best.copy()
+        lanes = self.is_global.nonzero()[0].tolist()
+        coords = []
+        if lanes:
+            # A handful of lanes: scalar Python per lane is cheaper than NumPy dispatch here.
+            n, phi, rngs = x.shape[1], self.phi, self._rngs
+            box = self._box
+            for lane in lanes:
+                rng = rngs[lane]
+                d = min(int(rng.random() * n), n - 1)
+                lo, hi = box if box is not None else (float(self.lo[lane, d]), float(self.hi[lane, d]))
+                v = min(max((float(x[lane, d]) - lo) / (hi - lo), 0.0), 1.0)
+                alpha, beta = _beta_params(v, phi)
+                x[lane, d] = lo + rng.beta(alpha, beta) * (hi - lo)
+                coords.append(d)
+            self.coord_proposed[lanes, coords] += 1
         self._pending = (lanes, coords)
         return x
 
-    def observe(self, values: Any, x_eval: torch.Tensor) -> StepResult:
+    def observe(self, values: Any, x_eval: Any) -> StepResult:
         """Record the objective ``values`` (shape ``(L,)``) observed at ``x_eval``.
 
         For a global lane ``x_eval`` is its proposal (from :meth:`propose`), for a
@@ -269,76 +289,95 @@ class DSCDEngine:
         same-type steps and did not improve on this one. The caller moves global
         lanes back to ``x_best`` (backtracking).
         """
-        values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        if type(values) is not np.ndarray or values.dtype != np.float64:
+            values = _float64(values)
+        values = values.reshape(-1)
         if values.shape[0] != self.lanes:
             raise ValueError(f"observe needs one value per lane ({self.lanes}), got {values.shape[0]}")
-        was_global = self.is_global.clone()
-        if was_global.any() and self._pending is None:
+        was_global = self.is_global
+        if self._pending is None and was_global.any():
             raise RuntimeError("observe called for a global step without propose")
-        finite = torch.isfinite(values)
-        values = torch.where(finite, values, math.inf)
-        accepted = values < self.best_value()
-        self.x_best[accepted] = x_eval.detach().to(self.x_best.dtype)[accepted]
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = np.where(finite, values, np.inf)
+            self.nan_proposals += was_global & ~finite
+        best = self._best
+        accepted = values < best
+        if accepted.any():
+            x_eval = x_eval.detach().cpu().numpy() if isinstance(x_eval, torch.Tensor) else np.asarray(x_eval)
+            self.x_best[accepted] = x_eval[accepted]
+        leaving = self.window[:, self.window_pos].copy()
         self.window[:, self.window_pos] = values
         self.window_pos = (self.window_pos + 1) % self.K
+        self._best = np.minimum(best, values)
+        stale = leaving == best
+        if stale.any():  # the minimum may have left the window
+            stale &= (values > best) & np.isfinite(leaving)
+            self._best[stale] = self.window[stale].min(axis=1)
 
-        local = ~was_global
-        self.local_steps += local
-        self.global_steps += was_global
-        self.accepted += was_global & accepted
-        self.rejected += was_global & ~accepted
-        self.nan_proposals += was_global & ~finite
         if self._pending is not None:
             lanes, coords = self._pending
-            self.coord_proposed[lanes, coords] += 1
-            self.coord_accepted[lanes, coords] += accepted[lanes].long()
+            if lanes:
+                hit = accepted[lanes]
+                if hit.any():
+                    self.coord_accepted[np.asarray(lanes)[hit], np.asarray(coords)[hit]] += 1
             self._pending = None
 
         self.run_length += 1
         switched = (self.run_length >= self.T) & ~accepted
-        self.is_global ^= switched
+        self.is_global = was_global ^ switched
         self.run_length[switched] = 0
         self.step_count += 1
         return StepResult(was_global=was_global, accepted=accepted, switched=switched)
 
     # -- persistence ---------------------------------------------------------------
-    _TENSORS = (
-        "x_best", "lo", "hi", "window", "is_global", "run_length", "local_steps", "global_steps",
-        "accepted", "rejected", "nan_proposals", "coord_proposed", "coord_accepted",
+    _ARRAYS = (
+        "x_best", "lo", "hi", "window", "is_global", "run_length", "nan_proposals", "coord_proposed",
+        "coord_accepted",
     )
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {name: getattr(self, name).clone() for name in self._TENSORS}
+        """Everything, as tensors and plain Python values (loadable with ``torch.load(weights_only=True)``)."""
+        state: dict[str, Any] = {name.lstrip("_"): torch.from_numpy(getattr(self, name).copy())
+                                 for name in self._ARRAYS}
         state.update(
-            total_steps=self.total_steps, T=self.T, K=self.K, phi_max=self.phi_max, block=self.block,
+            total_steps=self.total_steps, T=self.T, K=self.K, phi_max=self.phi_max,
             window_pos=self.window_pos, step_count=self.step_count,
-            rng_states=[rng.bit_generator.state for rng in self._rngs],
-            buffer=torch.from_numpy(self._buffer.copy()), buffer_pos=torch.from_numpy(self._buffer_pos.copy()),
+            rng_states=[_rng_state_out(rng.bit_generator.state) for rng in self._rngs],
         )
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = [k for k in (*self._TENSORS, "window_pos", "step_count", "rng_states", "buffer", "buffer_pos")
-                   if k not in state]
+        keys = [name.lstrip("_") for name in self._ARRAYS] + ["window_pos", "step_count", "rng_states", "K"]
+        missing = [k for k in keys if k not in state]
         if missing:
             raise ValueError(f"DSCD engine state is missing {missing}: not a state_dict() of this version")
-        if tuple(state["x_best"].shape) != tuple(self.x_best.shape):
+        if tuple(state["x_best"].shape) != self.x_best.shape:
             raise ValueError(
                 f"DSCD state holds {tuple(state['x_best'].shape)} (lanes, coordinates) but this optimiser has "
-                f"{tuple(self.x_best.shape)}: load it into an optimiser over the same parameters"
+                f"{self.x_best.shape}: load it into an optimiser over the same parameters"
             )
-        if int(state["K"]) != self.K or int(state["block"]) != self.block:
-            raise ValueError(f"DSCD state was saved with K={state['K']}, block={state['block']}; "
-                             f"this optimiser has K={self.K}, block={self.block}")
-        for name in self._TENSORS:
-            setattr(self, name, state[name].detach().clone().to(getattr(self, name).dtype))
+        if int(state["K"]) != self.K:
+            raise ValueError(f"DSCD state was saved with K={state['K']}; this optimiser has K={self.K}")
+        for name in self._ARRAYS:
+            current = getattr(self, name)
+            setattr(self, name, np.asarray(state[name.lstrip("_")].numpy(), dtype=current.dtype).copy())
         self.total_steps, self.T, self.phi_max = int(state["total_steps"]), int(state["T"]), float(state["phi_max"])
         self.window_pos, self.step_count = int(state["window_pos"]), int(state["step_count"])
+        self._best = self.window.min(axis=1)
         for rng, rng_state in zip(self._rngs, state["rng_states"], strict=True):
-            rng.bit_generator.state = rng_state
-        self._buffer = state["buffer"].numpy().copy()
-        self._buffer_pos = state["buffer_pos"].numpy().copy()
+            rng.bit_generator.state = _rng_state_in(rng_state)
         self._pending = None
+
+
+def _rng_state_out(state: dict[str, Any]) -> dict[str, Any]:
+    """PCG64's 128-bit integers as strings, so the state survives ``torch.load(weights_only=True)``."""
+    inner = state["state"]
+    return {**state, "state": {k: str(v) for k, v in inner.items()}}
+
+
+def _rng_state_in(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "state": {k: int(v) for k, v in state["state"].items()}}
 
 
 class DSCD(torch.optim.Optimizer):
@@ -415,8 +454,9 @@ class DSCD(torch.optim.Optimizer):
         super().__init__(params, dict(domain=tuple(float(d) for d in domain)))
         self._params = [p for group in self.param_groups for p in group["params"]]
         dtypes = {p.dtype for p in self._params}
-        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
-            raise ValueError(f"DSCD needs floating-point parameters of one dtype, got {sorted(map(str, dtypes))}")
+        if len(dtypes) != 1 or next(iter(dtypes)) not in (torch.float32, torch.float64):
+            raise ValueError(f"DSCD needs float32 or float64 parameters of one dtype, got {sorted(map(str, dtypes))} "
+                             "(keep architecture weights in float32 and use autocast for the network)")
 
         if isinstance(local, torch.optim.Optimizer):
             self.local = local
@@ -432,11 +472,11 @@ class DSCD(torch.optim.Optimizer):
         for group in self.param_groups:
             glo, ghi = _check_domain(group["domain"])
             for p in group["params"]:
-                lo.append(torch.full((p.numel(),), glo, dtype=torch.float64))
-                hi.append(torch.full((p.numel(),), ghi, dtype=torch.float64))
+                lo.append(np.full(p.numel(), glo))
+                hi.append(np.full(p.numel(), ghi))
         self.reset_local_state = bool(reset_local_state)
         self._engine = DSCDEngine(
-            self._read()[None], torch.cat(lo)[None], torch.cat(hi)[None], total_steps,
+            self._read()[None], np.concatenate(lo)[None], np.concatenate(hi)[None], total_steps,
             T=T, K=K, phi_max=phi_max, seeds=[seed] if seed is not None else None,
         )
 
@@ -449,14 +489,15 @@ class DSCD(torch.optim.Optimizer):
         return state
 
     # -- flat views ------------------------------------------------------------------
-    def _read(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1).cpu() for p in self._params])
+    def _read(self) -> np.ndarray:
+        return torch.cat([p.detach().reshape(-1) for p in self._params]).cpu().numpy()
 
-    def _write(self, flat: torch.Tensor) -> None:
+    def _write(self, flat: np.ndarray) -> None:
+        flat_t = torch.from_numpy(np.ascontiguousarray(flat))
         offset = 0
         for p in self._params:
             n = p.numel()
-            p.copy_(flat[offset : offset + n].view_as(p))
+            p.copy_(flat_t[offset : offset + n].view_as(p))
             offset += n
 
     @staticmethod
@@ -540,9 +581,9 @@ class DSCD(torch.optim.Optimizer):
 
     def best_params(self) -> list[torch.Tensor]:
         """``x_best`` shaped like the parameters (copies)."""
-        flat, out, offset = self._engine.x_best[0], [], 0
+        flat, out, offset = torch.from_numpy(self._engine.x_best[0].copy()), [], 0
         for p in self._params:
-            out.append(flat[offset : offset + p.numel()].view_as(p).clone().to(p.device))
+            out.append(flat[offset : offset + p.numel()].view_as(p).to(p.device))
             offset += p.numel()
         return out
 

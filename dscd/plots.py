@@ -120,3 +120,49 @@ def animate_beta_annealing(
         anim.save(paths[1], writer=animation.FFMpegWriter(fps=fps))
     plt.close(fig)
     return paths
+
+
+_ADAM_COLOURS = {"0.001": "tab:blue", "0.01": "tab:orange", "0.1": "tab:green", "schedule": "tab:red"}
+_OTHER_STYLE = {"cmaes": ("black", "-."), "random": ("tab:gray", ":"), "dual_annealing": ("tab:purple", "--")}
+
+
+def _method_style(method: str) -> tuple[str, str]:
+    if method.startswith("adam_"):
+        setting, _, dscd = method.removeprefix("adam_").partition("+")
+        return _ADAM_COLOURS.get(setting, "tab:brown"), "-" if dscd else "--"
+    return _OTHER_STYLE.get(method, ("tab:olive", "-"))
+
+
+def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Figure:
+    """Figure 3: median gap to the global minimum against evaluations, shaded 95% CI of the median.
+
+    One panel per summary (a function at a dimension, as :func:`dscd.bench.summarise`
+    returns it, with curves). Adam variants share a colour per learning rate:
+    dashed alone, solid with DSCD. The y axis is logarithmic (gaps below
+    ``log_floor`` are drawn at it).
+    """
+    n = len(summaries)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0), squeeze=False)
+    for ax, summary in zip(axes[0], summaries, strict=True):
+        f_min = summary["function"]["f_min"]
+        for method, entry in summary["methods"].items():
+            colour, style = _method_style(method)
+            med = np.maximum(np.asarray(entry["median"]) - f_min, log_floor)
+            lo = np.maximum(np.asarray(entry["ci_lower"]) - f_min, log_floor)
+            hi = np.maximum(np.asarray(entry["ci_upper"]) - f_min, log_floor)
+            evals = np.arange(1, med.size + 1)
+            ax.plot(evals, med, color=colour, ls=style, lw=1.4, label=entry["label"])
+            ax.fill_between(evals, lo, hi, color=colour, alpha=0.12, lw=0)
+        fn = summary["function"]
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_xlabel("function evaluations")
+        ax.set_ylabel(r"median of $f(x_\mathrm{best}) - f_\mathrm{min}$")
+        title = fn["name"].replace("_", " ").replace("styblinski tang", "Styblinski-Tang").capitalize()
+        ax.set_title(f"{title}, d = {fn['dim']} ({summary['config']['runs']} runs)")
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.1 if len(labels) > 6 else 0.06, 1, 1))
+    return fig

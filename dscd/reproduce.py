@@ -29,6 +29,11 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {"frames": 60, "fps": 12},
         "paper": {"frames": 120, "fps": 24},
     },
+    "05": {
+        "smoke": {"dim": 3, "second_dim": 2, "runs": 6, "budget": 300, "long_budget": 600},
+        "quick": {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000},
+        "paper": {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000},
+    },
 }
 
 _NAME = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")

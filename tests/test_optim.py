@@ -51,7 +51,7 @@ def test_proposals_stay_in_the_domain_and_have_the_intended_moments():
     for phi in (0.0, 0.5, 0.95):
         # x outside the box: its unit position is clipped to 1
         for x, v in ((1.5, 0.75), (7.0, 1.0), (-9.0, 0.0)):
-            s = propose(np.full(n, x), -3.0, 3.0, phi, rng.random(n)).numpy()
+            s = propose(np.full(n, x), -3.0, 3.0, phi, rng).numpy()
             assert (s >= -3).all() and (s <= 3).all()
             unit = (s + 3) / 6
             mu, sigma = phi * v + (1 - phi) * 0.5, (1 - phi) / math.sqrt(12)
@@ -60,7 +60,7 @@ def test_proposals_stay_in_the_domain_and_have_the_intended_moments():
 
 
 def test_propose_at_the_concentration_cap_is_finite():
-    s = propose(torch.tensor([1.5, -3.0, 3.0]), -3.0, 3.0, PHI_MAX, torch.tensor([0.1, 0.5, 0.9]))
+    s = propose(torch.tensor([1.5, -3.0, 3.0]), -3.0, 3.0, PHI_MAX, np.random.default_rng(0))
     assert torch.isfinite(s).all()
     torch.testing.assert_close(s, torch.tensor([1.5, -3.0, 3.0], dtype=torch.float64), atol=1e-4, rtol=0)
 
@@ -91,7 +91,7 @@ def test_acceptance_needs_strict_improvement_on_the_window_minimum():
     x = torch.zeros(1, 2)
     accepted = [bool(e.observe([val], x + i).accepted[0]) for i, val in enumerate([3.0, 3.0, 2.0, 2.5, 2.0, 1.0])]
     assert accepted == [True, False, True, False, False, True]
-    torch.testing.assert_close(e.x_best, x + 5)
+    np.testing.assert_array_equal(e.x_best, (x + 5).numpy())
 
 
 def test_window_forgets_values_older_than_K():
@@ -134,12 +134,13 @@ def test_lanes_are_independent_of_the_batch_they_run_in():
         e = DSCDEngine(starts, -2.0, 2.0, 300, T=7, K=50, seeds=lanes_entropy)
         x = starts.clone()
         for _ in range(300):
-            prop = e.propose()
-            point = torch.where(e.is_global[:, None], prop, x)
+            prop = torch.from_numpy(e.propose())
+            point = torch.where(torch.from_numpy(e.is_global)[:, None], prop, x)
             values = ((point**2 - 1) ** 2 + 0.3 * point).sum(1)
             r = e.observe(values, point)
-            x = torch.where(r.was_global[:, None], e.x_best, x - 0.01 * (4 * x * (x**2 - 1) + 0.3))
-        return e.x_best
+            x = torch.where(torch.from_numpy(r.was_global)[:, None], torch.from_numpy(e.x_best),
+                            x - 0.01 * (4 * x * (x**2 - 1) + 0.3))
+        return torch.from_numpy(e.x_best)
 
     starts = torch.tensor([[1.5, 1.0], [0.5, -1.0], [1.0, 1.9]], dtype=torch.float64)
     entropy = [(7, 0), (7, 1), (7, 2)]
@@ -166,9 +167,10 @@ def test_engine_rejects_bad_numbers(kwargs, match):
 
 
 def quadratic_setup(seed=0, T=5, total=200, **kw):
-    torch.manual_seed(0)
-    x = torch.nn.Parameter(torch.randn(2, 2))
-    y = torch.nn.Parameter(torch.full((8,), 1.6))  # every y in the worse well of sin(3y) + 0.1 y^2
+    # x at its minimum, every y near the worse well of sin(3y) + 0.1 y^2 (y ~ 1.57; the better one is y ~ -0.52):
+    # Adam stalls within a few steps, so global steps start early, while phi is small
+    x = torch.nn.Parameter(torch.full((2, 2), 0.5))
+    y = torch.nn.Parameter(torch.full((16,), 1.55))
     opt = DSCD([x, y], torch.optim.Adam([x, y], lr=0.05), total_steps=total, T=T, seed=seed, **kw)
     return x, y, opt
 
@@ -264,7 +266,7 @@ def test_state_dict_survives_torch_save(tmp_path):
         opt.step(f)
     torch.save(opt.state_dict(), tmp_path / "opt.pt")
     x2, y2, opt2 = quadratic_setup(seed=2)
-    opt2.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
+    opt2.load_state_dict(torch.load(tmp_path / "opt.pt"))  # weights_only: plain tensors and numbers
     assert opt2.stats == opt.stats
 
 
@@ -358,7 +360,7 @@ def test_nan_in_a_local_step_raises_and_changes_nothing():
         opt.step(lambda: f() * float("nan"))
     assert torch.equal(x, before[0])
     assert opt.stats["step"] == before[1]["engine"]["step_count"]
-    torch.testing.assert_close(opt._engine.x_best, before[1]["engine"]["x_best"])
+    np.testing.assert_array_equal(opt._engine.x_best, before[1]["engine"]["x_best"].numpy())
 
 
 def test_nan_proposal_is_rejected_and_counted():

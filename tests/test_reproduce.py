@@ -79,3 +79,18 @@ def test_animate_writes_a_gif_and_rejects_bad_values(tmp_path, capsys):
         cli.main(["animate", "--out", str(tmp_path / "b.gif"), "--v", "1.5"])
     assert exc.value.code == 2
     assert "v (the unit position)" in capsys.readouterr().err
+
+
+def test_notebook_05_under_smoke_records_the_claims(tmp_path):
+    assert cli.main(["reproduce", "--profile", "smoke", "--only", "05", "--outputs", str(tmp_path), "--quiet"]) == 0
+    figures = tmp_path / "smoke" / "figures"
+    for name in ("05_figure3.png", "05_figure3.pdf", "05_figure3_rotated.png", "05_figure3_d2.png",
+                 "05_long_budget.png", "05_benchmarks_table.md", "05_benchmarks_table.csv",
+                 "05_figure3_data/results.json", "05_figure3_data/curves.npz"):
+        assert (figures / name).stat().st_size > 0, name
+    metrics = json.loads((figures / "05_benchmarks.json").read_text())
+    assert metrics["profile"] == "smoke" and metrics["dim"] == 3
+    first = metrics["claims"]["figure3"][0]
+    assert first["function"] == "styblinski_tang" and set(first["dscd_improves"]) == {"0.001", "0.01", "0.1",
+                                                                                      "schedule"}
+    assert isinstance(first["plain_adam_never_in_global_basin"], bool)

@@ -70,17 +70,16 @@ plt.show()
 # %% [markdown]
 # ## Does the sampler have the intended mean and spread?
 #
-# The sampler maps uniform numbers through the Beta inverse CDF. For each `phi`,
-# the mean and standard deviation of `samples` proposals (in the unit interval)
-# should match `mu` and `sigma` up to Monte-Carlo error.
+# Proposals are drawn with NumPy's Beta sampler from a seeded generator. For each
+# `phi`, the mean and standard deviation of `samples` proposals (in the unit
+# interval) should match `mu` and `sigma` up to Monte-Carlo error.
 
 # %%
 rng = np.random.default_rng(seed)
 x0 = lo + v * (hi - lo)
 rows = []
 for phi in phis:
-    u = rng.random(samples)
-    x = propose(np.full(samples, x0), lo, hi, phi, u).numpy()
+    x = propose(np.full(samples, x0), lo, hi, phi, rng).numpy()
     unit = (x - lo) / (hi - lo)
     mu = phi * v + (1 - phi) * 0.5
     sigma = (1 - phi) / np.sqrt(12)
