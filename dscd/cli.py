@@ -69,6 +69,79 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from dscd.genotype import GenotypeError, check_validity, draw_genotype, load_genotype, load_genotypes
+    from dscd.network import EvalNetwork, network_size
+
+    try:
+        genotypes = ({args.name: load_genotype(args.genotype, args.name)} if args.name
+                     else load_genotypes(args.genotype))
+    except GenotypeError as err:
+        raise UsageError(str(err)) from None
+    if args.plot and len(genotypes) != 1:
+        raise UsageError(f"--plot draws one genotype; {args.genotype} holds {len(genotypes)}: add --name")
+    print(f"{'genotype':<14} {'style':<10} {'params (M)':>10} {'with aux':>9} {'FLOPs (M)':>10}  cells "
+          f"(C={args.channels}, {args.layers} cells, {args.image_size}x{args.image_size} input)")
+    for name, g in genotypes.items():
+        validity = check_validity(g)
+        if validity.valid:
+            size = network_size(EvalNetwork(g, channels=args.channels, layers=args.layers), args.image_size)
+            numbers = f"{size.params_m:>10.3f} {size.params_with_aux_m:>9.3f} {size.flops_m:>10.1f}"
+        else:
+            numbers = f"{'Invalid arch.':>31}"
+        print(f"{name:<14} {g.style:<10} {numbers}  normal {len(g.normal)} ops, reduce {len(g.reduce)} ops"
+              + ("" if validity.valid else f"  ({validity.message()})"))
+    if args.plot:
+        import matplotlib.pyplot as plt
+
+        name, g = next(iter(genotypes.items()))
+        fig = draw_genotype(g, title=name)
+        fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+        plt.close(fig)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _parse_set(items: list[str] | None) -> dict:
+    import yaml
+
+    changes = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects key=value, got {item!r}")
+        changes[key.strip()] = yaml.safe_load(value)
+    return changes
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from dscd.runs import CheckpointError
+    from dscd.search import SearchConfig, SearchDiverged, profile, run
+
+    try:
+        config = SearchConfig.from_file(args.config) if args.config else profile(args.profile)
+        changes = _parse_set(args.set)
+        for name in ("optimizer", "epochs", "device", "data", "seed"):
+            if getattr(args, name) is not None:
+                changes[name] = getattr(args, name)
+        config = config.replace(**changes)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    out = args.out or f"runs/{config.profile}-{config.optimizer}-{config.epochs}"
+    try:
+        summary = run(config, out, resume=args.resume, progress=not args.quiet)
+    except (CheckpointError, SearchDiverged, ValueError) as err:
+        print(f"dscd search: {err}", file=sys.stderr)
+        return 1
+    final = summary["final"]
+    test = "-" if final["test_acc"] is None else f"{100 * final['test_acc']:.2f}%"
+    print(f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
+          f"val {100 * final['val_acc']:.2f}%, search test {test}; mean weight normal "
+          f"{final['mean_weight_normal']:.3f}, reduce {final['mean_weight_reduce']:.3f}; "
+          + ("valid genotype" if summary["valid"] else f"Invalid arch. ({final['invalid_reason']})"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dscd",
@@ -101,6 +174,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/bench", help="folder for results.json, curves.npz, figure.png/pdf")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("search", help="architecture search: FairDARTS with Adam or DSCD on alpha")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
+    source.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
+                        help="named configuration (default quick)")
+    p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
+    p.add_argument("--epochs", type=int, help="search budget in epochs")
+    p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any configuration field")
+    p.add_argument("--out", help="run folder (default runs/<profile>-<optimizer>-<epochs>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (JSON)")
+    p.add_argument("genotype", help="genotype JSON: one genotype, or named ones like shared/reference/genotypes.json")
+    p.add_argument("--name", help="which genotype of a file holding several (default: all)")
+    p.add_argument("--plot", metavar="FILE", help="draw the two cells to FILE (png, pdf, svg)")
+    p.add_argument("--channels", type=int, default=36, help="initial channels of the final network (36)")
+    p.add_argument("--layers", type=int, default=20, help="cells of the final network (20)")
+    p.add_argument("--image-size", type=int, default=32, help="input side for FLOPs (32)")
+    p.set_defaults(func=_cmd_describe)
 
     p = sub.add_parser("animate", help="animate the beta-annealed proposal (GIF, and MP4 with ffmpeg)")
     p.add_argument("--out", default="beta_annealing.gif", help="output path; the suffix is replaced per format")

@@ -1,0 +1,140 @@
+"""Candidate operations of the DARTS/FairDARTS cell space, built from a registry.
+
+The operations are those of the FairDARTS reference (facts in
+``shared/reference/fairdarts-reference.md``): pools, skip connection (a factorized
+reduction at stride 2), separable and dilated convolutions. ``none`` (DARTS' zero
+op) exists for the softmax relaxation. Every convolutional operation starts with
+a ReLU of its input; in the search network a node's ReLU is computed once and
+shared by all the operations that start with it (``pre_relu=True`` builds the
+operation without its own leading ReLU; the parameters are the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DARTS_OPS", "FAIRDARTS_OPS", "OPS", "DilConv", "FactorizedReduce", "ReLUConvBN", "SepConv", "Zero",
+    "check_ops", "make_op", "uses_relu",
+]
+
+#: The FairDARTS candidate operations, in the reference's order.
+FAIRDARTS_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+                 "dil_conv_3x3", "dil_conv_5x5")
+#: DARTS' operations: ``none`` first, then FairDARTS'.
+DARTS_OPS = ("none", *FAIRDARTS_OPS)
+
+
+def _relu(pre_relu: bool) -> list[nn.Module]:
+    return [] if pre_relu else [nn.ReLU(inplace=False)]
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, convolution, BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True,
+                 pre_relu: bool = False) -> None:
+        super().__init__(*_relu(pre_relu), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
+                         nn.BatchNorm2d(c_out, affine=affine))
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise (dilated) convolution, 1x1 convolution, BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
+                 affine: bool = True, pre_relu: bool = False) -> None:
+        super().__init__(
+            *_relu(pre_relu),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked [ReLU, depthwise kxk, 1x1, BN] blocks; only the first depthwise convolution strides."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True,
+                 pre_relu: bool = False) -> None:
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine, pre_relu=pre_relu),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Zero(nn.Module):
+    """DARTS' ``none``: zeros of the output's shape."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution: ReLU, two 1x1 stride-2 convolutions (the second on the input shifted by one
+    pixel), concatenated, BatchNorm."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True, pre_relu: bool = False) -> None:
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.relu = None if pre_relu else nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.relu is not None:
+            x = self.relu(x)
+        shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # odd sizes stay aligned with conv_1
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+OpFactory = Callable[[int, int, bool, bool], nn.Module]
+
+#: name -> factory(channels, stride, affine, pre_relu). Pools and the identity never use ``pre_relu``.
+OPS: dict[str, OpFactory] = {
+    "none": lambda c, stride, affine, pre_relu: Zero(stride),
+    "max_pool_3x3": lambda c, stride, affine, pre_relu: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda c, stride, affine, pre_relu: nn.AvgPool2d(3, stride=stride, padding=1,
+                                                                      count_include_pad=False),
+    "skip_connect": lambda c, stride, affine, pre_relu: (
+        nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine, pre_relu=pre_relu)),
+    "sep_conv_3x3": lambda c, stride, affine, pre_relu: SepConv(c, c, 3, stride, 1, affine, pre_relu),
+    "sep_conv_5x5": lambda c, stride, affine, pre_relu: SepConv(c, c, 5, stride, 2, affine, pre_relu),
+    "dil_conv_3x3": lambda c, stride, affine, pre_relu: DilConv(c, c, 3, stride, 2, 2, affine, pre_relu),
+    "dil_conv_5x5": lambda c, stride, affine, pre_relu: DilConv(c, c, 5, stride, 4, 2, affine, pre_relu),
+}
+
+
+def check_ops(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate an operation set: known names, no repeats, at least one."""
+    names = tuple(names)
+    if not names:
+        raise ValueError("the operation set is empty: give at least one operation, e.g. FAIRDARTS_OPS")
+    unknown = [n for n in names if n not in OPS]
+    if unknown:
+        raise ValueError(f"unknown operation {unknown[0]!r}; known operations: {', '.join(OPS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"an operation is listed twice in {names}")
+    return names
+
+
+def uses_relu(name: str, stride: int) -> bool:
+    """Does operation ``name`` at ``stride`` start with a ReLU of its input?"""
+    return name.startswith(("sep_conv", "dil_conv")) or (name == "skip_connect" and stride != 1)
+
+
+def make_op(name: str, channels: int, stride: int, affine: bool = True, pre_relu: bool = False) -> nn.Module:
+    """Build operation ``name``; ``pre_relu=True`` leaves out its leading ReLU (the caller applies it)."""
+    if name not in OPS:
+        raise ValueError(f"unknown operation {name!r}; known operations: {', '.join(OPS)}")
+    return OPS[name](channels, stride, affine, pre_relu and uses_relu(name, stride))

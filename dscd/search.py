@@ -1,0 +1,500 @@
+"""The architecture search: first-order bilevel FairDARTS with Adam or DSCD on alpha.
+
+One loop serves both optimisers (SPEC section 5). Every iteration takes an alpha
+step on a validation minibatch (Adam, or the DSCD hybrid wrapping that same
+Adam, whose global steps evaluate the same objective on the same minibatch) and
+then a weight step on a training minibatch (SGD with a cosine learning rate and
+gradient clipping). Each step back-propagates only into the parameters it
+updates.
+
+A run lives in a folder: ``config.json``, ``metrics.jsonl`` (one record per
+epoch), ``alphas.jsonl`` (the alpha tensors per epoch), ``checkpoint.pt`` (atomic,
+the one before kept as ``checkpoint.prev.pt``), and at the end ``genotype.json``
+and ``summary.json``. ``run(config, out, resume=True)`` continues exactly where
+the last checkpoint left off (bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from dscd.data import DataConfig, ImageLoader, search_split, test_set
+from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
+from dscd.ops import FAIRDARTS_OPS, check_ops
+from dscd.optim import DSCD
+from dscd.runs import (
+    CheckpointError,
+    JsonLines,
+    load_checkpoint,
+    resolve_device,
+    run_metadata,
+    save_checkpoint,
+    seed_everything,
+    write_json,
+)
+from dscd.space import RELAXATIONS, SearchNetwork, fairdarts_objective
+
+__all__ = ["PROFILES", "SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics", "profile",
+           "run"]
+
+OPTIMIZERS = ("adam", "dscd")
+
+
+class SearchDiverged(FloatingPointError):
+    """A non-finite loss; the message names the epoch and step. The last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run depends on; defaults are the FairDARTS reference (the ``paper`` profile).
+
+    Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``),
+    ``per_class`` / ``test_per_class`` (subset sizes, ``None`` for all), ``image_size``.
+    Network: ``channels``, ``layers``, ``nodes``, ``ops``, ``relaxation``, ``w01``.
+    Alpha: ``optimizer`` (``adam`` or ``dscd``), Adam's ``alpha_lr``, ``alpha_betas``,
+    ``alpha_weight_decay``; DSCD's ``dscd_T``, ``dscd_K``, ``dscd_domain``,
+    ``dscd_reset_local_state`` (phi anneals over the whole search).
+    Weights: SGD ``w_lr`` cosine to ``w_lr_min``, ``w_momentum``, ``w_weight_decay``, ``grad_clip``.
+    Discretisation: ``rule``, ``threshold``. Run: ``epochs``, ``batch_size``, ``test_every``
+    (epochs between Search Test evaluations; the last epoch always), ``seed``, ``device``,
+    ``amp`` (bfloat16 autocast on CUDA), ``channels_last``, ``checkpoint_minutes``.
+    """
+
+    profile: str = "paper"
+    data: str | None = None
+    per_class: int | None = None
+    test_per_class: int | None = None
+    image_size: int = 32
+    channels: int = 16
+    layers: int = 8
+    nodes: int = 4
+    ops: tuple[str, ...] = FAIRDARTS_OPS
+    relaxation: str = "sigmoid"
+    w01: float = 10.0
+    optimizer: str = "adam"
+    epochs: int = 50
+    batch_size: int = 128
+    alpha_lr: float = 3e-3
+    alpha_betas: tuple[float, float] = (0.9, 0.999)
+    alpha_weight_decay: float = 1e-3
+    dscd_T: int = 50
+    dscd_K: int = 1000
+    dscd_domain: tuple[float, float] = (-3.0, 3.0)
+    dscd_reset_local_state: bool = False
+    w_lr: float = 0.005
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    rule: str = "fairdarts"
+    threshold: float = 0.85
+    test_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = True
+    checkpoint_minutes: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(self.ops))
+        object.__setattr__(self, "alpha_betas", tuple(float(b) for b in self.alpha_betas))
+        object.__setattr__(self, "dscd_domain", tuple(float(d) for d in self.dscd_domain))
+
+        def integer(name: str, minimum: int, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
+                                 f"got {value!r}")
+
+        def number(name: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                    value <= low if low_open else value < low) or value > high:
+                bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high < math.inf else "")
+                raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+
+        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("nodes", 1), ("epochs", 1),
+                              ("batch_size", 1), ("dscd_T", 1), ("dscd_K", 1), ("test_every", 0), ("seed", 0)):
+            integer(name, minimum)
+        integer("per_class", 2, allow_none=True)
+        integer("test_per_class", 2, allow_none=True)
+        if self.channels % 2:
+            raise ValueError(f"channels must be even, got {self.channels}")
+        for name in ("alpha_lr", "w_lr", "checkpoint_minutes"):
+            number(name, 0.0, low_open=True)
+        for name in ("w01", "alpha_weight_decay", "w_weight_decay", "w_lr_min", "grad_clip"):
+            number(name, 0.0)
+        number("w_momentum", 0.0, 1.0)
+        number("threshold", 0.0, 1.0)
+        if self.w_lr_min > self.w_lr:
+            raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
+        if len(self.alpha_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.alpha_betas):
+            raise ValueError(f"alpha_betas must be two numbers in [0, 1), got {self.alpha_betas}")
+        if len(self.dscd_domain) != 2 or not self.dscd_domain[0] < self.dscd_domain[1]:
+            raise ValueError(f"dscd_domain must be (lo, hi) with lo < hi, got {self.dscd_domain}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {self.relaxation!r}")
+        if self.rule not in DISCRETISATION_RULES:
+            raise ValueError(f"rule must be one of {DISCRETISATION_RULES}, got {self.rule!r}")
+        check_ops(self.ops)
+        if self.relaxation == "sigmoid" and "none" in self.ops:
+            raise ValueError("ops: 'none' belongs to the softmax relaxation")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    # -- files ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a search configuration is a mapping of fields, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown configuration field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchConfig:
+        """Read JSON (``.json``) or YAML (``.yaml``/``.yml``); fields not given keep the defaults."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no configuration file at {path}")
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        return cls.from_dict(data or {})
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            write_json(path, self.to_dict())
+
+    @property
+    def data_config(self) -> DataConfig:
+        return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
+                          image_size=self.image_size, seed=self.seed)
+
+
+#: Fields that change the computation: a checkpoint must agree on them to be resumed.
+_MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
+                    if f.name not in ("profile", "device", "checkpoint_minutes", "test_every"))
+
+#: Named configurations. ``paper`` is the FairDARTS reference; the others are CPU-sized.
+PROFILES: dict[str, SearchConfig] = {
+    "paper": SearchConfig(profile="paper"),
+    "quick": SearchConfig(profile="quick", per_class=100, test_per_class=50, image_size=16, channels=4, layers=5,
+                          batch_size=50, epochs=40, test_every=5, checkpoint_minutes=5.0),
+    "smoke": SearchConfig(profile="smoke", data="digits", per_class=20, test_per_class=10, image_size=8,
+                          channels=2, layers=3, batch_size=10, epochs=3, test_every=1, checkpoint_minutes=5.0),
+}
+
+
+def profile(name: str, **changes: Any) -> SearchConfig:
+    """The configuration of profile ``name`` with ``changes`` applied."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name].replace(**changes)
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+def _accuracy_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+@dataclass
+class _EpochAccumulator:
+    """Running sums of one epoch (tensors on the device: no sync per step)."""
+
+    steps: int = 0
+    samples_train: int = 0
+    samples_val: int = 0
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        value = value.detach().float()
+        self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "samples_train": self.samples_train, "samples_val": self.samples_val,
+                "sums": {k: v.cpu() for k, v in self.sums.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> _EpochAccumulator:
+        return cls(state["steps"], state["samples_train"], state["samples_val"],
+                   {k: v.to(device) for k, v in state["sums"].items()})
+
+
+class Searcher:
+    """The network, the two optimisers and the two steps of one search iteration."""
+
+    def __init__(self, config: SearchConfig, num_classes: int, in_channels: int, steps_per_epoch: int,
+                 device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        gen = torch.Generator().manual_seed(config.seed)
+        self.net = SearchNetwork(config.channels, num_classes, config.layers, config.nodes, config.ops,
+                                 config.relaxation, in_channels,
+                                 alpha_init_std=1e-3 if config.relaxation == "softmax" else 0.0, generator=gen)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.net.to(device=device, memory_format=self.memory_format)
+        self.alphas = self.net.alphas()
+        self.weights = self.net.weights()
+        adam = torch.optim.Adam(self.alphas, lr=config.alpha_lr, betas=config.alpha_betas,
+                                weight_decay=config.alpha_weight_decay)
+        self.dscd = None
+        if config.optimizer == "dscd":
+            self.dscd = DSCD(self.alphas, adam, total_steps=config.epochs * steps_per_epoch,
+                             domain=config.dscd_domain, T=config.dscd_T, K=config.dscd_K, seed=config.seed,
+                             reset_local_state=config.dscd_reset_local_state)
+        self.alpha_opt: torch.optim.Optimizer = self.dscd or adam
+        self.w_opt = torch.optim.SGD(self.weights, lr=config.w_lr, momentum=config.w_momentum,
+                                     weight_decay=config.w_weight_decay)
+        self.autocast = config.amp and device.type == "cuda"
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.net(x.to(memory_format=self.memory_format)).float()
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self._forward(x)
+        return fairdarts_objective(logits, y, self.alphas, self.config.w01), logits
+
+    def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Adam or DSCD step on a validation batch; returns (loss, logits) at the pre-step alpha."""
+        if self.dscd is not None:
+            seen: dict[str, torch.Tensor] = {}
+
+            def closure() -> torch.Tensor:
+                loss, seen["logits"] = self.objective(x, y)
+                return loss
+
+            loss = self.dscd.step(closure)
+            return loss.detach(), seen["logits"].detach()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        loss, logits = self.objective(x, y)
+        loss.backward(inputs=self.alphas)
+        self.alpha_opt.step()
+        return loss.detach(), logits.detach()
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on a training batch (the zero-one term is in the loss, as in the reference)."""
+        self.w_opt.zero_grad(set_to_none=True)
+        loss, logits = self.objective(x, y)
+        loss.backward(inputs=self.weights)
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_opt.step()
+        return loss.detach(), logits.detach()
+
+    def set_lr(self, epoch: int) -> float:
+        """Cosine from ``w_lr`` to ``w_lr_min`` over the epochs (the reference steps it per epoch)."""
+        c = self.config
+        lr = c.w_lr_min + (c.w_lr - c.w_lr_min) * (1 + math.cos(math.pi * epoch / c.epochs)) / 2
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    @torch.no_grad()
+    def accuracy(self, loader: ImageLoader) -> float:
+        self.net.eval()
+        correct = torch.zeros((), device=self.device)
+        for x, y in loader.epoch(0):
+            correct += _accuracy_count(self._forward(x), y)
+        self.net.train()
+        return float(correct) / len(loader.data)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
+                "w_opt": self.w_opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.w_opt.load_state_dict(state["w_opt"])
+
+
+def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, Any], Genotype, list, list]:
+    with torch.no_grad():
+        normal, reduce = (w.detach().float().cpu().numpy() for w in searcher.net.edge_weights())
+    genotype = discretise(normal, reduce, rule=config.rule, threshold=config.threshold, ops=config.ops,
+                          nodes=config.nodes)
+    validity = check_validity(genotype)
+    out: dict[str, Any] = {}
+    for cell, w in (("normal", normal), ("reduce", reduce)):
+        for key, value in cell_summary(w, genotype.cell(cell), config.threshold).items():
+            out[f"{key}_{cell}"] = value
+    out.update(genotype=genotype.to_dict(), valid=validity.valid,
+               invalid_reason=None if validity.valid else validity.message())
+    alphas = [a.detach().float().cpu().numpy().round(6).tolist() for a in searcher.alphas]
+    return out, genotype, alphas[0], alphas[1]
+
+
+def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) a search into the folder ``out``; returns the summary (also ``summary.json``)."""
+    out = Path(out)
+    device = resolve_device(config.device)
+    if not resume and (out / "checkpoint.pt").exists():
+        raise CheckpointError(f"{out} already holds a search (checkpoint.pt): pass --resume to continue it, "
+                              "or choose another --out")
+    state = load_checkpoint(out, "search", config.to_dict(), _MUST_MATCH) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(config.seed)
+    train_data, val_data = search_split(config.data_config)
+    test_data = test_set(config.data_config)
+    bs = config.batch_size
+    if min(len(train_data), len(val_data)) < bs:
+        raise ValueError(f"batch_size {bs} exceeds the {min(len(train_data), len(val_data))} images of a search "
+                         "half: lower batch_size or raise per_class")
+    train_loader = ImageLoader(train_data, bs, augment=True, drop_last=True, seed=config.seed, device=device)
+    val_loader = ImageLoader(val_data, bs, augment=True, drop_last=True, seed=config.seed + 1, device=device)
+    test_loader = ImageLoader(test_data, max(bs, 256), shuffle=False, device=device)
+    steps = min(len(train_loader), len(val_loader))
+    searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device)
+
+    metrics, alpha_log = JsonLines(out / "metrics.jsonl"), JsonLines(out / "alphas.jsonl")
+    epoch, start_batch, acc, elapsed = 0, 0, _EpochAccumulator(), 0.0
+    if state is not None:
+        searcher.load_state_dict(state["searcher"])
+        epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
+        acc = _EpochAccumulator.from_state(state["accumulator"], device)
+        metrics.truncate(state["lines"])
+        alpha_log.truncate(state["lines"])
+    else:
+        for log in (metrics, alpha_log):
+            log.path.unlink(missing_ok=True)
+        config.save(out / "config.json")
+        write_json(out / "meta.json", run_metadata())
+
+    def checkpoint(next_epoch: int, next_batch: int) -> None:
+        save_checkpoint(out, {"kind": "search", "config": config.to_dict(), "epoch": next_epoch,
+                              "batch": next_batch, "accumulator": acc.state(), "searcher": searcher.state_dict(),
+                              "lines": len(metrics), "elapsed": elapsed})
+
+    total = config.epochs * steps
+    bar = tqdm(total=total, initial=epoch * steps + start_batch, disable=not progress, unit="it",
+               desc=f"search {config.optimizer}", dynamic_ncols=True)
+    last_save = time.monotonic()
+    searcher.net.train()
+    while epoch < config.epochs:
+        epoch_start = time.perf_counter()
+        lr = searcher.set_lr(epoch)
+        batches = zip(train_loader.epoch(epoch, start_batch), val_loader.epoch(epoch, start_batch), strict=False)
+        for b, ((xt, yt), (xv, yv)) in enumerate(batches, start=start_batch):
+            if b >= steps:
+                break
+            loss_a, logits_v = searcher.alpha_step(xv, yv)
+            loss_w, logits_t = searcher.weight_step(xt, yt)
+            if not (math.isfinite(float(loss_a)) and math.isfinite(float(loss_w))):
+                bar.close()
+                raise SearchDiverged(f"non-finite loss at epoch {epoch + 1}, step {b + 1} (alpha loss "
+                                     f"{float(loss_a)}, weight loss {float(loss_w)}); the last good checkpoint "
+                                     f"in {out} is intact")
+            acc.add("alpha_loss", loss_a)
+            acc.add("weight_loss", loss_w)
+            acc.add("train_correct", _accuracy_count(logits_t, yt))
+            acc.add("val_correct", _accuracy_count(logits_v, yv))
+            acc.steps += 1
+            acc.samples_train += yt.numel()
+            acc.samples_val += yv.numel()
+            bar.update(1)
+            if progress and (b % 10 == 0 or b == steps - 1):
+                post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
+                if searcher.dscd is not None:
+                    s = searcher.dscd.stats
+                    post.update(step=s["next_step"],
+                                accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
+                bar.set_postfix(post, refresh=False)
+            if time.monotonic() - last_save > 60 * config.checkpoint_minutes and b + 1 < steps:
+                elapsed += time.perf_counter() - epoch_start
+                epoch_start = time.perf_counter()
+                checkpoint(epoch, b + 1)
+                last_save = time.monotonic()
+        elapsed += time.perf_counter() - epoch_start
+        record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.steps, "lr": lr}
+        sums = {k: float(v) for k, v in acc.sums.items()}
+        record.update(alpha_loss=sums["alpha_loss"] / acc.steps, weight_loss=sums["weight_loss"] / acc.steps,
+                      train_acc=sums["train_correct"] / acc.samples_train,
+                      val_acc=sums["val_correct"] / acc.samples_val)
+        last = epoch + 1 == config.epochs
+        test_now = last or (config.test_every and (epoch + 1) % config.test_every == 0)
+        record["test_acc"] = searcher.accuracy(test_loader) if test_now else None
+        cells, genotype, normal, reduce = _cell_numbers(searcher, config)
+        record.update(cells)
+        if searcher.dscd is not None:
+            s = searcher.dscd.stats
+            per = searcher.dscd.stats_per_parameter()
+            record["dscd"] = {**{k: s[k] for k in ("local_steps", "global_steps", "accepted", "rejected", "phi")},
+                              "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
+                              "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
+        record["seconds"] = elapsed
+        metrics.append(record)
+        alpha_log.append({"epoch": epoch + 1, "normal": normal, "reduce": reduce})
+        epoch, start_batch, acc = epoch + 1, 0, _EpochAccumulator()
+        checkpoint(epoch, 0)
+        last_save = time.monotonic()
+    bar.close()
+
+    final = metrics.read()[-1]
+    genotype = Genotype.from_dict(final["genotype"])
+    genotype.save(out / "genotype.json")
+    summary = {"config": config.to_dict(), "folder": str(out), "epochs": config.epochs, "seconds": elapsed,
+               "final": final, "valid": final["valid"], "genotype": genotype.to_dict()}
+    if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
+        with torch.no_grad():
+            best = [torch.sigmoid(a) if config.relaxation == "sigmoid" else torch.softmax(a, -1)
+                    for a in searcher.dscd.best_params()]
+        best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
+                                   threshold=config.threshold, ops=config.ops, nodes=config.nodes)
+        best_genotype.save(out / "genotype_best.json")
+        summary["genotype_best"] = best_genotype.to_dict()
+        summary["best_valid"] = check_validity(best_genotype).valid
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------ reading runs
+
+
+def load_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run folder."""
+    return JsonLines(Path(folder) / "metrics.jsonl").read()
+
+
+def load_alphas(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(epochs, normal (E, edges, ops), reduce (E, edges, ops))`` recorded by a run."""
+    rows = JsonLines(Path(folder) / "alphas.jsonl").read()
+    return (np.array([r["epoch"] for r in rows]), np.array([r["normal"] for r in rows]),
+            np.array([r["reduce"] for r in rows]))

@@ -1,0 +1,170 @@
+"""The search loop: configuration, records, exact resume after SIGKILL, refusals, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dscd import cli
+from dscd.runs import CheckpointError
+from dscd.search import PROFILES, SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, profile, run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(epochs=3, per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3, image_size=8)
+
+
+def tiny(**changes):
+    return profile("smoke", **{**TINY, **changes})
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"epochs": 0}, "epochs must be"),
+        ({"batch_size": -1}, "batch_size must be"),
+        ({"alpha_lr": 0.0}, "alpha_lr must be"),
+        ({"threshold": 1.5}, "threshold must be"),
+        ({"optimizer": "sgd"}, "optimizer must be one of"),
+        ({"relaxation": "gumbel"}, "relaxation must be one of"),
+        ({"rule": "best"}, "rule must be one of"),
+        ({"ops": ("conv_9x9",)}, "unknown operation"),
+        ({"dscd_domain": (3.0, -3.0)}, "dscd_domain"),
+        ({"w_lr_min": 1.0}, "w_lr_min"),
+        ({"per_class": 1}, "per_class must be"),
+        ({"channels": 3}, "channels must be even"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_out_of_range_values_are_rejected_before_any_work(changes, match):
+    with pytest.raises(ValueError, match=match):
+        SearchConfig(**changes)
+
+
+def test_config_round_trips_through_json_and_yaml(tmp_path):
+    cfg = profile("quick", optimizer="dscd", epochs=7)
+    for name in ("c.json", "c.yaml"):
+        cfg.save(tmp_path / name)
+        assert SearchConfig.from_file(tmp_path / name) == cfg
+    (tmp_path / "bad.json").write_text(json.dumps({"epochs": 3, "learning_rate": 1}))
+    with pytest.raises(ValueError, match="unknown configuration field"):
+        SearchConfig.from_file(tmp_path / "bad.json")
+    assert PROFILES["paper"].channels == 16 and PROFILES["paper"].batch_size == 128
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+def test_a_search_records_every_epoch(tmp_path):
+    summary = run(tiny(), tmp_path / "run", progress=False)
+    records = load_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    for key in ("train_acc", "val_acc", "test_acc", "alpha_loss", "weight_loss", "mean_weight_normal",
+                "mean_weight_reduce", "mean_discretised_normal", "kept_edges_reduce", "genotype", "valid", "seconds"):
+        assert key in records[-1], key
+    assert 0 <= records[-1]["test_acc"] <= 1
+    epochs, normal, reduce = load_alphas(tmp_path / "run")
+    assert epochs.tolist() == [1, 2, 3] and normal.shape == reduce.shape == (3, 14, 7)
+    assert (normal != 0).any()  # alpha moved
+    for name in ("config.json", "meta.json", "genotype.json", "summary.json", "checkpoint.pt"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert summary["valid"] == records[-1]["valid"]
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["version"]
+
+
+def test_a_dscd_search_records_its_steps(tmp_path):
+    summary = run(tiny(optimizer="dscd", dscd_T=3), tmp_path / "run", progress=False)
+    last = load_metrics(tmp_path / "run")[-1]["dscd"]
+    assert last["local_steps"] + last["global_steps"] == 3 * 10  # 50 images per half / batch 5 = 10 steps
+    assert last["accepted"] + last["rejected"] == last["global_steps"]
+    assert last["proposed_normal"] + last["proposed_reduce"] == last["global_steps"]
+    assert "genotype_best" in summary
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run(tiny(epochs=2), tmp_path / "a", progress=False)
+    b = run(tiny(epochs=2), tmp_path / "b", progress=False)
+    assert a["final"]["alpha_loss"] == b["final"]["alpha_loss"]
+    assert (load_alphas(tmp_path / "a")[1] == load_alphas(tmp_path / "b")[1]).all()
+
+
+def _strip_times(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "dscd"])
+def test_resume_after_sigkill_is_exact(tmp_path, optimizer):
+    changes = dict(epochs=4, optimizer=optimizer, dscd_T=2, checkpoint_minutes=1e-9)  # a checkpoint every step
+    reference = run(tiny(**changes), tmp_path / "whole", progress=False)
+
+    folder = tmp_path / "killed"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_search import tiny; "
+              f"from dscd.search import run; run(tiny(**{changes!r}), {str(folder)!r}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it in the middle of epoch 3
+        if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(load_metrics(folder)) < 4, "the run finished before it could be killed"
+
+    resumed = run(tiny(**changes), folder, resume=True, progress=False)
+    assert _strip_times(load_metrics(folder)) == _strip_times(load_metrics(tmp_path / "whole"))
+    assert (load_alphas(folder)[1] == load_alphas(tmp_path / "whole")[1]).all()
+    assert resumed["genotype"] == reference["genotype"]
+
+
+def test_refusals_and_corrupt_checkpoints(tmp_path):
+    folder = tmp_path / "run"
+    run(tiny(epochs=1), folder, progress=False)
+    with pytest.raises(CheckpointError, match="already holds a search"):
+        run(tiny(epochs=1), folder, progress=False)
+    with pytest.raises(CheckpointError, match="different configuration .*channels"):
+        run(tiny(epochs=1, channels=4), folder, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run(tiny(), tmp_path / "empty", resume=True, progress=False)
+    (folder / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        run(tiny(epochs=1), folder, resume=True, progress=False)
+    assert (folder / "checkpoint.pt").read_bytes() == b"garbage"  # left as it was
+
+
+def test_a_nan_stops_the_run_naming_epoch_and_step(tmp_path, monkeypatch):
+    original = Searcher.weight_step
+    calls = {"n": 0}
+
+    def flaky(self, x, y):
+        calls["n"] += 1
+        loss, logits = original(self, x, y)
+        return (loss * float("nan"), logits) if calls["n"] == 12 else (loss, logits)  # epoch 2, step 2
+
+    monkeypatch.setattr(Searcher, "weight_step", flaky)
+    folder = tmp_path / "run"
+    with pytest.raises(SearchDiverged, match="epoch 2, step 2"):
+        run(tiny(), folder, progress=False)
+    state = torch.load(folder / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and len(load_metrics(folder)) == 1  # the checkpoint after epoch 1 is intact
+
+
+def test_cli_search_and_its_errors(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    tiny(epochs=1).save(cfg)
+    assert cli.main(["search", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert "1 epochs" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["search", "--profile", "smoke", "--epochs", "0", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "epochs must be" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert cli.main(["search", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 1
+    assert "--resume" in capsys.readouterr().err

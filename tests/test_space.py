@@ -1,0 +1,95 @@
+"""Operations, the supernet and the zero-one loss."""
+
+import pytest
+import torch
+
+from dscd.ops import DARTS_OPS, FAIRDARTS_OPS, check_ops, make_op
+from dscd.space import SearchNetwork, fairdarts_objective, num_edges, zero_one_loss
+
+
+def test_reference_parameter_count():
+    net = SearchNetwork(channels=16, num_classes=10, layers=8)
+    assert sum(p.numel() for p in net.weights()) == 1_930_618
+    # 'none' has no parameters: the DARTS space has the same count
+    darts = SearchNetwork(channels=16, num_classes=10, layers=8, ops=DARTS_OPS, relaxation="softmax")
+    assert sum(p.numel() for p in darts.weights()) == 1_930_618
+
+
+def test_alphas_are_separate_and_start_at_zero():
+    net = SearchNetwork(channels=4, layers=3)
+    alphas = net.alphas()
+    assert [tuple(a.shape) for a in alphas] == [(14, 7), (14, 7)] and num_edges(4) == 14
+    assert sum(a.numel() for a in alphas) == 196
+    assert all((a == 0).all() for a in alphas)
+    ids = {id(p) for p in net.weights()}
+    assert not ids & {id(a) for a in alphas}
+    assert len(ids) + 2 == len(list(net.parameters()))
+    assert "alpha_normal" in net.state_dict()
+    darts = SearchNetwork(channels=4, layers=3, ops=DARTS_OPS, relaxation="softmax", alpha_init_std=1e-3,
+                          generator=torch.Generator().manual_seed(0))
+    assert 0 < darts.alpha_normal.abs().max() < 1e-2
+
+
+@pytest.mark.parametrize("relaxation,ops", [("sigmoid", FAIRDARTS_OPS), ("softmax", DARTS_OPS)])
+def test_output_shapes_and_gradients(relaxation, ops):
+    net = SearchNetwork(channels=4, num_classes=5, layers=3, ops=ops, relaxation=relaxation)
+    assert net.reduction_layers == [1, 2]
+    x = torch.randn(2, 3, 16, 16)
+    out = net(x)
+    assert out.shape == (2, 5)
+    out.sum().backward(inputs=net.alphas())
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in net.alphas())
+    assert all(p.grad is None for p in net.weights())  # the alpha step computes no weight gradients
+
+
+def test_cell_shapes_normal_and_reduction():
+    net = SearchNetwork(channels=4, layers=3, nodes=2)
+    s = net.stem(torch.randn(2, 3, 8, 8))
+    w = torch.sigmoid(net.alpha_normal)
+    assert w.shape == (num_edges(2), 7) == (5, 7)
+    normal = net.cells[0](s, s, w)
+    assert normal.shape == (2, 2 * 4, 8, 8)  # nodes * C channels
+    reduce = net.cells[1](s, normal, torch.sigmoid(net.alpha_reduce))
+    assert reduce.shape == (2, 2 * 8, 4, 4)  # channels doubled, resolution halved
+
+
+def test_shared_relu_gives_the_same_function_as_separate_relus():
+    torch.manual_seed(0)
+    op = make_op("sep_conv_3x3", 4, 1, affine=False, pre_relu=True)
+    plain = make_op("sep_conv_3x3", 4, 1, affine=False)
+    with torch.no_grad():  # same parameters in the same order; one ReLU fewer in the module list
+        for a, b in zip(op.parameters(), plain.parameters(), strict=True):
+            b.copy_(a)
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(op(torch.relu(x)), plain(x))
+
+
+def test_zero_one_loss_closed_form():
+    big = 50.0  # sigmoid(+-50) is 0 or 1 to double precision
+    assert float(zero_one_loss([torch.zeros(14, 7), torch.zeros(14, 7)])) == 0.0
+    assert float(zero_one_loss([torch.full((14, 7), big), torch.full((14, 7), -big)])) == pytest.approx(-0.25)
+    half = [torch.full((3,), big), torch.zeros(3)]  # half at 1 (-0.25 each), half at 0.5 (0)
+    assert float(zero_one_loss(half)) == pytest.approx(-0.125)
+
+
+def test_fairdarts_objective_adds_w01_times_the_zero_one_loss():
+    logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    alphas = [torch.full((2, 2), 50.0)]
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    assert float(fairdarts_objective(logits, y, alphas, w01=10)) == pytest.approx(float(ce) - 2.5)
+    assert float(fairdarts_objective(logits, y, alphas, w01=0)) == pytest.approx(float(ce))
+
+
+def test_bad_configuration_is_named():
+    with pytest.raises(ValueError, match="unknown operation 'conv_7x7'"):
+        SearchNetwork(channels=4, layers=3, ops=("conv_7x7",))
+    with pytest.raises(ValueError, match="relaxation"):
+        SearchNetwork(channels=4, layers=3, relaxation="gumbel")
+    with pytest.raises(ValueError, match="'none' belongs"):
+        SearchNetwork(channels=4, layers=3, ops=DARTS_OPS)
+    with pytest.raises(ValueError, match="channels must be even"):
+        SearchNetwork(channels=5, layers=3)
+    with pytest.raises(ValueError, match="empty"):
+        check_ops(())
+    with pytest.raises(ValueError, match="unknown operation"):
+        make_op("conv_7x7", 4, 1)
