@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dscd-installed
 PROFILE ?= quick
+# CIFAR-10 for the quick/paper profiles: the offline copy beside the repository unless DSCD_DATA is set.
+DSCD_DATA ?= $(abspath ../shared/data/cifar10-jpg.zip)
+export DSCD_DATA
 
 .PHONY: install test figures smoke lint bench clean
 

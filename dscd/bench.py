@@ -33,7 +33,7 @@ from dscd.functions import FUNCTIONS, SyntheticFunction, make_function
 from dscd.optim import DSCDEngine
 
 __all__ = [
-    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "markdown_table", "median_ci", "method_label",
+    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "median_ci", "method_label",
     "paper_claims", "results_table", "run_benchmark", "run_gradient_methods", "summarise", "summary_table",
     "write_results",
 ]
@@ -480,14 +480,3 @@ def results_table(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "in_global_basin": f"{m['in_global_basin']}/{s['config']['runs']}",
             })
     return rows
-
-
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A GitHub Markdown table of :func:`results_table` rows (numbers to 4 significant digits)."""
-    if not rows:
-        return ""
-    keys = list(rows[0])
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"

@@ -166,3 +166,63 @@ def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Fi
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.1 if len(labels) > 6 else 0.06, 1, 1))
     return fig
+
+
+def plot_cell_weights(runs: Sequence[tuple[str, Sequence[dict]]], threshold: float = 0.85) -> plt.Figure:
+    """Figures 1 and 2: mean cell weight per epoch, one panel per run (budget).
+
+    Solid: mean weight (sigmoid(alpha)) of the normal and reduction cell before
+    discretisation; dashed: the mean of the discretised (0/1) weights; dotted: the
+    discretisation threshold. ``runs`` is ``[(title, metrics records), ...]``.
+    """
+    n = len(runs)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False, sharey=True)
+    for ax, (title, records) in zip(axes[0], runs, strict=True):
+        epochs = [r["epoch"] for r in records]
+        for cell, colour in (("normal", "tab:blue"), ("reduce", "tab:orange")):
+            ax.plot(epochs, [r[f"mean_weight_{cell}"] for r in records], color=colour, lw=1.6,
+                    label=f"{'normal' if cell == 'normal' else 'reduction'} cell")
+            ax.plot(epochs, [r[f"mean_discretised_{cell}"] for r in records], color=colour, lw=1.0, ls="--",
+                    label=f"{'normal' if cell == 'normal' else 'reduction'} cell, discretised")
+        ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold}")
+        invalid = [r["epoch"] for r in records if not r["valid"]]
+        if invalid and len(invalid) < len(records):
+            ax.axvspan(min(invalid) - 0.5, max(invalid) + 0.5, color="0.9", zorder=0)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean cell weight")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.03))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def plot_dscd_steps(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figure:
+    """DSCD's bookkeeping per epoch: accepted proposals per cell type, and local vs global steps."""
+    n = len(runs)
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 5.4), squeeze=False, sharex="col")
+    for col, (title, records) in enumerate(runs):
+        epochs = np.array([r["epoch"] for r in records])
+
+        def per_epoch(key: str, records=records) -> np.ndarray:
+            cumulative = np.array([r["dscd"][key] for r in records], dtype=float)
+            return np.diff(np.concatenate([[0.0], cumulative]))
+
+        ax = axes[0][col]
+        ax.plot(epochs, per_epoch("accepted_normal"), label="accepted, normal cell", color="tab:blue")
+        ax.plot(epochs, per_epoch("accepted_reduce"), label="accepted, reduction cell", color="tab:orange")
+        ax.set_title(title)
+        ax.set_ylabel("proposals accepted per epoch")
+        ax.grid(alpha=0.3)
+        ax = axes[1][col]
+        ax.plot(epochs, per_epoch("local_steps"), label="local (Adam) steps", color="tab:green")
+        ax.plot(epochs, per_epoch("global_steps"), label="global (DSCD) steps", color="tab:red")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("steps per epoch")
+        ax.grid(alpha=0.3)
+    for row in axes:
+        row[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -105,7 +105,7 @@ def reproduce(
     runs: list[NotebookRun] = []
     for path in find_notebooks(notebooks_dir, only):
         number = _NAME.match(path.name).group(1)
-        parameters = {"profile": profile, "figures_dir": str(figures_dir)}
+        parameters = {"profile": profile, "figures_dir": str(figures_dir), "runs_dir": str(root / "runs")}
         parameters.update(NOTEBOOK_PARAMETERS.get(number, {}).get(profile, {}))
         output = executed_dir / path.name
         start = time.perf_counter()

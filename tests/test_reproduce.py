@@ -94,3 +94,20 @@ def test_notebook_05_under_smoke_records_the_claims(tmp_path):
     assert first["function"] == "styblinski_tang" and set(first["dscd_improves"]) == {"0.001", "0.01", "0.1",
                                                                                       "schedule"}
     assert isinstance(first["plain_adam_never_in_global_basin"], bool)
+
+
+def test_search_notebooks_under_smoke_write_figures_tables_and_claims(tmp_path):
+    args = ["reproduce", "--profile", "smoke", "--only", "01", "--only", "02", "--outputs", str(tmp_path), "--quiet"]
+    assert cli.main(args) == 0
+    figures = tmp_path / "smoke" / "figures"
+    for name in ("01_figure1.png", "01_figure1.pdf", "01_table1.md", "01_table1.csv", "01_genotype_2.png",
+                 "02_figure2.png", "02_dscd_steps.png", "02_table1.md", "02_genotype_4.png"):
+        assert (figures / name).stat().st_size > 0, name
+    for name in ("01_diagnosis.json", "02_dscd_search.json"):
+        metrics = json.loads((figures / name).read_text())
+        assert metrics["profile"] == "smoke" and isinstance(metrics["claims"]["held"], bool)
+        assert [r["Method"].startswith("FairDARTS") for r in metrics["table1"]] == [True, True]
+    # the runs are reused, not redone, on a second pass
+    before = (tmp_path / "smoke" / "runs" / "adam-2" / "summary.json").stat().st_mtime_ns
+    assert cli.main(args) == 0
+    assert (tmp_path / "smoke" / "runs" / "adam-2" / "summary.json").stat().st_mtime_ns == before

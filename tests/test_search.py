@@ -168,3 +168,16 @@ def test_cli_search_and_its_errors(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     assert cli.main(["search", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 1
     assert "--resume" in capsys.readouterr().err
+
+
+def test_experiment_helpers(tmp_path):
+    from dscd.experiments import run_budgets, search_claims, table1_rows
+    from dscd.tables import markdown_table
+
+    overrides = {k: v for k, v in TINY.items() if k != "epochs"}
+    folders = run_budgets("smoke", "adam", [1, 2], tmp_path, overrides=overrides, progress=False)
+    rows = table1_rows(folders)
+    assert [r["Method"] for r in rows] == ["FairDARTS (1)", "FairDARTS (2)"]
+    assert "| Method |" in markdown_table(rows)
+    claims = search_claims(folders, "adam")
+    assert set(claims) == {"claim", "held", "runs"} and len(claims["runs"]) == 2

@@ -40,9 +40,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.bench import (BenchConfig, markdown_table, paper_claims, results_table, run_benchmark, summarise,
-                        summary_table, write_results)
+from dscd.bench import (BenchConfig, paper_claims, results_table, run_benchmark, summarise, summary_table,
+                        write_results)
 from dscd.plots import plot_benchmark, save_figure
+from dscd.tables import markdown_table, write_table
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -99,12 +100,8 @@ long = run_block("05_long_budget", ["styblinski_tang", "schwefel"], dim, long_bu
 
 # %%
 rows = results_table(main + rotated + second + long)
-table = markdown_table(rows)
-(out / "05_benchmarks_table.md").write_text(table)
-with open(out / "05_benchmarks_table.csv", "w") as fh:
-    fh.write(",".join(rows[0]) + "\n")
-    fh.writelines(",".join(str(v) for v in r.values()) + "\n" for r in rows)
-display(Markdown(table))
+write_table(rows, out / "05_benchmarks_table")
+display(Markdown(markdown_table(rows)))
 
 claims = {
     "figure3": [paper_claims(s) for s in main],

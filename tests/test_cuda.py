@@ -1,0 +1,28 @@
+"""CUDA paths (skipped without a GPU; run by benchmarks/gpu_check.sh on a lent machine)."""
+
+import pytest
+import torch
+
+from dscd import DSCD
+from dscd.search import profile, run
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_dscd_steps_cuda_parameters_like_cpu_ones():
+    results = []
+    for device in ("cpu", "cuda"):
+        x = torch.nn.Parameter(torch.full((4,), 2.0, device=device))
+        opt = DSCD([x], torch.optim.Adam([x], lr=0.05), total_steps=200, T=10, seed=0)
+        for _ in range(200):
+            opt.step(lambda x=x: ((x**2 - 1) ** 2 + 0.3 * x).sum())
+        assert x.device.type == device
+        results.append(opt.stats)
+    assert results[0]["global_steps"] > 0 and results[1]["global_steps"] > 0
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_a_tiny_search_runs_on_cuda(tmp_path, amp):
+    summary = run(profile("smoke", device="cuda", amp=amp, epochs=2, optimizer="dscd"), tmp_path / "r",
+                  progress=False)
+    assert len(summary["final"]["genotype"]["normal"]) >= 0 and summary["final"]["test_acc"] is not None
