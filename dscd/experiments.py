@@ -19,7 +19,7 @@ __all__ = ["BUDGETS", "method_label", "run_budgets", "search_claims", "table1_ro
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
 BUDGETS: dict[str, dict[str, list[int]]] = {
     "paper": {"adam": [50, 75, 250, 500], "dscd": [1500, 2000, 3000]},
-    "quick": {"adam": [15, 30, 60], "dscd": [30, 60, 90]},
+    "quick": {"adam": [15, 30, 60], "dscd": [20, 40, 60]},
     "smoke": {"adam": [2, 3], "dscd": [3, 4]},
 }
 
