@@ -173,7 +173,8 @@ def plot_cell_weights(runs: Sequence[tuple[str, Sequence[dict]]], threshold: flo
 
     Solid: mean weight (sigmoid(alpha)) of the normal and reduction cell before
     discretisation; dashed: the mean of the discretised (0/1) weights; dotted: the
-    discretisation threshold. ``runs`` is ``[(title, metrics records), ...]``.
+    discretisation threshold; grey: epochs whose discretised architecture is
+    invalid. ``runs`` is ``[(title, metrics records), ...]``.
     """
     n = len(runs)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False, sharey=True)
@@ -185,9 +186,9 @@ def plot_cell_weights(runs: Sequence[tuple[str, Sequence[dict]]], threshold: flo
             ax.plot(epochs, [r[f"mean_discretised_{cell}"] for r in records], color=colour, lw=1.0, ls="--",
                     label=f"{'normal' if cell == 'normal' else 'reduction'} cell, discretised")
         ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold}")
-        invalid = [r["epoch"] for r in records if not r["valid"]]
-        if invalid and len(invalid) < len(records):
-            ax.axvspan(min(invalid) - 0.5, max(invalid) + 0.5, color="0.9", zorder=0)
+        for r in records:
+            if not r["valid"]:
+                ax.axvspan(r["epoch"] - 0.5, r["epoch"] + 0.5, color="0.88", lw=0, zorder=0)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylim(0, 1)

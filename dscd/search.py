@@ -215,7 +215,8 @@ PROFILES: dict[str, SearchConfig] = {
     "quick": SearchConfig(profile="quick", per_class=50, test_per_class=20, image_size=16, channels=4, layers=5,
                           batch_size=50, epochs=30, alpha_lr=0.03, test_every=5, checkpoint_minutes=5.0),
     "smoke": SearchConfig(profile="smoke", data="digits", per_class=20, test_per_class=10, image_size=8,
-                          channels=2, layers=3, batch_size=10, epochs=3, test_every=1, checkpoint_minutes=5.0),
+                          channels=2, layers=3, batch_size=10, epochs=3, dscd_T=5, test_every=1,
+                          checkpoint_minutes=5.0),
 }
 
 
