@@ -142,6 +142,42 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dscd.genotype import GenotypeError, load_genotype
+    from dscd.network import InvalidArchitectureError
+    from dscd.runs import CheckpointError
+    from dscd.train import TrainConfig, TrainingDiverged, profile, run
+
+    try:
+        genotype = load_genotype(args.genotype, args.name)
+        config = TrainConfig.from_file(args.config) if args.config else profile(args.profile)
+        changes = _parse_set(args.set)
+        for name in ("epochs", "device", "data", "seed"):
+            if getattr(args, name) is not None:
+                changes[name] = getattr(args, name)
+        config = config.replace(**changes)
+    except (GenotypeError, ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    from pathlib import Path
+
+    name = args.name or Path(args.genotype).stem
+    out = args.out or f"runs/train-{config.profile}-{name}"
+    try:
+        summary = run(config, genotype, out, name=name, resume=args.resume, progress=not args.quiet)
+    except InvalidArchitectureError as err:
+        print(f"dscd train: Invalid arch.: {err}", file=sys.stderr)
+        return 1
+    except (CheckpointError, TrainingDiverged, ValueError) as err:
+        print(f"dscd train: {err}", file=sys.stderr)
+        return 1
+    size, paper = summary["size"], summary["paper_size"]
+    print(f"{out}: {name}, {summary['epochs']} epochs in {summary['seconds']:.0f} s; test accuracy "
+          f"{100 * summary['test_acc']:.2f}% (train {100 * summary['train_acc']:.2f}%); {size['params_m']:.3f} M "
+          f"params ({size['params_with_aux_m']:.3f} M with the auxiliary head), {size['flops_m']:.1f} M FLOPs as "
+          f"trained; at C=36, 20 cells, 32x32: {paper['params_m']:.2f} M params, {paper['flops_m']:.0f} M FLOPs")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dscd",
@@ -190,6 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("train", help="train a genotype from scratch (final architecture, paper Tables 1-2)")
+    p.add_argument("--genotype", required=True, metavar="FILE",
+                   help="genotype JSON: one genotype (e.g. a search's genotype.json) or named ones (then --name)")
+    p.add_argument("--name", help="which genotype of a file holding several")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
+    source.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
+                        help="named configuration (default quick; paper: 20 cells, C=36, batch 96, 600 epochs)")
+    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any configuration field, e.g. --set amp=true --set channels_last=false")
+    p.add_argument("--out", help="run folder (default runs/train-<profile>-<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (JSON)")
     p.add_argument("genotype", help="genotype JSON: one genotype, or named ones like shared/reference/genotypes.json")

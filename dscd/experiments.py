@@ -1,20 +1,23 @@
-"""The paper's search experiments: one search per budget, Table 1's search-phase rows, the claims.
+"""The paper's experiments: one search per budget, final training of what they found, Tables 1 and 2.
 
-Notebooks 01 (FairDARTS with Adam) and 02 (FairDARTS + DSCD) call these; every
-search is an ordinary run folder, reused when it is complete and resumed when it
-was interrupted.
+Notebooks 01 (FairDARTS with Adam), 02 (FairDARTS + DSCD) and 04 (final training)
+call these; every search and every training is an ordinary run folder, reused
+when it is complete and resumed when it was interrupted.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
 from dscd.search import SearchConfig, load_metrics, profile, run
 
-__all__ = ["BUDGETS", "method_label", "run_budgets", "search_claims", "table1_rows"]
+__all__ = ["BUDGETS", "PAPER_TABLE1", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
+           "search_folders", "table1_rows", "table2_rows", "train_genotypes"]
 
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
 BUDGETS: dict[str, dict[str, list[int]]] = {
@@ -22,6 +25,27 @@ BUDGETS: dict[str, dict[str, list[int]]] = {
     "quick": {"adam": [15, 30, 60], "dscd": [20, 40, 60]},
     "smoke": {"adam": [2, 3], "dscd": [3, 4]},
 }
+
+
+#: The paper's Table 1: search-phase accuracies (train split, val split, search test) and Eval. Test (%).
+PAPER_TABLE1: dict[str, tuple[float, float, float, float | str]] = {
+    "FairDARTS (50)": (82.02, 75.61, 76.15, 97.36),
+    "FairDARTS (75)": (87.35, 78.10, 78.65, 97.29),
+    "FairDARTS (250)": (96.95, 81.55, 81.52, "Invalid arch."),
+    "FairDARTS (500)": (99.92, 83.49, 83.26, "Invalid arch."),
+    "FairDARTS + DSCD (1500)": (100.0, 83.12, 83.40, 97.50),
+    "FairDARTS + DSCD (2000)": (100.0, 84.02, 84.71, 97.25),
+    "FairDARTS + DSCD (3000)": (100.0, 85.51, 85.10, 96.92),
+}
+
+#: The paper's Table 2 (published figures, CIFAR-10): method, params (M), FLOPs (M), accuracy (%).
+PAPER_TABLE2: list[tuple[str, float, float, float]] = [
+    ("DARTS", 3.3, 528, 97.00),
+    ("DARTS-", 3.5, 583, 97.41),
+    ("FairDARTS*", 2.8, 373, 97.46),
+    ("FairDARTS", 6.4, 966, 97.36),
+    ("FairDARTS + DSCD", 3.6, 532, 97.50),
+]
 
 
 def method_label(optimizer: str, epochs: int) -> str:
@@ -41,17 +65,106 @@ def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_
     for epochs in budgets:
         config: SearchConfig = profile(profile_name, optimizer=optimizer, epochs=int(epochs), **(overrides or {}))
         folder = Path(runs_dir) / f"{optimizer}-{epochs}"
-        summary = folder / "summary.json"
-        if summary.is_file() and json.loads(summary.read_text())["config"] == config.to_dict():
-            folders.append(folder)
-            continue
-        run(config, folder, resume=(folder / "checkpoint.pt").is_file(), progress=progress)
+        if not _finished(folder, config=config.to_dict()):
+            run(config, folder, resume=(folder / "checkpoint.pt").is_file(), progress=progress)
         folders.append(folder)
     return folders
 
 
-def table1_rows(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Table 1's search-phase columns (accuracy in %) and the validity of the discretised architecture."""
+def _finished(folder: Path, **expected: Any) -> bool:
+    """Whether ``folder`` holds a finished run (``summary.json``) whose fields equal ``expected``."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    return all(summary.get(k) == v for k, v in expected.items())
+
+
+def search_folders(runs_dir: str | Path, profile_name: str) -> list[Path]:
+    """The finished search runs of notebooks 01 and 02 under ``runs_dir`` for the profile's budgets, in
+    Table 1's order; a budget not searched yet is an error that says which notebook to run."""
+    folders, missing = [], []
+    for optimizer, notebook in (("adam", "01_diagnosis"), ("dscd", "02_dscd_search")):
+        for epochs in BUDGETS[profile_name][optimizer]:
+            folder = Path(runs_dir) / f"{optimizer}-{epochs}"
+            if (folder / "summary.json").is_file():
+                folders.append(folder)
+            else:
+                missing.append(f"{folder} (notebook {notebook})")
+    if missing:
+        raise FileNotFoundError("these searches have not finished: " + "; ".join(map(str, missing))
+                                + ". Run those notebooks first (dscd reproduce runs them in order)")
+    return folders
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One genotype's final training: ``summary`` when trained, ``invalid_reason`` when refused."""
+
+    label: str
+    genotype: Genotype
+    folder: Path
+    source: str
+    summary: dict[str, Any] | None = None
+    invalid_reason: str | None = None
+
+    @property
+    def eval_test(self) -> float | str:
+        """Table 1's Eval. Test: accuracy in %, or "Invalid arch." as the paper writes it."""
+        if self.invalid_reason is not None:
+            return "Invalid arch."
+        return round(100 * self.summary["test_acc"], 2)
+
+
+def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir: str | Path,
+                    published: str | Path | None = None, published_names: Sequence[str] = (),
+                    overrides: dict[str, Any] | None = None, progress: bool = True) -> list[Evaluation]:
+    """Train the final genotype of every search folder, then the named published genotypes.
+
+    Each training goes to ``runs_dir/train/<search folder name>`` or
+    ``runs_dir/train/published-<name>``; a finished one with the same configuration and
+    genotype is reused, an interrupted one resumed. An invalid genotype is not trained:
+    its :class:`Evaluation` carries the validity message instead.
+    """
+    from dscd import train
+
+    config = train.profile(profile_name, **(overrides or {}))
+    jobs: list[tuple[str, Genotype, Path, str]] = []
+    for folder in map(Path, searches):
+        summary = json.loads((folder / "summary.json").read_text())
+        label = method_label(summary["config"]["optimizer"], summary["config"]["epochs"])
+        jobs.append((label, load_genotype(folder / "genotype.json"), Path(runs_dir) / "train" / folder.name,
+                     str(folder)))
+    if published_names:
+        if published is None:
+            raise ValueError("published_names given without a published genotypes file")
+        available = load_genotypes(published)
+        unknown = [n for n in published_names if n not in available]
+        if unknown:
+            raise ValueError(f"no genotype named {', '.join(unknown)} in {published} (have: {', '.join(available)})")
+        for name in published_names:
+            jobs.append((f"{name} (published genotype)", available[name],
+                         Path(runs_dir) / "train" / f"published-{name}", f"{published} [{name}]"))
+    results = []
+    for label, genotype, folder, source in jobs:
+        validity = check_validity(genotype)
+        if not validity.valid:
+            results.append(Evaluation(label, genotype, folder, source, invalid_reason=validity.message()))
+            continue
+        if not _finished(folder, config=config.to_dict(), genotype=genotype.to_dict()):
+            train.run(config, genotype, folder, name=label, resume=(folder / "checkpoint.pt").is_file(),
+                      progress=progress)
+        summary = json.loads((folder / "summary.json").read_text())
+        results.append(Evaluation(label, genotype, folder, source, summary=summary))
+    return results
+
+
+def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation] | None = None,
+                ) -> list[dict[str, Any]]:
+    """Table 1's search-phase columns (accuracy in %) and the validity of the discretised architecture;
+    with ``evaluations`` (from :func:`train_genotypes`), also the Eval. Test column and the paper's
+    published Eval. Test where the paper has the same row."""
+    by_source = {e.source: e for e in evaluations or []}
     rows = []
     for folder in folders:
         summary = json.loads((Path(folder) / "summary.json").read_text())
@@ -69,6 +182,35 @@ def table1_rows(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
             "kept edges normal/reduce": f"{final['kept_edges_normal']}/{final['kept_edges_reduce']}",
             "run": str(folder),
         })
+        if evaluations is not None:
+            label = rows[-1]["Method"]
+            evaluation = by_source.get(str(folder))
+            rows[-1]["Eval. Test"] = evaluation.eval_test if evaluation else "not trained"
+            rows[-1]["Eval. Test (paper)"] = PAPER_TABLE1[label][3] if label in PAPER_TABLE1 else None
+            rows[-1]["run"] = rows[-1].pop("run")  # keep the folder last
+    return rows
+
+
+def table2_rows(evaluations: Sequence[Evaluation], scale: str) -> list[dict[str, Any]]:
+    """Table 2: the trained final architectures, then the paper's published rows.
+
+    Params (M, auxiliary head excluded) and FLOPs (M) are those of the paper's evaluation
+    network (C=36, 20 cells, 32x32), computed here from the genotype, so they compare
+    directly with the published ones; the accuracy is measured at ``scale`` (a
+    description of the profile's training). Invalid architectures have no row.
+    """
+    rows = []
+    for e in evaluations:
+        if e.summary is None:
+            continue
+        paper, trained = e.summary["paper_size"], e.summary["size"]
+        rows.append({"Method": e.label, "Params (M)": round(paper["params_m"], 2),
+                     "FLOPS (M)": round(paper["flops_m"]), "Accuracy (%)": round(100 * e.summary["test_acc"], 2),
+                     "Params as trained (M)": round(trained["params_m"], 4),
+                     "Source": f"measured here ({scale})"})
+    for method, params, flops, accuracy in PAPER_TABLE2:
+        rows.append({"Method": method, "Params (M)": params, "FLOPS (M)": flops, "Accuracy (%)": accuracy,
+                     "Params as trained (M)": None, "Source": "published (paper Table 2, 600 epochs)"})
     return rows
 
 

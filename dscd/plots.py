@@ -227,3 +227,26 @@ def plot_dscd_steps(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figure:
         row[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_learning_curves(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figure:
+    """Final training, one line per genotype: training loss, and train (dashed) and test (solid)
+    accuracy per epoch. ``runs`` is ``[(label, metrics records of dscd.train), ...]``."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, records) in enumerate(runs):
+        colour = colours[k % len(colours)]
+        epochs = [r["epoch"] for r in records]
+        ax_loss.plot(epochs, [r["train_loss"] for r in records], color=colour, lw=1.4, label=label)
+        ax_acc.plot(epochs, [100 * r["train_acc"] for r in records], color=colour, lw=1.0, ls="--")
+        tested = [(r["epoch"], 100 * r["test_acc"]) for r in records if r["test_acc"] is not None]
+        if tested:
+            ax_acc.plot(*zip(*tested, strict=True), color=colour, lw=1.6, marker="o" if len(tested) < 30 else None,
+                        ms=3, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="training loss (with auxiliary head)", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="test (solid) and training (dashed) accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig

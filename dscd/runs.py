@@ -10,15 +10,17 @@ import os
 import platform
 import random
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "JsonLines", "git_commit", "load_checkpoint", "resolve_device", "run_metadata",
-           "save_checkpoint", "seed_everything", "write_json"]
+__all__ = ["CheckpointError", "EpochSums", "JsonLines", "correct_count", "evaluate", "get_rng_state", "git_commit",
+           "load_checkpoint", "resolve_device", "run_metadata", "save_checkpoint", "seed_everything",
+           "set_rng_state", "write_json"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -44,6 +46,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The global generators' states (Python, NumPy, torch CPU and CUDA) for a checkpoint."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` saved (CUDA states only where CUDA is in use)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def git_commit() -> str | None:
@@ -142,3 +161,53 @@ def load_checkpoint(folder: str | Path, kind: str, config: dict[str, Any],
         raise CheckpointError(f"{path} belongs to a different configuration ({details}); resume with the "
                               "configuration it was saved with, or start a new run in another folder")
     return state
+
+
+# ------------------------------------------------------------------------------------ epoch bookkeeping
+
+
+def correct_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many arg-max predictions are right (a device tensor: no sync)."""
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch: device tensors (no sync per step) and plain counts; checkpointable."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        value = value.detach().float()
+        self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + int(n)
+
+    def mean(self, name: str, per: str) -> float:
+        """``sums[name] / counts[per]`` as a float."""
+        return float(self.sums[name]) / self.counts[per]
+
+    def state(self) -> dict[str, Any]:
+        return {"sums": {k: v.cpu() for k, v in self.sums.items()}, "counts": dict(self.counts)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochSums:
+        return cls({k: v.to(device) for k, v in state["sums"].items()}, dict(state["counts"]))
+
+
+@torch.no_grad()
+def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             ) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of ``forward`` (images -> logits) over ``batches``."""
+    correct, loss, n = None, None, 0
+    for x, y in batches:
+        logits = forward(x).float()
+        c = correct_count(logits, y)
+        ce = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        correct, loss = (c, ce) if correct is None else (correct + c, loss + ce)
+        n += y.numel()
+    if n == 0:
+        raise ValueError("evaluate: no batches")
+    return float(correct) / n, float(loss) / n

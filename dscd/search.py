@@ -17,10 +17,9 @@ the last checkpoint left off (bit for bit on CPU).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dscd.config import RunConfig, check_device, check_integer, check_number, choose_profile
 from dscd.data import DataConfig, ImageLoader, search_split, test_set
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD
 from dscd.runs import (
     CheckpointError,
+    EpochSums,
     JsonLines,
+    correct_count,
+    evaluate,
     load_checkpoint,
     resolve_device,
     run_metadata,
@@ -56,7 +59,7 @@ class SearchDiverged(FloatingPointError):
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(RunConfig):
     """Everything a search run depends on; defaults are the FairDARTS reference (the ``paper`` profile).
 
     Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``),
@@ -110,35 +113,19 @@ class SearchConfig:
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "alpha_betas", tuple(float(b) for b in self.alpha_betas))
         object.__setattr__(self, "dscd_domain", tuple(float(d) for d in self.dscd_domain))
-
-        def integer(name: str, minimum: int, allow_none: bool = False) -> None:
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
-                                 f"got {value!r}")
-
-        def number(name: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-                    value <= low if low_open else value < low) or value > high:
-                bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high < math.inf else "")
-                raise ValueError(f"{name} must be a number {bound}, got {value!r}")
-
         for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("nodes", 1), ("epochs", 1),
                               ("batch_size", 1), ("dscd_T", 1), ("dscd_K", 1), ("test_every", 0), ("seed", 0)):
-            integer(name, minimum)
-        integer("per_class", 2, allow_none=True)
-        integer("test_per_class", 2, allow_none=True)
+            check_integer(self, name, minimum)
+        check_integer(self, "per_class", 2, allow_none=True)
+        check_integer(self, "test_per_class", 2, allow_none=True)
         if self.channels % 2:
             raise ValueError(f"channels must be even, got {self.channels}")
         for name in ("alpha_lr", "w_lr", "checkpoint_minutes"):
-            number(name, 0.0, low_open=True)
+            check_number(self, name, 0.0, low_open=True)
         for name in ("w01", "alpha_weight_decay", "w_weight_decay", "w_lr_min", "grad_clip"):
-            number(name, 0.0)
-        number("w_momentum", 0.0, 1.0)
-        number("threshold", 0.0, 1.0)
+            check_number(self, name, 0.0)
+        check_number(self, "w_momentum", 0.0, 1.0)
+        check_number(self, "threshold", 0.0, 1.0)
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
         if len(self.alpha_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.alpha_betas):
@@ -154,50 +141,7 @@ class SearchConfig:
         check_ops(self.ops)
         if self.relaxation == "sigmoid" and "none" in self.ops:
             raise ValueError("ops: 'none' belongs to the softmax relaxation")
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
-
-    # -- files ------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    def replace(self, **changes: Any) -> SearchConfig:
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"a search configuration is a mapping of fields, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown configuration field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> SearchConfig:
-        """Read JSON (``.json``) or YAML (``.yaml``/``.yml``); fields not given keep the defaults."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no configuration file at {path}")
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-        return cls.from_dict(data or {})
-
-    def save(self, path: str | Path) -> None:
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        else:
-            write_json(path, self.to_dict())
+        check_device(self.device)
 
     @property
     def data_config(self) -> DataConfig:
@@ -222,39 +166,10 @@ PROFILES: dict[str, SearchConfig] = {
 
 def profile(name: str, **changes: Any) -> SearchConfig:
     """The configuration of profile ``name`` with ``changes`` applied."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
-    return PROFILES[name].replace(**changes)
+    return choose_profile(PROFILES, name, changes)
 
 
 # ------------------------------------------------------------------------------------ the loop
-
-
-def _accuracy_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (logits.argmax(dim=1) == labels).sum()
-
-
-@dataclass
-class _EpochAccumulator:
-    """Running sums of one epoch (tensors on the device: no sync per step)."""
-
-    steps: int = 0
-    samples_train: int = 0
-    samples_val: int = 0
-    sums: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def add(self, name: str, value: torch.Tensor) -> None:
-        value = value.detach().float()
-        self.sums[name] = self.sums[name] + value if name in self.sums else value
-
-    def state(self) -> dict[str, Any]:
-        return {"steps": self.steps, "samples_train": self.samples_train, "samples_val": self.samples_val,
-                "sums": {k: v.cpu() for k, v in self.sums.items()}}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], device: torch.device) -> _EpochAccumulator:
-        return cls(state["steps"], state["samples_train"], state["samples_val"],
-                   {k: v.to(device) for k, v in state["sums"].items()})
 
 
 class Searcher:
@@ -327,14 +242,12 @@ class Searcher:
             group["lr"] = lr
         return lr
 
-    @torch.no_grad()
     def accuracy(self, loader: ImageLoader) -> float:
         self.net.eval()
-        correct = torch.zeros((), device=self.device)
-        for x, y in loader.epoch(0):
-            correct += _accuracy_count(self._forward(x), y)
-        self.net.train()
-        return float(correct) / len(loader.data)
+        try:
+            return evaluate(self._forward, loader.epoch(0))[0]
+        finally:
+            self.net.train()
 
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
@@ -386,11 +299,11 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
     searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device)
 
     metrics, alpha_log = JsonLines(out / "metrics.jsonl"), JsonLines(out / "alphas.jsonl")
-    epoch, start_batch, acc, elapsed = 0, 0, _EpochAccumulator(), 0.0
+    epoch, start_batch, acc, elapsed = 0, 0, EpochSums(), 0.0
     if state is not None:
         searcher.load_state_dict(state["searcher"])
         epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
-        acc = _EpochAccumulator.from_state(state["accumulator"], device)
+        acc = EpochSums.from_state(state["accumulator"], device)
         metrics.truncate(state["lines"])
         alpha_log.truncate(state["lines"])
     else:
@@ -425,11 +338,11 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
                                      f"in {out} is intact")
             acc.add("alpha_loss", loss_a)
             acc.add("weight_loss", loss_w)
-            acc.add("train_correct", _accuracy_count(logits_t, yt))
-            acc.add("val_correct", _accuracy_count(logits_v, yv))
-            acc.steps += 1
-            acc.samples_train += yt.numel()
-            acc.samples_val += yv.numel()
+            acc.add("train_correct", correct_count(logits_t, yt))
+            acc.add("val_correct", correct_count(logits_v, yv))
+            acc.count("steps")
+            acc.count("train", yt.numel())
+            acc.count("val", yv.numel())
             bar.update(1)
             if progress and (b % 10 == 0 or b == steps - 1):
                 post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
@@ -444,11 +357,9 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
                 checkpoint(epoch, b + 1)
                 last_save = time.monotonic()
         elapsed += time.perf_counter() - epoch_start
-        record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.steps, "lr": lr}
-        sums = {k: float(v) for k, v in acc.sums.items()}
-        record.update(alpha_loss=sums["alpha_loss"] / acc.steps, weight_loss=sums["weight_loss"] / acc.steps,
-                      train_acc=sums["train_correct"] / acc.samples_train,
-                      val_acc=sums["val_correct"] / acc.samples_val)
+        record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.counts["steps"], "lr": lr}
+        record.update(alpha_loss=acc.mean("alpha_loss", "steps"), weight_loss=acc.mean("weight_loss", "steps"),
+                      train_acc=acc.mean("train_correct", "train"), val_acc=acc.mean("val_correct", "val"))
         last = epoch + 1 == config.epochs
         test_now = last or (config.test_every and (epoch + 1) % config.test_every == 0)
         record["test_acc"] = searcher.accuracy(test_loader) if test_now else None
@@ -463,7 +374,7 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
         record["seconds"] = elapsed
         metrics.append(record)
         alpha_log.append({"epoch": epoch + 1, "normal": normal, "reduce": reduce})
-        epoch, start_batch, acc = epoch + 1, 0, _EpochAccumulator()
+        epoch, start_batch, acc = epoch + 1, 0, EpochSums()
         checkpoint(epoch, 0)
         last_save = time.monotonic()
     bar.close()

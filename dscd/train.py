@@ -1,0 +1,337 @@
+"""Final-architecture training: a genotype trained from scratch (paper Table 1 "Eval.", Table 2).
+
+One loop serves every genotype (SPEC section 6, ``shared/reference/fairdarts-reference.md``):
+the network of :class:`dscd.network.EvalNetwork`, SGD with momentum and weight decay,
+a cosine learning rate (per epoch, to ``lr_min``), gradient clipping, the auxiliary
+head's loss weighted by ``aux_weight``, cutout, and drop path ramped linearly from
+0 to ``drop_path`` over the epochs.
+
+A run lives in a folder: ``config.json``, ``genotype.json``, ``meta.json``,
+``metrics.jsonl`` (one record per epoch), ``checkpoint.pt`` (atomic, written every
+epoch, the one before kept as ``checkpoint.prev.pt``) and at the end
+``summary.json`` (test accuracy, parameters with and without the auxiliary head,
+FLOPs). ``run(..., resume=True)`` continues from the last checkpoint exactly (bit
+for bit on CPU: the weights, the optimiser, the generators of drop path).
+
+An invalid genotype (a cell through which nothing propagates) is refused before
+anything is written, with the validity check's message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from dscd.config import RunConfig, check_device, check_integer, check_number, choose_profile
+from dscd.data import DataConfig, ImageLoader, test_set, train_set
+from dscd.genotype import Genotype, check_validity, load_genotype
+from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
+from dscd.runs import (
+    CheckpointError,
+    EpochSums,
+    JsonLines,
+    correct_count,
+    evaluate,
+    get_rng_state,
+    load_checkpoint,
+    resolve_device,
+    run_metadata,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_json,
+)
+
+__all__ = ["PROFILES", "TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary", "profile",
+           "run"]
+
+
+class TrainingDiverged(FloatingPointError):
+    """A non-finite training loss in an epoch; the checkpoint of the epoch before is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunConfig):
+    """Everything a final training depends on; defaults are the reference's (the ``paper`` profile).
+
+    Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``), ``per_class``
+    / ``test_per_class`` (subset sizes, ``None`` for all), ``image_size``.
+    Network: ``channels`` (initial), ``layers`` (cells), ``auxiliary`` head and its loss weight
+    ``aux_weight``. Optimisation: SGD ``lr`` cosine to ``lr_min``, ``momentum``,
+    ``weight_decay``, ``grad_clip`` (0: none), ``epochs``, ``batch_size``.
+    Regularisation: ``cutout`` (side in pixels, 0: none), ``drop_path`` (final probability).
+    Run: ``test_every`` (epochs between test evaluations; the last epoch always), ``seed``,
+    ``device``, ``amp`` (bfloat16 autocast, CUDA only), ``channels_last``.
+    """
+
+    profile: str = "paper"
+    data: str | None = None
+    per_class: int | None = None
+    test_per_class: int | None = None
+    image_size: int = 32
+    channels: int = 36
+    layers: int = 20
+    auxiliary: bool = True
+    aux_weight: float = 0.4
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    cutout: int = 16
+    drop_path: float = 0.2
+    test_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("epochs", 1), ("batch_size", 2),
+                              ("cutout", 0), ("test_every", 0), ("seed", 0)):
+            check_integer(self, name, minimum)
+        check_integer(self, "per_class", 2, allow_none=True)
+        check_integer(self, "test_per_class", 2, allow_none=True)
+        check_number(self, "lr", 0.0, low_open=True)
+        for name in ("lr_min", "weight_decay", "grad_clip", "aux_weight"):
+            check_number(self, name, 0.0)
+        check_number(self, "momentum", 0.0, 1.0)
+        check_number(self, "drop_path", 0.0, 0.9)
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
+        if self.cutout > self.image_size:
+            raise ValueError(f"cutout ({self.cutout}) must not exceed image_size ({self.image_size})")
+        for name in ("auxiliary", "amp", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        check_device(self.device)
+
+    @property
+    def data_config(self) -> DataConfig:
+        return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
+                          image_size=self.image_size, seed=self.seed)
+
+    @property
+    def scale(self) -> str:
+        """One line for tables: ``quick: C=8, 8 cells, 16x16, 200 images/class, 20 epochs``."""
+        images = "all images" if self.per_class is None else f"{self.per_class} images/class"
+        return (f"{self.profile}: C={self.channels}, {self.layers} cells, {self.image_size}x{self.image_size}, "
+                f"{images}, {self.epochs} epochs")
+
+    def lr_at(self, epoch: int) -> float:
+        """Cosine from ``lr`` (epoch 0) towards ``lr_min`` (as the reference's per-epoch scheduler)."""
+        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+
+    def drop_prob_at(self, epoch: int) -> float:
+        """Drop-path probability of ``epoch``: ramped linearly from 0 (the reference's schedule)."""
+        return self.drop_path * epoch / self.epochs
+
+
+#: Fields that change the computation: a checkpoint must agree on them (and on the genotype) to be resumed.
+_MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                    if f.name not in ("profile", "device", "test_every")) + ("genotype",)
+
+#: Named configurations. ``paper`` is the reference's evaluation; the others fit a CPU.
+PROFILES: dict[str, TrainConfig] = {
+    "paper": TrainConfig(profile="paper"),
+    "quick": TrainConfig(profile="quick", per_class=200, test_per_class=100, image_size=16, channels=8, layers=8,
+                         batch_size=64, epochs=20, cutout=8, lr=0.05),
+    "smoke": TrainConfig(profile="smoke", data="digits", per_class=20, test_per_class=10, image_size=8,
+                         channels=4, layers=3, batch_size=10, epochs=2, cutout=4),
+}
+
+
+def profile(name: str, **changes: Any) -> TrainConfig:
+    """The configuration of profile ``name`` with ``changes`` applied."""
+    return choose_profile(PROFILES, name, changes)
+
+
+def check_trainable(genotype: Genotype, name: str = "genotype") -> None:
+    """Raise :class:`InvalidArchitectureError` (the paper's "Invalid arch.") with the validity message."""
+    validity = check_validity(genotype)
+    if not validity.valid:
+        raise InvalidArchitectureError(f"{name} is an invalid architecture and cannot be trained: "
+                                       f"{validity.message()}")
+
+
+class Trainer:
+    """The network and its optimiser: one training step, test evaluation, state for checkpoints."""
+
+    def __init__(self, config: TrainConfig, genotype: Genotype, num_classes: int, in_channels: int,
+                 device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.net = EvalNetwork(genotype, channels=config.channels, num_classes=num_classes, layers=config.layers,
+                               auxiliary=config.auxiliary, in_channels=in_channels)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.net.to(device=device, memory_format=self.memory_format)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.autocast = config.amp and device.type == "cuda"
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits, aux = self.net(x.to(memory_format=self.memory_format))
+        return logits.float(), None if aux is None else aux.float()
+
+    def start_epoch(self, epoch: int) -> tuple[float, float]:
+        """Set the epoch's learning rate and drop-path probability; returns both."""
+        lr, drop = self.config.lr_at(epoch), self.config.drop_prob_at(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.drop_prob = drop
+        return lr, drop
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns (loss, logits), detached, without a device sync."""
+        self.optimizer.zero_grad(set_to_none=True)
+        logits, aux = self.forward(x)
+        loss = F.cross_entropy(logits, y)
+        if aux is not None and self.config.aux_weight:
+            loss = loss + self.config.aux_weight * F.cross_entropy(aux, y)
+        loss.backward()
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    def test(self, loader: ImageLoader) -> tuple[float, float]:
+        """``(accuracy, cross-entropy)`` on ``loader`` in eval mode (no drop path, no auxiliary head)."""
+        self.net.eval()
+        try:
+            return evaluate(lambda x: self.forward(x)[0], loader.epoch(0))
+        finally:
+            self.net.train()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _as_genotype(genotype: Genotype | str | Path, name: str | None) -> tuple[Genotype, str]:
+    if isinstance(genotype, Genotype):
+        return genotype, name or "genotype"
+    path = Path(genotype)
+    return load_genotype(path, name), name or path.stem
+
+
+def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, name: str | None = None,
+        resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``genotype`` (a :class:`Genotype`, or a JSON file with ``name`` picking one of several)
+    into the folder ``out``, or resume it; returns the summary (also ``summary.json``).
+
+    Raises :class:`InvalidArchitectureError` before writing anything when the genotype is
+    invalid, :class:`CheckpointError` when ``out`` holds a run and ``resume`` is off (or the
+    checkpoint belongs to another configuration or genotype), :class:`TrainingDiverged` on a
+    non-finite loss (the last good checkpoint stays).
+    """
+    genotype, name = _as_genotype(genotype, name)
+    check_trainable(genotype, name)
+    out = Path(out)
+    device = resolve_device(config.device)
+    if not resume and (out / "checkpoint.pt").exists():
+        raise CheckpointError(f"{out} already holds a training run (checkpoint.pt): pass --resume to continue it, "
+                              "or choose another --out")
+    identity = {**config.to_dict(), "genotype": genotype.to_dict()}
+    state = load_checkpoint(out, "train", identity, _MUST_MATCH) if resume else None
+
+    seed_everything(config.seed)
+    train_data, test_data = train_set(config.data_config), test_set(config.data_config)
+    if len(train_data) < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(train_data)} training images: lower "
+                         "batch_size or raise per_class")
+    in_channels = train_data.images.shape[1]
+    # drop_last: a last batch of one image would break the auxiliary head's batch norm (1x1 maps)
+    train_loader = ImageLoader(train_data, config.batch_size, augment=True, cutout=config.cutout, drop_last=True,
+                               seed=config.seed, device=device)
+    test_loader = ImageLoader(test_data, max(config.batch_size, 256), shuffle=False, device=device)
+    trainer = Trainer(config, genotype, train_data.num_classes, in_channels, device)
+    size = network_size(trainer.net, config.image_size, in_channels)
+    out.mkdir(parents=True, exist_ok=True)
+
+    metrics = JsonLines(out / "metrics.jsonl")
+    epoch, elapsed = 0, 0.0
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        epoch, elapsed = state["epoch"], state["elapsed"]
+        metrics.truncate(state["lines"])
+        set_rng_state(state["rng"])
+    else:
+        metrics.path.unlink(missing_ok=True)
+        (out / "summary.json").unlink(missing_ok=True)
+        config.save(out / "config.json")
+        genotype.save(out / "genotype.json")
+        write_json(out / "meta.json", {**run_metadata(), "name": name, "device": str(device)})
+
+    steps = len(train_loader)
+    bar = tqdm(total=config.epochs * steps, initial=epoch * steps, disable=not progress, unit="it",
+               desc=f"train {name}", dynamic_ncols=True)
+    trainer.net.train()
+    while epoch < config.epochs:
+        start = time.perf_counter()
+        lr, drop = trainer.start_epoch(epoch)
+        sums = EpochSums()
+        for x, y in train_loader.epoch(epoch):
+            loss, logits = trainer.train_step(x, y)
+            sums.add("loss", loss * y.numel())
+            sums.add("correct", correct_count(logits, y))
+            sums.count("samples", y.numel())
+            bar.update(1)
+        train_loss = sums.mean("loss", "samples")
+        if not math.isfinite(train_loss):
+            bar.close()
+            raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); the "
+                                   f"checkpoint of epoch {epoch} in {out} is intact")
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop, "train_loss": train_loss,
+                                  "train_acc": sums.mean("correct", "samples")}
+        last = epoch + 1 == config.epochs
+        if last or (config.test_every and (epoch + 1) % config.test_every == 0):
+            record["test_acc"], record["test_loss"] = trainer.test(test_loader)
+        else:
+            record["test_acc"] = record["test_loss"] = None
+        elapsed += time.perf_counter() - start
+        record.update(epoch_seconds=time.perf_counter() - start, seconds=elapsed)
+        metrics.append(record)
+        epoch += 1
+        save_checkpoint(out, {"kind": "train", "config": identity, "epoch": epoch, "lines": len(metrics),
+                              "elapsed": elapsed, "trainer": trainer.state_dict(), "rng": get_rng_state()})
+        shown = {"epoch": epoch, "loss": f"{train_loss:.3f}", "train": f"{100 * record['train_acc']:.1f}%"}
+        if record["test_acc"] is not None:
+            shown["test"] = f"{100 * record['test_acc']:.1f}%"
+        bar.set_postfix(shown, refresh=True)
+    bar.close()
+
+    records = metrics.read()
+    final = records[-1]
+    tested = [r["test_acc"] for r in records if r["test_acc"] is not None]
+    paper = network_size(EvalNetwork(genotype, num_classes=train_data.num_classes, in_channels=in_channels))
+    summary = {
+        "name": name, "folder": str(out), "config": config.to_dict(), "genotype": genotype.to_dict(),
+        "epochs": config.epochs, "seconds": elapsed, "test_acc": final["test_acc"], "test_loss": final["test_loss"],
+        "best_test_acc": max(tested), "train_acc": final["train_acc"], "size": size.as_dict(),
+        "paper_size": paper.as_dict(), "device": str(device),
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def load_summary(folder: str | Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of a finished training run, or ``None`` when it has not finished."""
+    import json
+
+    path = Path(folder) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
