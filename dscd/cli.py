@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dscd import __version__
 
@@ -31,14 +32,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
-                         notebooks_dir=args.notebooks, progress=not args.quiet)
+                         notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
     except NotebookFailed as err:
         print(f"dscd reproduce: {err}", file=sys.stderr)
         return 1
     for run in runs:
-        print(f"{run.notebook}: {run.seconds:.1f} s -> {run.output}")
+        how = "skipped, up to date (last run" if run.status == "skipped" else "ran in"
+        print(f"{run.notebook}: {how} {run.seconds:.1f} s{')' if run.status == 'skipped' else ''} -> {run.output}")
+    if runs:
+        print(f"index: {Path(runs[0].output).parents[1] / 'index.html'}")
     return 0
 
 
@@ -158,8 +162,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = config.replace(**changes)
     except (GenotypeError, ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    from pathlib import Path
-
     name = args.name or Path(args.genotype).stem
     out = args.out or f"runs/train-{config.profile}-{name}"
     try:
@@ -193,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only notebook NN (repeatable), e.g. --only 03")
     p.add_argument("--outputs", default="outputs", help="root of the outputs (default: ./outputs)")
     p.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the repository's)")
+    p.add_argument("--force", action="store_true",
+                   help="rerun every notebook, even those whose inputs and parameters have not changed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reproduce)
 

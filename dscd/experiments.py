@@ -17,7 +17,7 @@ from dscd.genotype import Genotype, check_validity, load_genotype, load_genotype
 from dscd.search import SearchConfig, load_metrics, profile, run
 
 __all__ = ["BUDGETS", "PAPER_TABLE1", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
-           "search_folders", "table1_rows", "table2_rows", "train_genotypes"]
+           "table1_rows", "table2_rows", "train_genotypes"]
 
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
 BUDGETS: dict[str, dict[str, list[int]]] = {
@@ -78,23 +78,6 @@ def _finished(folder: Path, **expected: Any) -> bool:
         return False
     summary = json.loads(path.read_text())
     return all(summary.get(k) == v for k, v in expected.items())
-
-
-def search_folders(runs_dir: str | Path, profile_name: str) -> list[Path]:
-    """The finished search runs of notebooks 01 and 02 under ``runs_dir`` for the profile's budgets, in
-    Table 1's order; a budget not searched yet is an error that says which notebook to run."""
-    folders, missing = [], []
-    for optimizer, notebook in (("adam", "01_diagnosis"), ("dscd", "02_dscd_search")):
-        for epochs in BUDGETS[profile_name][optimizer]:
-            folder = Path(runs_dir) / f"{optimizer}-{epochs}"
-            if (folder / "summary.json").is_file():
-                folders.append(folder)
-            else:
-                missing.append(f"{folder} (notebook {notebook})")
-    if missing:
-        raise FileNotFoundError("these searches have not finished: " + "; ".join(map(str, missing))
-                                + ". Run those notebooks first (dscd reproduce runs them in order)")
-    return folders
 
 
 @dataclass(frozen=True)
@@ -180,7 +163,7 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
             "mean weight normal": round(final["mean_weight_normal"], 3),
             "mean weight reduce": round(final["mean_weight_reduce"], 3),
             "kept edges normal/reduce": f"{final['kept_edges_normal']}/{final['kept_edges_reduce']}",
-            "run": str(folder),
+            "run": Path(folder).name,
         })
         if evaluations is not None:
             label = rows[-1]["Method"]
@@ -188,6 +171,9 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
             rows[-1]["Eval. Test"] = evaluation.eval_test if evaluation else "not trained"
             rows[-1]["Eval. Test (paper)"] = PAPER_TABLE1[label][3] if label in PAPER_TABLE1 else None
             rows[-1]["run"] = rows[-1].pop("run")  # keep the folder last
+    if evaluations is not None and all(r["Eval. Test (paper)"] is None for r in rows):
+        for r in rows:  # no row of the paper's budgets (smaller profiles): no column of blanks
+            del r["Eval. Test (paper)"]
     return rows
 
 

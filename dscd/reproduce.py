@@ -1,24 +1,40 @@
-"""Regenerate the paper's figures: run the numbered notebooks with papermill.
+"""Regenerate the paper: run the numbered notebooks with papermill, skip what is up to date, index it all.
 
 Each notebook in ``notebooks/`` named ``NN_name.ipynb`` has one ``parameters``
 cell of plain literals. A profile (``smoke``, ``quick``, ``paper``) maps to the
-values injected into it; every notebook also receives ``profile`` and
-``figures_dir``. Executed copies go to ``outputs/<profile>/notebooks/``, figures
-and their JSON metrics to ``outputs/<profile>/figures/``.
+values injected into it; every notebook also receives ``profile``,
+``figures_dir``, ``tables_dir`` and ``runs_dir`` (the run folders notebook 04
+reads from notebooks 01 and 02). Under ``outputs/<profile>/``:
+
+* ``notebooks/`` the executed copies, ``html/`` the same as HTML (nbconvert);
+* ``figures/`` the figures and their metrics JSON, ``tables/`` the tables (CSV, Markdown);
+* ``runs/`` the searches and trainings;
+* ``reproduce.json`` what ran, when, how long, with which fingerprint;
+* ``index.html`` every figure and table, the executed notebooks linked, the profile,
+  the package version and commit, the machine and each notebook's wall time.
+
+A notebook is skipped when its last run succeeded with the same fingerprint: the
+notebook's contents, its parameters, the package's source code, and the
+fingerprints of the notebooks it depends on (:data:`DEPENDS`). So an interrupted
+regeneration resumes where it stopped; ``force=True`` reruns everything. When a
+notebook fails, the ones that depend on it are not run, the others still are, and
+:class:`NotebookFailed` names every failed notebook and cell at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
-import platform
 import re
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOTEBOOK_PARAMETERS", "PROFILES", "NotebookFailed", "NotebookRun", "default_notebooks_dir",
-           "find_notebooks", "reproduce"]
+__all__ = ["DEPENDS", "EXPECTED_OUTPUTS", "NOTEBOOK_PARAMETERS", "PROFILES", "NotebookFailed", "NotebookRun",
+           "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -29,6 +45,11 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {"frames": 60, "fps": 12},
         "paper": {"frames": 120, "fps": 24},
     },
+    "04": {
+        "smoke": {"published_names": ["DARTS_V2"]},
+        "quick": {"published_names": ["DARTS_V2", "FairDARTS_a"]},
+        "paper": {"published_names": []},  # the paper's own published numbers are in Table 2 anyway
+    },
     "05": {
         "smoke": {"dim": 3, "second_dim": 2, "runs": 6, "budget": 300, "long_budget": 600},
         "quick": {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000},
@@ -36,20 +57,49 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+#: Which notebooks read what others wrote (by number): a change upstream reruns them, a failure blocks them.
+DEPENDS: dict[str, tuple[str, ...]] = {"04": ("01", "02")}
+
+#: Files each of the repository's notebooks must leave under ``outputs/<profile>/`` (non-empty), by file name.
+EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "01_diagnosis.ipynb": ("figures/01_figure1.png", "figures/01_figure1.pdf", "figures/01_diagnosis.json",
+                           "tables/01_table1_search.csv", "tables/01_table1_search.md"),
+    "02_dscd_search.ipynb": ("figures/02_figure2.png", "figures/02_figure2.pdf", "figures/02_dscd_steps.png",
+                             "figures/02_dscd_search.json", "tables/02_table1_search.csv",
+                             "tables/02_table1_search.md"),
+    "03_beta_annealing.ipynb": ("figures/03_beta_annealing.png", "figures/03_beta_annealing.pdf",
+                                "figures/03_beta_annealing.gif", "figures/03_phi_schedule.png",
+                                "figures/03_beta_annealing.json"),
+    "04_final_training.ipynb": ("figures/04_learning_curves.png", "figures/04_learning_curves.pdf",
+                                "figures/04_final_training.json", "tables/table1.csv", "tables/table1.md",
+                                "tables/table2.csv", "tables/table2.md"),
+    "05_benchmarks.ipynb": ("figures/05_figure3.png", "figures/05_figure3.pdf", "figures/05_figure3_rotated.png",
+                            "figures/05_figure3_d2.png", "figures/05_long_budget.png", "figures/05_benchmarks.json",
+                            "tables/05_benchmarks.csv", "tables/05_benchmarks.md"),
+}
+
 _NAME = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")
+STATE = "reproduce.json"
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook raised; the message names the notebook, the cell and the error."""
+    """One or more notebooks raised (or left an expected output missing); the message names each one,
+    its cell and error, and the notebooks not run because they depend on it."""
 
 
 @dataclass(frozen=True)
 class NotebookRun:
+    """One notebook of a ``reproduce`` call: ``status`` is ``ran``, ``skipped`` (up to date),
+    ``failed`` or ``blocked`` (an upstream notebook failed); ``seconds`` is the wall time of
+    the run that produced its current outputs."""
+
     number: str
     notebook: str
     output: str
     seconds: float
     parameters: dict[str, Any]
+    status: str = "ran"
+    error: str | None = None
 
 
 def default_notebooks_dir() -> Path:
@@ -79,17 +129,75 @@ def _first_line(source: str) -> str:
     return lines[0].strip()[:100] if lines else ""
 
 
+def _declared_parameters(path: Path) -> set[str] | None:
+    """Names assigned in the notebook's ``parameters`` cell (``None`` when it has none)."""
+    import nbformat
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return set(re.findall(r"^(\w+)\s*=", cell.source, flags=re.MULTILINE))
+    return None
+
+
+def _source_digest() -> str:
+    """A hash of the package's Python sources: a code change makes every notebook out of date."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path, parameters: dict[str, Any], source: str, upstream: list[str | None]) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True).encode())
+    digest.update(source.encode())
+    digest.update(json.dumps(upstream).encode())
+    return digest.hexdigest()
+
+
+def _read_state(root: Path) -> dict[str, Any]:
+    path = root / STATE
+    try:
+        state = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        state = {}  # unreadable: everything counts as out of date
+    notebooks = state.get("notebooks")
+    return notebooks if isinstance(notebooks, dict) else {}
+
+
+def _to_html(notebook: Path, target: Path) -> str | None:
+    """nbconvert HTML of an executed notebook; ``None`` (and no file) if the conversion fails."""
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    except Exception:  # noqa: BLE001 - a missing HTML page must not fail the regeneration
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body)
+    return str(target)
+
+
+def _missing_outputs(name: str, root: Path) -> list[str]:
+    return [rel for rel in EXPECTED_OUTPUTS.get(name, ())
+            if not (root / rel).is_file() or (root / rel).stat().st_size == 0]
+
+
 def reproduce(
     profile: str = "quick",
     only: list[str] | None = None,
     outputs: str | Path = "outputs",
     notebooks_dir: str | Path | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> list[NotebookRun]:
-    """Execute the numbered notebooks under ``profile``; returns what ran.
+    """Execute the numbered notebooks under ``profile`` in dependency order; returns what happened to each.
 
-    Raises :class:`NotebookFailed` naming the notebook and the failing cell when a
-    notebook raises (its partly executed copy is kept for inspection).
+    Up-to-date notebooks are skipped unless ``force``. Writes ``reproduce.json`` and
+    ``index.html`` under ``outputs/<profile>/`` whatever happens, then raises
+    :class:`NotebookFailed` if any notebook failed.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -98,32 +206,148 @@ def reproduce(
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     root = Path(outputs).resolve() / profile
-    executed_dir, figures_dir = root / "notebooks", root / "figures"
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    figures_dir.mkdir(parents=True, exist_ok=True)
+    dirs = {name: root / name for name in ("notebooks", "html", "figures", "tables", "runs")}
+    for folder in dirs.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    paths = find_notebooks(notebooks_dir, only)
+    state = _read_state(root)
+    source = _source_digest()
 
     runs: list[NotebookRun] = []
-    for path in find_notebooks(notebooks_dir, only):
+    failed: dict[str, str] = {}
+    for path in paths:
         number = _NAME.match(path.name).group(1)
-        parameters = {"profile": profile, "figures_dir": str(figures_dir), "runs_dir": str(root / "runs")}
+        parameters = {"profile": profile, "figures_dir": str(dirs["figures"]), "tables_dir": str(dirs["tables"]),
+                      "runs_dir": str(dirs["runs"])}
+        declared = _declared_parameters(path)  # the folders only where the notebook takes them
+        parameters = {k: v for k, v in parameters.items() if declared is None or k in declared or k == "profile"}
         parameters.update(NOTEBOOK_PARAMETERS.get(number, {}).get(profile, {}))
-        output = executed_dir / path.name
+        output = dirs["notebooks"] / path.name
+        upstream = [n for n in DEPENDS.get(number, ()) if n in failed]
+        if upstream:
+            message = f"not run: it depends on notebook {', '.join(upstream)}, which failed"
+            runs.append(NotebookRun(number, path.name, str(output), 0.0, parameters, "blocked", message))
+            failed[number] = message
+            state[number] = {**state.get(number, {}), "notebook": path.name, "status": "blocked", "error": message}
+            continue
+        fingerprint = _fingerprint(path, parameters, source,
+                                   [state.get(n, {}).get("fingerprint") for n in DEPENDS.get(number, ())])
+        previous = state.get(number, {})
+        if (not force and previous.get("status") == "ok" and previous.get("fingerprint") == fingerprint
+                and output.is_file() and not _missing_outputs(path.name, root)):
+            runs.append(NotebookRun(number, path.name, str(output), previous.get("seconds", 0.0), parameters,
+                                    "skipped"))
+            continue
         start = time.perf_counter()
+        error = None
         try:
             papermill.execute_notebook(
                 str(path), str(output), parameters=parameters, kernel_name="python3",
                 progress_bar=progress, cwd=str(notebooks_dir),
             )
         except PapermillExecutionError as err:
-            raise NotebookFailed(
-                f"notebook {path.name} failed in cell [{err.exec_count}] (starting {_first_line(err.source)!r}): "
-                f"{err.ename}: {err.evalue}\nexecuted copy: {output}"
-            ) from None
-        runs.append(NotebookRun(number, path.name, str(output), time.perf_counter() - start, parameters))
+            error = (f"notebook {path.name} failed in cell [{err.exec_count}] (starting "
+                     f"{_first_line(err.source)!r}): {err.ename}: {err.evalue}\nexecuted copy: {output}")
+        seconds = time.perf_counter() - start
+        missing = [] if error else _missing_outputs(path.name, root)
+        if missing:
+            error = f"notebook {path.name} ran but left these outputs missing or empty: {', '.join(missing)}"
+        page = _to_html(output, dirs["html"] / f"{path.stem}.html") if output.is_file() else None
+        state[number] = {"notebook": path.name, "status": "failed" if error else "ok",
+                         "fingerprint": None if error else fingerprint, "seconds": round(seconds, 1),
+                         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                         "output": str(output), "html": page, "parameters": parameters, "error": error}
+        if error:
+            failed[number] = error
+        runs.append(NotebookRun(number, path.name, str(output), seconds, parameters,
+                                "failed" if error else "ran", error))
 
-    from dscd import __version__
+    from dscd.runs import run_metadata
 
-    record = {"profile": profile, "version": __version__, "machine": platform.platform(),
-              "python": platform.python_version(), "notebooks": [asdict(r) for r in runs]}
-    (root / "reproduce.json").write_text(json.dumps(record, indent=2))
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"profile": profile, **run_metadata(), "updated": now,
+              "notebooks": dict(sorted(state.items())), "last_call": [asdict(r) for r in runs]}
+    (root / STATE).write_text(json.dumps(record, indent=2))
+    write_index(root)
+    errors = [r.error for r in runs if r.status == "failed"]
+    if errors:
+        blocked = [f"{r.notebook} ({r.error})" for r in runs if r.status == "blocked"]
+        raise NotebookFailed("\n".join(errors) + ("\nblocked: " + "; ".join(blocked) if blocked else "")
+                             + f"\nsee {root / 'index.html'}")
     return runs
+
+
+# ---------------------------------------------------------------------------------- index.html
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+th { background: #f2f2f2; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 560px; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.85em; color: #555; }
+.failed { color: #b00; } .blocked { color: #b60; } .ok { color: #070; }
+"""
+
+
+def _csv_html(path: Path) -> str:
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return "<p>(empty)</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_index(root: str | Path) -> Path:
+    """Write ``root/index.html`` from ``reproduce.json`` and the figures and tables under ``root``."""
+    root = Path(root)
+    record = json.loads((root / STATE).read_text()) if (root / STATE).is_file() else {}
+    esc = html.escape
+    rel = lambda p: esc(Path(p).resolve().relative_to(root.resolve()).as_posix())  # noqa: E731
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>dscd: {esc(root.name)}</title>"
+             f"<style>{_STYLE}</style></head><body>",
+             f"<h1>dscd: the paper regenerated, profile <code>{esc(root.name)}</code></h1>",
+             "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(record.get(k)))}</td></tr>" for k in (
+                 "version", "commit", "torch", "python", "machine", "updated")) + "</table>",
+             "<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>wall time</th><th>finished</th>"
+             "<th>executed copy</th><th>error</th></tr>"]
+    for number, nb in sorted(record.get("notebooks", {}).items()):
+        status = nb.get("status", "?")
+        links = []
+        if nb.get("html") and Path(nb["html"]).is_file():
+            links.append(f"<a href='{rel(nb['html'])}'>HTML</a>")
+        if nb.get("output") and Path(nb["output"]).is_file():
+            links.append(f"<a href='{rel(nb['output'])}'>ipynb</a>")
+        seconds = nb.get("seconds")
+        parts.append(f"<tr><td>{esc(nb.get('notebook', number))}</td><td class='{esc(status)}'>{esc(status)}</td>"
+                     f"<td>{'' if seconds is None else f'{seconds / 60:.1f} min'}</td>"
+                     f"<td>{esc(str(nb.get('finished', '')))}</td><td>{' '.join(links)}</td>"
+                     f"<td><pre>{esc(nb.get('error') or '')}</pre></td></tr>")
+    parts.append("</table>")
+    tables = sorted((root / "tables").glob("*.csv")) if (root / "tables").is_dir() else []
+    parts.append("<h2>Tables</h2>" + ("" if tables else "<p>none yet</p>"))
+    for path in tables:
+        md = path.with_suffix(".md")
+        extra = f" (<a href='{rel(md)}'>Markdown</a>)" if md.is_file() else ""
+        parts.append(f"<h3>{esc(path.stem)}</h3><p><a href='{rel(path)}'>CSV</a>{extra}</p>{_csv_html(path)}")
+    figures_dir = root / "figures"
+    images = sorted(p for p in figures_dir.glob("*") if p.suffix in (".png", ".gif")) if figures_dir.is_dir() else []
+    parts.append("<h2>Figures</h2>" + ("" if images else "<p>none yet</p>"))
+    for path in images:
+        others = [p for p in sorted(figures_dir.glob(path.stem + ".*")) if p.suffix in (".pdf", ".mp4", ".json")]
+        links = " ".join(f"<a href='{rel(p)}'>{esc(p.suffix.lstrip('.'))}</a>" for p in others)
+        parts.append(f"<figure><a href='{rel(path)}'><img src='{rel(path)}' alt='{esc(path.stem)}'></a>"
+                     f"<figcaption>{esc(path.name)} {links}</figcaption></figure>")
+    metrics = sorted(figures_dir.glob("*.json")) if figures_dir.is_dir() else []
+    if metrics:
+        parts.append("<h2>Recorded metrics</h2><ul>" + "".join(
+            f"<li><a href='{rel(p)}'>{esc(p.name)}</a></li>" for p in metrics) + "</ul>")
+    parts.append("</body></html>")
+    path = root / "index.html"
+    path.write_text("\n".join(parts))
+    return path

@@ -13,11 +13,14 @@ __all__ = ["markdown_table", "write_table"]
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # rounded values as they are (97.0, 0.499), others to 4 significant digits
+        return str(value) if value == round(value, 4) and abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A GitHub Markdown table of ``rows`` (their keys are the columns; floats to 4 significant digits)."""
+    """A GitHub Markdown table of ``rows`` (their keys are the columns; floats with up to 4 decimals as
+    they are, others to 4 significant digits)."""
     if not rows:
         return ""
     keys = list(rows[0])

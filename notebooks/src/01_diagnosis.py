@@ -14,6 +14,7 @@
 # %% parameters
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
+tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
 overrides = {}  # configuration fields to change, e.g. {"data": "../../shared/data/cifar10-jpg.zip"}
@@ -76,7 +77,7 @@ for (label, _), folder, budget in zip(runs, folders, budgets):
 
 # %%
 rows = table1_rows(folders)
-write_table(rows, out / "01_table1")
+write_table(rows, Path(tables_dir) / "01_table1_search")
 display(Markdown(markdown_table(rows)))
 claims = search_claims(folders, "adam")
 metrics = {"notebook": "01_diagnosis", "profile": profile, "version": dscd.__version__, "budgets": budgets,

@@ -16,6 +16,7 @@
 # %% parameters
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
+tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
 overrides = {}  # configuration fields to change
@@ -87,7 +88,7 @@ for (label, _), folder, budget in zip(runs, folders, budgets):
 
 # %%
 rows = table1_rows(folders)
-write_table(rows, out / "02_table1")
+write_table(rows, Path(tables_dir) / "02_table1_search")
 display(Markdown(markdown_table(rows)))
 claims = search_claims(folders, "dscd")
 metrics = {"notebook": "02_dscd_search", "profile": profile, "version": dscd.__version__, "budgets": budgets,

@@ -25,6 +25,7 @@
 # %% parameters
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
+tables_dir = "../outputs/notebook/tables"
 dim = 10
 second_dim = 2
 runs = 20
@@ -100,7 +101,7 @@ long = run_block("05_long_budget", ["styblinski_tang", "schwefel"], dim, long_bu
 
 # %%
 rows = results_table(main + rotated + second + long)
-write_table(rows, out / "05_benchmarks_table")
+write_table(rows, Path(tables_dir) / "05_benchmarks")
 display(Markdown(markdown_table(rows)))
 
 claims = {
