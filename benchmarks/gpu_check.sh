@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (device tool): CUDA tests, the supernet benchmark, and a timed search epoch
-# at the paper's network size with Adam and with DSCD. Installs nothing; runs from the source tree.
+# One call on a lent GPU machine (device tool): CUDA tests, the supernet benchmark, a timed search epoch
+# at the paper's network size with Adam and with DSCD, and final-training steps (fp32/bf16, NCHW/channels_last).
+# Installs nothing; runs from the source tree.
 #   run: bash benchmarks/gpu_check.sh     (results under $OUT, default ./gpu_results)
 set -uo pipefail
 OUT=${OUT:-gpu_results}
@@ -12,4 +13,5 @@ python3 -m pytest -q -m cuda tests -p no:cacheprovider > "$OUT/pytest_cuda.txt" 
 timeout 300 python3 benchmarks/bench_supernet.py --device cuda --configs full --repeats 3 \
     --out "$OUT/supernet.json" > "$OUT/supernet.txt" 2>&1
 timeout 240 python3 benchmarks/bench_search.py --device cuda --out "$OUT/search.json" > "$OUT/search.txt" 2>&1
+timeout 120 python3 benchmarks/bench_train.py --device cuda --out "$OUT/train.json" > "$OUT/train.txt" 2>&1
 tail -n 5 "$OUT"/*.txt

@@ -26,3 +26,17 @@ def test_a_tiny_search_runs_on_cuda(tmp_path, amp):
     summary = run(profile("smoke", device="cuda", amp=amp, epochs=2, optimizer="dscd"), tmp_path / "r",
                   progress=False)
     assert len(summary["final"]["genotype"]["normal"]) >= 0 and summary["final"]["test_acc"] is not None
+
+
+@pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
+def test_a_tiny_final_training_runs_on_cuda(tmp_path, amp, channels_last):
+    from dscd.genotype import Genotype
+    from dscd.train import profile as train_profile
+    from dscd.train import run as train
+
+    genotype = Genotype(normal=(("sep_conv_3x3", 0, 2), ("skip_connect", 1, 2)), reduce=(("max_pool_3x3", 0, 2),))
+    config = train_profile("smoke", device="cuda", amp=amp, channels_last=channels_last, epochs=2)
+    summary = train(config, genotype, tmp_path / "t", progress=False)
+    assert summary["device"].startswith("cuda") and 0.0 <= summary["test_acc"] <= 1.0
+    resumed = train(config.replace(epochs=2), genotype, tmp_path / "t", resume=True, progress=False)
+    assert resumed["test_acc"] == summary["test_acc"]

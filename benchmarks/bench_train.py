@@ -1,0 +1,85 @@
+"""Time of one final-training step (issue: final training), per precision and memory layout.
+
+    python benchmarks/bench_train.py [--device cpu|cuda|auto] [--configs paper,quick] [--steps 5]
+                                     [--out benchmarks/results/train.json]
+
+One SGD step of :class:`dscd.train.Trainer` (forward with the auxiliary head,
+backward, clipping, update) on random images, for the DARTS_V2 genotype:
+
+- ``paper``: C=36, 20 cells, batch 96, 32x32 (the reference's evaluation);
+- ``quick``: C=8, 8 cells, batch 64, 16x16 (the ``quick`` profile).
+
+Variants: fp32 NCHW, fp32 channels_last, and on CUDA bfloat16 autocast with
+channels_last. Ratios are against fp32 NCHW measured in the same run; the last
+column extrapolates the step time to 600 epochs of 50,000 images. Times come from
+``torch.utils.benchmark`` (synchronising CUDA), after one warm-up step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+from torch.utils import benchmark
+
+from dscd.genotype import load_genotype
+from dscd.train import Trainer, profile
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "paper": {"channels": 36, "layers": 20, "batch_size": 96, "image_size": 32},
+    "quick": {"channels": 8, "layers": 8, "batch_size": 64, "image_size": 16},
+}
+
+
+def step_seconds(config: str, amp: bool, channels_last: bool, device: torch.device, steps: int) -> float:
+    cfg = CONFIGS[config]
+    genotype = load_genotype(ROOT.parent / "shared" / "reference" / "genotypes.json", "DARTS_V2")
+    torch.manual_seed(0)
+    train_config = profile("paper", **cfg, amp=amp, channels_last=channels_last, device=str(device))
+    trainer = Trainer(train_config, genotype, 10, 3, device)
+    trainer.start_epoch(300)  # mid-training: drop path on
+    x = torch.randn(cfg["batch_size"], 3, cfg["image_size"], cfg["image_size"], device=device)
+    y = torch.randint(0, 10, (cfg["batch_size"],), device=device)
+    trainer.train_step(x, y)  # warm-up
+    timer = benchmark.Timer("trainer.train_step(x, y)", globals={"trainer": trainer, "x": x, "y": y},
+                            num_threads=torch.get_num_threads())
+    return timer.timeit(steps).median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--configs", default="paper,quick")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/results/train.json")
+    args = parser.parse_args()
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    variants = [("fp32", False, False), ("fp32", False, True)]
+    if device.type == "cuda":
+        variants.append(("bf16", True, True))
+    rows = []
+    print(f"{'config':6} {'precision':9} {'layout':14} {'step (s)':>9} {'vs fp32 NCHW':>13} {'600 epochs (h)':>15}")
+    for config in args.configs.split(","):
+        base = None
+        for precision, amp, channels_last in variants:
+            seconds = step_seconds(config, amp, channels_last, device, args.steps)
+            base = base or seconds
+            hours = seconds * 600 * (50000 // CONFIGS[config]["batch_size"]) / 3600
+            layout = "channels_last" if channels_last else "NCHW"
+            rows.append({"config": config, **CONFIGS[config], "device": str(device), "precision": precision,
+                         "layout": layout, "step_s": seconds, "speedup_vs_fp32_nchw": base / seconds,
+                         "hours_600_epochs": hours, "threads": torch.get_num_threads()})
+            print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:15.1f}",
+                  flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.platform(), "torch": torch.__version__, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
