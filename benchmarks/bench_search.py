@@ -11,14 +11,11 @@ batch 128 (fp32), 12.8 s on a 2-core CPU at batch 64. Prints a table and writes 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import torch
 
-from dscd.runs import resolve_device
+from dscd.runs import resolve_device, run_metadata, write_json
 from dscd.search import Searcher, profile
 
 REFERENCE = {"cuda": (128, 0.85), "cpu": (64, 12.8)}  # (batch, seconds per iteration)
@@ -67,10 +64,8 @@ def main() -> None:
         vs = f"reference {ref} s, speed-up {ref / s:.2f}x" if ref else f"no reference at batch {batch}"
         print(f"{optimizer:5} {device.type:5} batch {batch:4} amp={args.amp}: {s:.3f} s per iteration ({vs})",
               flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "torch": torch.__version__, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_json(args.out, {**run_metadata(), "rows": rows})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 CONFIGS = {
     "full": {"channels": 16, "layers": 8, "batch": 64, "size": 32},
@@ -111,6 +109,8 @@ def main() -> None:
         return
     import torch
 
+    from dscd.runs import run_metadata, write_json
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     rows = []
     for config in args.configs.split(","):
@@ -126,10 +126,8 @@ def main() -> None:
             print(f"{config:6} {layout:14} {device:5} fwd {r['forward_s']:.3f}  fwd+bwd {r['forward_backward_s']:.3f}  "
                   f"no-grad {r['forward_no_grad_s']:.3f}  iteration {r['iteration_s']:.3f} s "
                   f"(reference {ref or '-'}; speed-up {speedup})  peak {r['peak_memory_gib']:.2f} GiB", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "torch": torch.__version__, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_json(args.out, {**run_metadata(), "rows": rows})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

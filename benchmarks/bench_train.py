@@ -18,14 +18,13 @@ column extrapolates the step time to 600 epochs of 50,000 images. Times come fro
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import torch
 from torch.utils import benchmark
 
 from dscd.genotype import load_genotype
+from dscd.runs import run_metadata, write_json
 from dscd.train import Trainer, profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,10 +74,8 @@ def main() -> None:
                          "hours_600_epochs": hours, "threads": torch.get_num_threads()})
             print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:15.1f}",
                   flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "torch": torch.__version__, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_json(args.out, {**run_metadata(), "rows": rows})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
