@@ -61,7 +61,7 @@ def main() -> None:
     if device.type == "cuda":
         variants.append(("bf16", True, True))
     rows = []
-    print(f"{'config':6} {'precision':9} {'layout':14} {'step (s)':>9} {'vs fp32 NCHW':>13} {'600 epochs (h)':>15}")
+    print(f"{'config':6} {'precision':9} {'layout':14} {'step (s)':>9} {'vs fp32 NCHW':>13} {'600 x 50k imgs (h)':>18}")
     for config in args.configs.split(","):
         base = None
         for precision, amp, channels_last in variants:
@@ -72,7 +72,7 @@ def main() -> None:
             rows.append({"config": config, **CONFIGS[config], "device": str(device), "precision": precision,
                          "layout": layout, "step_s": seconds, "speedup_vs_fp32_nchw": base / seconds,
                          "hours_600_epochs": hours, "threads": torch.get_num_threads()})
-            print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:15.1f}",
+            print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:18.1f}",
                   flush=True)
     write_json(args.out, {**run_metadata(), "rows": rows})
     print(f"wrote {args.out}")
