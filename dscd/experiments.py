@@ -101,8 +101,12 @@ class Evaluation:
 
 def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir: str | Path,
                     published: str | Path | None = None, published_names: Sequence[str] = (),
-                    overrides: dict[str, Any] | None = None, progress: bool = True) -> list[Evaluation]:
+                    overrides: dict[str, Any] | None = None, progress: bool = True,
+                    dscd_genotype: str = "final") -> list[Evaluation]:
     """Train the final genotype of every search folder, then the named published genotypes.
+
+    ``dscd_genotype="best"`` trains a DSCD search's ``genotype_best.json`` (Algorithm 2's
+    ``x_best``, discretised) instead of its final genotype; the paper's Table 1 uses the final one.
 
     Each training goes to ``runs_dir/train/<search folder name>`` or
     ``runs_dir/train/published-<name>``; a finished one with the same configuration and
@@ -111,12 +115,17 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
     """
     from dscd import train
 
+    if dscd_genotype not in ("final", "best"):
+        raise ValueError(f"dscd_genotype must be 'final' or 'best', got {dscd_genotype!r}")
     config = train.profile(profile_name, **(overrides or {}))
     jobs: list[tuple[str, Genotype, Path, str]] = []
     for folder in map(Path, searches):
         summary = json.loads((folder / "summary.json").read_text())
-        label = method_label(summary["config"]["optimizer"], summary["config"]["epochs"])
-        jobs.append((label, load_genotype(folder / "genotype.json"), Path(runs_dir) / "train" / folder.name,
+        optimizer = summary["config"]["optimizer"]
+        best = dscd_genotype == "best" and optimizer == "dscd"
+        label = method_label(optimizer, summary["config"]["epochs"]) + (" x_best" if best else "")
+        genotype = load_genotype(folder / ("genotype_best.json" if best else "genotype.json"))
+        jobs.append((label, genotype, Path(runs_dir) / "train" / (folder.name + ("-best" if best else "")),
                      str(folder)))
     if published_names:
         if published is None:

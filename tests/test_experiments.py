@@ -70,5 +70,14 @@ def test_tables_one_and_two_from_searches_trainings_and_published_genotypes(tmp_
     assert (trained.folder / "summary.json").stat().st_mtime_ns == before
     assert [e.eval_test for e in again] == [e.eval_test for e in evaluations]
 
+    # DSCD's x_best genotype instead of its final one, in a folder of its own
+    EMPTY.save(searches[1] / "genotype_best.json")
+    best = train_genotypes("smoke", searches, tmp_path / "runs", overrides=TINY, progress=False,
+                           dscd_genotype="best")
+    assert best[1].label == "FairDARTS + DSCD (1500) x_best" and best[1].eval_test == "Invalid arch."
+    assert best[1].folder == tmp_path / "runs" / "train" / "dscd-1500-best" and best[0].label == "FairDARTS (50)"
+    with pytest.raises(ValueError, match="dscd_genotype must be"):
+        train_genotypes("smoke", searches, tmp_path / "runs", dscd_genotype="x")
+
     with pytest.raises(ValueError, match="no genotype named NOPE"):
         train_genotypes("smoke", searches, tmp_path / "runs", REFERENCE, ["NOPE"], TINY, progress=False)

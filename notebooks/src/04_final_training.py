@@ -28,6 +28,7 @@ runs_dir = "../outputs/notebook/runs"
 published = "../../shared/reference/genotypes.json"  # a file of named genotypes
 published_names = ["DARTS_V2", "FairDARTS_a"]  # trained alongside as a yardstick ([] for none)
 overrides = {}  # training configuration fields to change, e.g. {"epochs": 50}
+dscd_genotype = "final"  # "best": train DSCD's x_best genotype (genotype_best.json) instead of its final one
 search_overrides = {}  # as notebooks 01/02's overrides (their runs are reused when these agree)
 
 # %%
@@ -73,7 +74,7 @@ for folder in searches:
 
 # %%
 evaluations = train_genotypes(profile, searches, runs_dir, published if published_names else None,
-                              published_names, overrides, progress=False)
+                              published_names, overrides, progress=False, dscd_genotype=dscd_genotype)
 for e in evaluations:
     if e.summary is None:
         print(f"{e.label}: Invalid arch., not trained ({e.invalid_reason})")
