@@ -117,9 +117,6 @@ class JsonLines:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records[:lines]))
         os.replace(tmp, self.path)
 
-    def __len__(self) -> int:
-        return len(self.read())
-
 
 def save_checkpoint(folder: str | Path, state: dict[str, Any]) -> Path:
     """Write ``checkpoint.pt`` atomically, keeping the one before as ``checkpoint.prev.pt``."""
@@ -185,6 +182,14 @@ class EpochSums:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + int(n)
+
+    def nonfinite(self) -> list[str]:
+        """The names whose sum is NaN or infinite (one device sync for all of them)."""
+        if not self.sums:
+            return []
+        names = list(self.sums)
+        finite = torch.isfinite(torch.stack([self.sums[n].reshape(()) for n in names])).tolist()
+        return [n for n, ok in zip(names, finite, strict=True) if not ok]
 
     def mean(self, name: str, per: str) -> float:
         """``sums[name] / counts[per]`` as a float."""

@@ -304,8 +304,8 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
         searcher.load_state_dict(state["searcher"])
         epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
         acc = EpochSums.from_state(state["accumulator"], device)
-        metrics.truncate(state["lines"])
-        alpha_log.truncate(state["lines"])
+        metrics.truncate(epoch)  # one record per finished epoch: the checkpoint's epoch counts them
+        alpha_log.truncate(epoch)
     else:
         for log in (metrics, alpha_log):
             log.path.unlink(missing_ok=True)
@@ -315,7 +315,15 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
     def checkpoint(next_epoch: int, next_batch: int) -> None:
         save_checkpoint(out, {"kind": "search", "config": config.to_dict(), "epoch": next_epoch,
                               "batch": next_batch, "accumulator": acc.state(), "searcher": searcher.state_dict(),
-                              "lines": len(metrics), "elapsed": elapsed})
+                              "elapsed": elapsed})
+
+    def check_finite(step: int) -> None:
+        """Losses are checked before every checkpoint, not every step (no device sync per step)."""
+        bad = acc.nonfinite()
+        if bad:
+            bar.close()
+            raise SearchDiverged(f"non-finite {' and '.join(bad)} in epoch {epoch + 1}, by step {step}; the last "
+                                 f"good checkpoint in {out} is intact")
 
     total = config.epochs * steps
     bar = tqdm(total=total, initial=epoch * steps + start_batch, disable=not progress, unit="it",
@@ -331,11 +339,6 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
                 break
             loss_a, logits_v = searcher.alpha_step(xv, yv)
             loss_w, logits_t = searcher.weight_step(xt, yt)
-            if not (math.isfinite(float(loss_a)) and math.isfinite(float(loss_w))):
-                bar.close()
-                raise SearchDiverged(f"non-finite loss at epoch {epoch + 1}, step {b + 1} (alpha loss "
-                                     f"{float(loss_a)}, weight loss {float(loss_w)}); the last good checkpoint "
-                                     f"in {out} is intact")
             acc.add("alpha_loss", loss_a)
             acc.add("weight_loss", loss_w)
             acc.add("train_correct", correct_count(logits_t, yt))
@@ -352,10 +355,12 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
                                 accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
                 bar.set_postfix(post, refresh=False)
             if time.monotonic() - last_save > 60 * config.checkpoint_minutes and b + 1 < steps:
+                check_finite(b + 1)
                 elapsed += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()
                 checkpoint(epoch, b + 1)
                 last_save = time.monotonic()
+        check_finite(steps)
         elapsed += time.perf_counter() - epoch_start
         record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.counts["steps"], "lr": lr}
         record.update(alpha_loss=acc.mean("alpha_loss", "steps"), weight_loss=acc.mean("weight_loss", "steps"),

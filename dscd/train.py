@@ -268,7 +268,7 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         epoch, elapsed = state["epoch"], state["elapsed"]
-        metrics.truncate(state["lines"])
+        metrics.truncate(epoch)
         set_rng_state(state["rng"])
     else:
         metrics.path.unlink(missing_ok=True)
@@ -291,25 +291,27 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
             sums.add("correct", correct_count(logits, y))
             sums.count("samples", y.numel())
             bar.update(1)
-        train_loss = sums.mean("loss", "samples")
-        if not math.isfinite(train_loss):
+        if sums.nonfinite():  # checked once per epoch: no device sync per step
             bar.close()
             raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); the "
                                    f"checkpoint of epoch {epoch} in {out} is intact")
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop, "train_loss": train_loss,
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop,
+                                  "train_loss": sums.mean("loss", "samples"),
                                   "train_acc": sums.mean("correct", "samples")}
         last = epoch + 1 == config.epochs
         if last or (config.test_every and (epoch + 1) % config.test_every == 0):
             record["test_acc"], record["test_loss"] = trainer.test(test_loader)
         else:
             record["test_acc"] = record["test_loss"] = None
-        elapsed += time.perf_counter() - start
-        record.update(epoch_seconds=time.perf_counter() - start, seconds=elapsed)
+        epoch_seconds = time.perf_counter() - start
+        elapsed += epoch_seconds
+        record.update(epoch_seconds=epoch_seconds, seconds=elapsed)
         metrics.append(record)
-        epoch += 1
-        save_checkpoint(out, {"kind": "train", "config": identity, "epoch": epoch, "lines": len(metrics),
-                              "elapsed": elapsed, "trainer": trainer.state_dict(), "rng": get_rng_state()})
-        shown = {"epoch": epoch, "loss": f"{train_loss:.3f}", "train": f"{100 * record['train_acc']:.1f}%"}
+        epoch += 1  # one record per epoch: the checkpoint's epoch is also the number of records to keep
+        save_checkpoint(out, {"kind": "train", "config": identity, "epoch": epoch, "elapsed": elapsed,
+                              "trainer": trainer.state_dict(), "rng": get_rng_state()})
+        shown = {"epoch": epoch, "loss": f"{record['train_loss']:.3f}",
+                 "train": f"{100 * record['train_acc']:.1f}%"}
         if record["test_acc"] is not None:
             shown["test"] = f"{100 * record['test_acc']:.1f}%"
         bar.set_postfix(shown, refresh=True)

@@ -140,7 +140,7 @@ def test_refusals_and_corrupt_checkpoints(tmp_path):
     assert (folder / "checkpoint.pt").read_bytes() == b"garbage"  # left as it was
 
 
-def test_a_nan_stops_the_run_naming_epoch_and_step(tmp_path, monkeypatch):
+def test_a_nan_stops_the_run_naming_the_epoch(tmp_path, monkeypatch):
     original = Searcher.weight_step
     calls = {"n": 0}
 
@@ -151,7 +151,7 @@ def test_a_nan_stops_the_run_naming_epoch_and_step(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Searcher, "weight_step", flaky)
     folder = tmp_path / "run"
-    with pytest.raises(SearchDiverged, match="epoch 2, step 2"):
+    with pytest.raises(SearchDiverged, match="non-finite weight_loss in epoch 2, by step 10"):
         run(tiny(), folder, progress=False)
     state = torch.load(folder / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 1 and len(load_metrics(folder)) == 1  # the checkpoint after epoch 1 is intact
