@@ -16,7 +16,7 @@ from typing import Any
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
 from dscd.search import SearchConfig, load_metrics, profile, run
 
-__all__ = ["BUDGETS", "PAPER_TABLE1", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
+__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
            "table1_rows", "table2_rows", "train_genotypes"]
 
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
@@ -27,15 +27,15 @@ BUDGETS: dict[str, dict[str, list[int]]] = {
 }
 
 
-#: The paper's Table 1: search-phase accuracies (train split, val split, search test) and Eval. Test (%).
-PAPER_TABLE1: dict[str, tuple[float, float, float, float | str]] = {
-    "FairDARTS (50)": (82.02, 75.61, 76.15, 97.36),
-    "FairDARTS (75)": (87.35, 78.10, 78.65, 97.29),
-    "FairDARTS (250)": (96.95, 81.55, 81.52, "Invalid arch."),
-    "FairDARTS (500)": (99.92, 83.49, 83.26, "Invalid arch."),
-    "FairDARTS + DSCD (1500)": (100.0, 83.12, 83.40, 97.50),
-    "FairDARTS + DSCD (2000)": (100.0, 84.02, 84.71, 97.25),
-    "FairDARTS + DSCD (3000)": (100.0, 85.51, 85.10, 96.92),
+#: The paper's Table 1, Eval. Test column (%): the final architecture of each search budget.
+PAPER_EVAL_TEST: dict[str, float | str] = {
+    "FairDARTS (50)": 97.36,
+    "FairDARTS (75)": 97.29,
+    "FairDARTS (250)": "Invalid arch.",
+    "FairDARTS (500)": "Invalid arch.",
+    "FairDARTS + DSCD (1500)": 97.50,
+    "FairDARTS + DSCD (2000)": 97.25,
+    "FairDARTS + DSCD (3000)": 96.92,
 }
 
 #: The paper's Table 2 (published figures, CIFAR-10): method, params (M), FLOPs (M), accuracy (%).
@@ -176,9 +176,9 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
         })
         if evaluations is not None:
             label = rows[-1]["Method"]
-            evaluation = by_source.get(str(folder))
+            evaluation = by_source.get(str(Path(folder)))
             rows[-1]["Eval. Test"] = evaluation.eval_test if evaluation else "not trained"
-            rows[-1]["Eval. Test (paper)"] = PAPER_TABLE1[label][3] if label in PAPER_TABLE1 else None
+            rows[-1]["Eval. Test (paper)"] = PAPER_EVAL_TEST.get(label)
             rows[-1]["run"] = rows[-1].pop("run")  # keep the folder last
     if evaluations is not None and all(r["Eval. Test (paper)"] is None for r in rows):
         for r in rows:  # no row of the paper's budgets (smaller profiles): no column of blanks
