@@ -28,7 +28,7 @@ import html
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,17 @@ def reproduce(
     state = _read_state(root)
     source = _source_digest()
 
+    from dscd.runs import run_metadata, write_json
+
+    metadata = run_metadata()
+
+    def save() -> None:
+        """Record the state after every notebook, so that a killed regeneration resumes after the last one."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        write_json(root / STATE, {"profile": profile, **metadata, "updated": now,
+                                  "notebooks": dict(sorted(state.items()))})
+        write_index(root)
+
     runs: list[NotebookRun] = []
     failed: dict[str, str] = {}
     for path in paths:
@@ -229,6 +240,7 @@ def reproduce(
             runs.append(NotebookRun(number, path.name, str(output), 0.0, parameters, "blocked", message))
             failed[number] = message
             state[number] = {**state.get(number, {}), "notebook": path.name, "status": "blocked", "error": message}
+            save()
             continue
         fingerprint = _fingerprint(path, parameters, source,
                                    [state.get(n, {}).get("fingerprint") for n in DEPENDS.get(number, ())])
@@ -261,14 +273,9 @@ def reproduce(
             failed[number] = error
         runs.append(NotebookRun(number, path.name, str(output), seconds, parameters,
                                 "failed" if error else "ran", error))
+        save()
 
-    from dscd.runs import run_metadata
-
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    record = {"profile": profile, **run_metadata(), "updated": now,
-              "notebooks": dict(sorted(state.items())), "last_call": [asdict(r) for r in runs]}
-    (root / STATE).write_text(json.dumps(record, indent=2))
-    write_index(root)
+    save()  # also when everything was up to date: "updated" and the index reflect this call
     errors = [r.error for r in runs if r.status == "failed"]
     if errors:
         blocked = [f"{r.notebook} ({r.error})" for r in runs if r.status == "blocked"]

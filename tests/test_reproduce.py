@@ -128,6 +128,28 @@ def test_a_failure_blocks_its_dependents_runs_the_rest_and_is_reported(tmp_path,
         "01": "ran", "02": "skipped", "04": "ran"}
 
 
+def test_a_killed_regeneration_resumes_after_the_last_finished_notebook(tmp_path, monkeypatch):
+    import papermill
+
+    nbs, out = tmp_path / "nbs", tmp_path / "o"
+    nbs.mkdir()
+    for n in ("01", "02", "03"):
+        _notebook(nbs / f"{n}_nb.ipynb", "pass")
+    original = papermill.execute_notebook
+
+    def killed_at_02(path, *args, **kwargs):
+        if Path(path).name.startswith("02"):
+            raise KeyboardInterrupt  # as a kill in the middle of notebook 02
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", killed_at_02)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)
+    monkeypatch.setattr(papermill, "execute_notebook", original)
+    assert _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)) == {
+        "01": "skipped", "02": "ran", "03": "ran"}
+
+
 def test_a_notebook_that_leaves_an_expected_output_missing_fails(tmp_path, monkeypatch):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
