@@ -16,13 +16,13 @@ import time
 import torch
 
 from dscd.runs import resolve_device, run_metadata, write_json
-from dscd.search import Searcher, profile
+from dscd.search import Searcher, search_profile
 
 REFERENCE = {"cuda": (128, 0.85), "cpu": (64, 12.8)}  # (batch, seconds per iteration)
 
 
 def seconds_per_iteration(optimizer: str, device: torch.device, batch: int, iterations: int, amp: bool) -> float:
-    config = profile("paper", optimizer=optimizer, batch_size=batch, amp=amp, epochs=1)
+    config = search_profile("paper", optimizer=optimizer, batch_size=batch, amp=amp, epochs=1)
     searcher = Searcher(config, 10, 3, iterations + 2, device)
     x = torch.randn(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)

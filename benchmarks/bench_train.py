@@ -25,7 +25,7 @@ from torch.utils import benchmark
 
 from dscd.genotype import load_genotype
 from dscd.runs import run_metadata, write_json
-from dscd.train import Trainer, profile
+from dscd.train import Trainer, train_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -38,7 +38,7 @@ def step_seconds(config: str, amp: bool, channels_last: bool, device: torch.devi
     cfg = CONFIGS[config]
     genotype = load_genotype(ROOT.parent / "shared" / "reference" / "genotypes.json", "DARTS_V2")
     torch.manual_seed(0)
-    train_config = profile("paper", **cfg, amp=amp, channels_last=channels_last, device=str(device))
+    train_config = train_profile("paper", **cfg, amp=amp, channels_last=channels_last, device=str(device))
     trainer = Trainer(train_config, genotype, 10, 3, device)
     trainer.start_epoch(300)  # mid-training: drop path on
     x = torch.randn(cfg["batch_size"], 3, cfg["image_size"], cfg["image_size"], device=device)

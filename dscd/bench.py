@@ -16,6 +16,7 @@ is :class:`dscd.optim.DSCDEngine`, the same code the optimiser uses.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -63,8 +64,8 @@ def _parse_adam(method: str) -> tuple[float | None, bool]:
     if setting == "schedule":
         return None, bool(dscd)
     lr = float(setting)
-    if not lr > 0:
-        raise ValueError(f"--methods: the learning rate of {method!r} must be positive")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--methods: the learning rate of {method!r} must be a positive finite number")
     return lr, bool(dscd)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dscd import __version__
 
@@ -14,9 +15,29 @@ class UsageError(Exception):
     """A bad command-line value: printed with the option's name, exit code 2."""
 
 
+def _output_path(path: str | Path, option: str) -> Path:
+    """``path`` as a place to write into (a folder, or a file whose folder exists), checked before any work."""
+    from dscd.runfolder import RunFolderError, check_output_path
+
+    try:
+        return check_output_path(path, option)
+    except RunFolderError as err:
+        raise UsageError(str(err)) from None
+
+
+def _output_file(path: str | Path, option: str) -> Path:
+    """A file to write: its folder must exist (or be creatable under folders) and it must not be a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give a file name")
+    _output_path(path.parent, option)
+    return path
+
+
 def _cmd_animate(args: argparse.Namespace) -> int:
     from dscd.plots import animate_beta_annealing
 
+    _output_file(args.out, "--out")
     try:
         paths = animate_beta_annealing(args.out, v=args.v, frames=args.frames, fps=args.fps,
                                        domain=(args.lo, args.hi), phi_end=args.phi_end)
@@ -30,6 +51,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from dscd.reproduce import NotebookFailed, reproduce
 
+    _output_path(args.outputs, "--outputs")
     try:
         runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
                          notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force)
@@ -62,6 +84,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                seed=args.seed) for f in functions]
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _output_path(args.out, "--out")
     results = []
     for cfg in configs:
         print(f"{cfg.function}, d={cfg.dim}: {len(cfg.methods)} methods x {cfg.runs} runs x {cfg.budget} evaluations",
@@ -77,6 +100,14 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     from dscd.genotype import GenotypeError, check_validity, draw_genotype, load_genotype, load_genotypes
     from dscd.network import EvalNetwork, network_size
 
+    for option, value, minimum in (("--channels", args.channels, 2), ("--layers", args.layers, 3),
+                                   ("--image-size", args.image_size, 8)):
+        if value < minimum:
+            raise UsageError(f"{option} must be at least {minimum}, got {value}")
+    if args.plot:
+        plot = _output_file(args.plot, "--plot")
+        if not plot.parent.is_dir():
+            raise UsageError(f"--plot {plot}: the folder {plot.parent} does not exist; create it first")
     try:
         genotypes = ({args.name: load_genotype(args.genotype, args.name)} if args.name
                      else load_genotypes(args.genotype))
@@ -107,36 +138,33 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _parse_set(items: list[str] | None) -> dict:
-    import yaml
+    """``--set key=value`` pairs, each value read as YAML exactly as in a configuration file."""
+    from dscd.config import parse_assignment
 
-    changes = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects key=value, got {item!r}")
-        changes[key.strip()] = yaml.safe_load(value)
-    return changes
+    return dict(parse_assignment(item) for item in items or [])
+
+
+def _configure(args: argparse.Namespace, config_class: type, choose: Callable[..., Any], options: Sequence[str]
+               ) -> Any:
+    """The configuration of ``--config`` or ``--profile``, then ``--set`` values, then the named options."""
+    try:
+        config = config_class.from_file(args.config) if args.config else choose(args.profile)
+        changes = _parse_set(args.set)
+        for name in options:
+            if getattr(args, name) is not None:
+                changes[name] = getattr(args, name)
+        return config.replace(**changes)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from dscd.runs import CheckpointError
-    from dscd.search import SearchConfig, SearchDiverged, profile, run
+    from dscd.search import SearchConfig, run_search, search_profile
 
-    try:
-        config = SearchConfig.from_file(args.config) if args.config else profile(args.profile)
-        changes = _parse_set(args.set)
-        for name in ("optimizer", "epochs", "device", "data", "seed"):
-            if getattr(args, name) is not None:
-                changes[name] = getattr(args, name)
-        config = config.replace(**changes)
-    except (ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+    config = _configure(args, SearchConfig, search_profile, ("optimizer", "epochs", "device", "data", "seed"))
     out = args.out or f"runs/{config.profile}-{config.optimizer}-{config.epochs}"
-    try:
-        summary = run(config, out, resume=args.resume, progress=not args.quiet)
-    except (CheckpointError, SearchDiverged, ValueError) as err:
-        print(f"dscd search: {err}", file=sys.stderr)
-        return 1
+    _output_path(out, "--out")
+    summary = run_search(config, out, resume=args.resume, progress=not args.quiet)
     final = summary["final"]
     test = "-" if final["test_acc"] is None else f"{100 * final['test_acc']:.2f}%"
     print(f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
@@ -149,28 +177,20 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from dscd.genotype import GenotypeError, load_genotype
     from dscd.network import InvalidArchitectureError
-    from dscd.runs import CheckpointError
-    from dscd.train import TrainConfig, TrainingDiverged, profile, run
+    from dscd.train import TrainConfig, train_genotype, train_profile
 
     try:
         genotype = load_genotype(args.genotype, args.name)
-        config = TrainConfig.from_file(args.config) if args.config else profile(args.profile)
-        changes = _parse_set(args.set)
-        for name in ("epochs", "device", "data", "seed"):
-            if getattr(args, name) is not None:
-                changes[name] = getattr(args, name)
-        config = config.replace(**changes)
-    except (GenotypeError, ValueError, TypeError) as err:
+    except GenotypeError as err:
         raise UsageError(str(err)) from None
+    config = _configure(args, TrainConfig, train_profile, ("epochs", "device", "data", "seed"))
     name = args.name or Path(args.genotype).stem
     out = args.out or f"runs/train-{config.profile}-{name}"
+    _output_path(out, "--out")
     try:
-        summary = run(config, genotype, out, name=name, resume=args.resume, progress=not args.quiet)
+        summary = train_genotype(config, genotype, out, name=name, resume=args.resume, progress=not args.quiet)
     except InvalidArchitectureError as err:
         print(f"dscd train: Invalid arch.: {err}", file=sys.stderr)
-        return 1
-    except (CheckpointError, TrainingDiverged, ValueError) as err:
-        print(f"dscd train: {err}", file=sys.stderr)
         return 1
     size, paper = summary["size"], summary["paper_size"]
     print(f"{out}: {name}, {summary['epochs']} epochs in {summary['seconds']:.0f} s; test accuracy "
@@ -274,10 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from dscd.data import DataError
+    from dscd.runfolder import RunFolderError
+
     try:
         return int(args.func(args))
     except UsageError as err:
         parser.exit(2, f"dscd {args.command}: error: {err}\n")
+    except (RunFolderError, DataError, FloatingPointError, ValueError) as err:
+        # a run folder in use or holding another run, a full disk, bad data, a diverged run: one line, exit 1
+        print(f"dscd {args.command}: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the environment: permissions, a missing or read-only folder
+        where = f" {err.filename}" if err.filename else ""
+        print(f"dscd {args.command}: {err.strerror or err}:{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

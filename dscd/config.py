@@ -1,8 +1,14 @@
-"""What the search and the final-training configurations share: validation, files, profiles.
+"""What the search and the final-training configurations share: fields, validation, files, profiles.
 
-A run configuration is a frozen dataclass deriving from :class:`RunConfig`: it
-reads and writes JSON or YAML, rejects unknown fields and out-of-range values
-with a message naming the field, and has named profiles.
+A run configuration is a frozen dataclass deriving from :class:`RunConfig`: the
+fields both loops have (data, network size, epochs, batch, seed, device, precision,
+layout) live here with their validation, so the two cannot drift apart. A
+configuration reads and writes JSON or YAML, rejects unknown fields (listing the
+known ones) and out-of-range values with a message naming the field (and the
+file), and has named profiles.
+
+YAML is read with the YAML 1.2 rules for numbers, so ``3e-4`` is a number in a
+file and in ``--set alpha_lr=3e-4`` alike (PyYAML's YAML 1.1 reads it as a string).
 """
 
 from __future__ import annotations
@@ -10,10 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["RunConfig", "check_device", "check_integer", "check_number", "choose_profile"]
+__all__ = ["RunConfig", "check_bool", "check_device", "check_integer", "check_number", "check_sequence",
+           "choose_profile", "load_yaml", "parse_assignment"]
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -36,55 +45,190 @@ def check_number(config: Any, name: str, low: float, high: float = math.inf, low
         raise ValueError(f"{name} must be a number {bound}, got {value!r}")
 
 
-def check_device(device: str) -> None:
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+def check_bool(config: Any, name: str) -> None:
+    """``config.<name>`` must be ``True`` or ``False`` (not ``1``, not ``"yes"``)."""
+    if not isinstance(getattr(config, name), bool):
+        raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")
+
+
+def check_device(device: Any) -> None:
+    if not isinstance(device, str) or (device not in ("auto", "cpu") and not device.startswith("cuda")):
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
 
 
+def check_sequence(config: Any, name: str, item: type | tuple[type, ...], length: int | None = None) -> tuple:
+    """``config.<name>`` as a tuple of ``item`` values (a list or tuple of them; ``length`` when given)."""
+    value = getattr(config, name)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value) or (
+            length is not None and len(value) != length):
+        what = f"{length} " if length else ""
+        kinds = item.__name__ if isinstance(item, type) else " or ".join(t.__name__ for t in item)
+        raise ValueError(f"{name} must be a list of {what}{kinds} values, got {value!r}")
+    return tuple(value)
+
+
+# ------------------------------------------------------------------------------------ YAML 1.2 numbers
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader whose floats follow YAML 1.2 (``3e-4``, ``1E5``, ``.5`` are numbers)."""
+
+    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first in list(Loader.yaml_implicit_resolvers):
+        Loader.yaml_implicit_resolvers[first] = [
+            (tag, rx) for tag, rx in Loader.yaml_implicit_resolvers[first] if tag != "tag:yaml.org,2002:float"]
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
+
+
+_LOADER: type | None = None
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse YAML ``text`` (floats as in YAML 1.2); a syntax error is a ``ValueError`` naming ``where``."""
+    import yaml
+
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = _yaml_loader()
+    try:
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
+def parse_assignment(item: str) -> tuple[str, Any]:
+    """``"key=value"`` of ``--set`` -> ``(key, value)``, the value read as YAML, as in a configuration file."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set expects key=value, got {item!r}")
+    return key.strip(), load_yaml(value, f"--set {item!r}")
+
+
+# ------------------------------------------------------------------------------------ the base
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Mixin for frozen configuration dataclasses: dict/JSON/YAML round trips and ``replace``."""
+    """The fields the search and the final training share, their validation, and file round trips.
+
+    Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``), ``per_class``
+    / ``test_per_class`` (subset sizes, ``None`` for all), ``image_size``. Network:
+    ``channels``, ``layers``. Run: ``epochs``, ``batch_size``, ``test_every`` (epochs between
+    test evaluations; the last epoch always), ``seed``, ``device``, ``amp`` (bfloat16
+    autocast on CUDA), ``channels_last``. Subclasses set their own defaults.
+    """
+
+    profile: str = "paper"
+    data: str | None = None
+    per_class: int | None = None
+    test_per_class: int | None = None
+    image_size: int = 32
+    channels: int = 16
+    layers: int = 8
+    epochs: int = 50
+    batch_size: int = 128
+    test_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.profile, str):
+            raise ValueError(f"profile must be a name, got {self.profile!r}")
+        if self.data is not None and (not isinstance(self.data, str) or not self.data):
+            raise ValueError(f"data must be a data source (a path, 'cifar10[:DIR]' or 'digits') or null, "
+                             f"got {self.data!r}")
+        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("epochs", 1), ("batch_size", 1),
+                              ("test_every", 0), ("seed", 0)):
+            check_integer(self, name, minimum)
+        check_integer(self, "per_class", 2, allow_none=True)
+        check_integer(self, "test_per_class", 2, allow_none=True)
+        for name in ("amp", "channels_last"):
+            check_bool(self, name)
+        check_device(self.device)
+
+    @property
+    def data_config(self) -> Any:
+        from dscd.data import DataConfig
+
+        return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
+                          image_size=self.image_size, seed=self.seed)
+
+    def with_data_resolved(self: C) -> C:
+        """This configuration with ``data`` set to the source it reads (``DSCD_DATA`` when ``data`` is null),
+        so that a run folder records where its images came from."""
+        if self.data is not None:
+            return self
+        return self.replace(data=self.data_config.resolved_source())
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def _check_known(cls, names: Any) -> None:
+        unknown = sorted(set(names) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown configuration field(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(cls.field_names()))}")
+
     def replace(self: C, **changes: Any) -> C:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        self._check_known(changes)
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if not isinstance(data, dict):
             raise ValueError(f"a {cls.__name__} is a mapping of fields, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown configuration field(s) {unknown}; known: {sorted(known)}")
+        cls._check_known(data)
         return cls(**data)
 
     @classmethod
     def from_file(cls: type[C], path: str | Path) -> C:
-        """Read JSON (``.json``) or YAML (``.yaml``/``.yml``); fields not given keep the defaults."""
+        """Read JSON (``.json``) or YAML (``.yaml``/``.yml``); fields not given keep the defaults.
+        Every error names the file."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no configuration file at {path}")
-        import yaml
-
-        text = path.read_text()
         try:
-            data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-        except (ValueError, yaml.YAMLError) as err:
-            kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON"
-            raise ValueError(f"{path} is not valid {kind}: {err}") from None
-        return cls.from_dict(data or {})
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read configuration file {path}: {err}") from None
+        if path.suffix in (".yaml", ".yml"):
+            data = load_yaml(text, str(path))
+        else:
+            try:
+                data = json.loads(text)
+            except ValueError as err:
+                raise ValueError(f"{path} is not valid JSON: {err}") from None
+        try:
+            return cls.from_dict(data or {})
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def save(self, path: str | Path) -> None:
-        from dscd.runs import write_json
+        from dscd.runs import write_json, write_text
 
         path = Path(path)
         if path.suffix in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         else:
             write_json(path, self.to_dict())
 

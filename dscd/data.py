@@ -28,6 +28,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +38,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "DataConfig", "DataError", "ImageLoader", "ImageSet", "load_split",
-           "search_split", "test_set", "train_set"]
+           "search_split", "source_fingerprint", "test_set", "train_set"]
 
 CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
 CIFAR10_STD = (0.24703233, 0.24348505, 0.26158768)
@@ -124,11 +125,15 @@ def _choose(labels: np.ndarray, per_class: int | None, seed: int, split: str) ->
     return np.sort(np.concatenate(chosen))
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, member: str) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise DataError(f"{member} is not a readable image ({type(err).__name__}: {err}); replace or remove "
+                        "it") from None
 
 
 def _stack(arrays: list[np.ndarray], where: str) -> torch.Tensor:
@@ -174,6 +179,14 @@ class _Tree:
                             f"({sorted(self.files['train'])} vs {sorted(self.files['test'])})")
         self.classes = tuple(sorted(self.files["train"]))
 
+    def _read_bytes(self, member: str) -> bytes:
+        if self.zip is None:
+            return (self.root / member).read_bytes()
+        try:
+            return self.zip.read(member)
+        except (zipfile.BadZipFile, zlib.error, OSError) as err:
+            raise DataError(f"{self.root}: member {member} is damaged ({err}); fetch the zip again") from None
+
     def read(self, split: str, per_class: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         files, labels = [], []
         for c, name in enumerate(self.classes):
@@ -182,10 +195,7 @@ class _Tree:
             labels += [c] * len(members)
         labels = np.asarray(labels)
         keep = _choose(labels, per_class, seed, split)
-        if self.zip is not None:
-            arrays = [_decode(self.zip.read(files[i])) for i in keep]
-        else:
-            arrays = [_decode((self.root / files[i]).read_bytes()) for i in keep]
+        arrays = [_decode(self._read_bytes(files[i]), f"{self.root}: {files[i]}") for i in keep]
         return _stack(arrays, f"{self.source} ({split})"), torch.from_numpy(labels[keep])
 
 
@@ -219,10 +229,8 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
         return (torch.from_numpy(ds.data[keep]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels[keep]),
                 tuple(ds.classes))
     tree = _Tree(source)
-    if per_class is None:  # a whole split: decode once, keep a cache
-        path = Path(source).expanduser().resolve()
-        stat = path.stat()
-        key = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()[:16]
+    if per_class is None:  # a whole split: decode once, keep a cache keyed by the source's content
+        key = hashlib.sha1(f"{source_fingerprint(source)}|{split}".encode()).hexdigest()[:16]
         cache = _cache_dir() / f"images-{key}.pt"
         if cache.is_file():
             try:
@@ -231,13 +239,51 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
             except Exception:  # a broken cache is rebuilt, never trusted
                 cache.unlink(missing_ok=True)
         images, labels = tree.read(split, None, seed)
-        cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
-        torch.save((images, labels), tmp)
-        os.replace(tmp, cache)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save((images, labels), tmp)
+            os.replace(tmp, cache)
+        except OSError:  # a cache that cannot be written (read-only, full) only costs the next decode
+            tmp.unlink(missing_ok=True)
         return images, labels, tree.classes
     images, labels = tree.read(split, per_class, seed)
     return images, labels, tree.classes
+
+
+def source_fingerprint(source: str) -> str:
+    """A digest of a data source's content, to record with a run and to key the decoded-image cache.
+
+    A zip: every member's name, size and CRC-32 (its content, from the central directory).
+    A folder: every file's relative path, size and modification time. ``cifar10:DIR``: the
+    same over ``DIR``. ``digits``: sklearn's version (the data ships with it). A changed,
+    added or removed image changes the digest.
+    """
+    h = hashlib.sha1()
+    if source == "digits":
+        import sklearn
+
+        h.update(f"digits|sklearn {sklearn.__version__}".encode())
+        return h.hexdigest()[:16]
+    if source == "cifar10" or source.startswith("cifar10:"):
+        path = Path(source.partition(":")[2] or _cache_dir() / "cifar10").expanduser()
+    else:
+        path = Path(source).expanduser()
+    if path.is_file() and path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    h.update(f"{info.filename}|{info.file_size}|{info.CRC}\n".encode())
+        except zipfile.BadZipFile:
+            raise DataError(f"{path} is not a readable zip file") from None
+    elif path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{p.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        h.update(f"absent:{path}".encode())
+    return h.hexdigest()[:16]
 
 
 def load_split(cfg: DataConfig, split: str) -> ImageSet:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
-from dscd.search import SearchConfig, load_metrics, profile, run
+from dscd.search import SearchConfig, load_metrics, run_search, search_profile
+from dscd.train import train_genotype, train_profile
 
 __all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
            "table1_rows", "table2_rows", "train_genotypes"]
@@ -63,12 +65,18 @@ def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_
     """
     folders = []
     for epochs in budgets:
-        config: SearchConfig = profile(profile_name, optimizer=optimizer, epochs=int(epochs), **(overrides or {}))
+        config: SearchConfig = search_profile(profile_name, optimizer=optimizer, epochs=int(epochs),
+                                              **(overrides or {})).with_data_resolved()
         folder = Path(runs_dir) / f"{optimizer}-{epochs}"
-        if not _finished(folder, config=config.to_dict()):
-            run(config, folder, resume=(folder / "checkpoint.pt").is_file(), progress=progress)
+        if not _finished(folder, config=config.to_dict(), data_fingerprint=source_fingerprint(config.data)):
+            run_search(config, folder, resume=_resumable(folder), progress=progress)
         folders.append(folder)
     return folders
+
+
+def _resumable(folder: Path) -> bool:
+    """Whether ``folder`` holds a run to resume (any checkpoint: a corrupt newest one falls back to the one before)."""
+    return (folder / "checkpoint.pt").is_file() or (folder / "checkpoint.prev.pt").is_file()
 
 
 def _finished(folder: Path, **expected: Any) -> bool:
@@ -113,11 +121,10 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
     genotype is reused, an interrupted one resumed. An invalid genotype is not trained:
     its :class:`Evaluation` carries the validity message instead.
     """
-    from dscd import train
-
     if dscd_genotype not in ("final", "best"):
         raise ValueError(f"dscd_genotype must be 'final' or 'best', got {dscd_genotype!r}")
-    config = train.profile(profile_name, **(overrides or {}))
+    config = train_profile(profile_name, **(overrides or {})).with_data_resolved()
+    fingerprint = source_fingerprint(config.data)
     jobs: list[tuple[str, Genotype, Path, str]] = []
     for folder in map(Path, searches):
         summary = json.loads((folder / "summary.json").read_text())
@@ -143,9 +150,8 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
         if not validity.valid:
             results.append(Evaluation(label, genotype, folder, source, invalid_reason=validity.message()))
             continue
-        if not _finished(folder, config=config.to_dict(), genotype=genotype.to_dict()):
-            train.run(config, genotype, folder, name=label, resume=(folder / "checkpoint.pt").is_file(),
-                      progress=progress)
+        if not _finished(folder, config=config.to_dict(), genotype=genotype.to_dict(), data_fingerprint=fingerprint):
+            train_genotype(config, genotype, folder, name=label, resume=_resumable(folder), progress=progress)
         summary = json.loads((folder / "summary.json").read_text())
         results.append(Evaluation(label, genotype, folder, source, summary=summary))
     return results

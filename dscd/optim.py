@@ -16,6 +16,7 @@ It knows nothing about networks or data.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "PHI_MAX",
     "DSCD",
     "DSCDEngine",
+    "NonFiniteLoss",
     "StepResult",
     "beta_params",
     "phi_schedule",
@@ -119,8 +121,23 @@ def propose(x: Any, lo: Any, hi: Any, phi: float, rng: np.random.Generator) -> t
     x, lo, hi = np.broadcast_arrays(_float64(x), _float64(lo), _float64(hi))
     if not (lo < hi).all():
         raise ValueError("propose needs lo < hi")
-    alpha, beta = _beta_params(_unit_position(x, lo, hi), float(phi))
-    return torch.from_numpy(np.asarray(lo + rng.beta(alpha, beta) * (hi - lo), dtype=np.float64))
+    return torch.from_numpy(np.asarray(_proposal_kernel(x, lo, hi, float(phi), rng.beta), dtype=np.float64))
+
+
+def _proposal_kernel(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, phi: float,
+                     draw_beta: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """The one proposal rule (paper section 3, Appendix C), used by :func:`propose` and :class:`DSCDEngine`.
+
+    The unit position of ``x`` in ``[lo, hi]`` (clipped to [0, 1]) sets the annealed Beta's
+    parameters; ``draw_beta(alpha, beta)`` draws one value per element (from whichever
+    generator owns that element), mapped back into the box.
+    """
+    alpha, beta = _beta_params(_unit_position(x, lo, hi), phi)
+    return lo + draw_beta(alpha, beta) * (hi - lo)
+
+
+class NonFiniteLoss(ValueError):
+    """A local step's objective was NaN or infinite; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -194,8 +211,6 @@ class DSCDEngine:
             raise ValueError("the proposal domain must be finite")
         if not (self.lo < self.hi).all():
             raise ValueError("the proposal domain needs lo < hi for every coordinate, e.g. domain=(-3.0, 3.0)")
-        uniform_box = (self.lo == self.lo.flat[0]).all() and (self.hi == self.hi.flat[0]).all()
-        self._box = (float(self.lo.flat[0]), float(self.hi.flat[0])) if uniform_box else None
 
         self.x_best = x0.copy()
         self.window = np.full((L, self.K), np.inf)
@@ -261,19 +276,16 @@ class DSCDEngine:
         """
         x = self.x_best.copy()
         lanes = self.is_global.nonzero()[0].tolist()
-        coords = []
+        coords: list[int] = []
         if lanes:
-            # A handful of lanes: scalar Python per lane is cheaper than NumPy dispatch here.
-            n, phi, rngs = x.shape[1], self.phi, self._rngs
-            box = self._box
-            for lane in lanes:
-                rng = rngs[lane]
-                d = min(int(rng.random() * n), n - 1)
-                lo, hi = box if box is not None else (float(self.lo[lane, d]), float(self.hi[lane, d]))
-                v = min(max((float(x[lane, d]) - lo) / (hi - lo), 0.0), 1.0)
-                alpha, beta = _beta_params(v, phi)
-                x[lane, d] = lo + rng.beta(alpha, beta) * (hi - lo)
-                coords.append(d)
+            n, rngs = x.shape[1], self._rngs
+            coords = [min(int(rngs[lane].random() * n), n - 1) for lane in lanes]  # each lane's own stream
+
+            def draw(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+                return np.array([rngs[lane].beta(a, b) for lane, a, b in zip(lanes, alpha, beta, strict=True)])
+
+            x[lanes, coords] = _proposal_kernel(x[lanes, coords].astype(np.float64), self.lo[lanes, coords],
+                                                self.hi[lanes, coords], self.phi, draw)
             self.coord_proposed[lanes, coords] += 1
         self._pending = (lanes, coords)
         return x
@@ -348,7 +360,8 @@ class DSCDEngine:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        keys = [name.lstrip("_") for name in self._ARRAYS] + ["window_pos", "step_count", "rng_states", "K"]
+        keys = [name.lstrip("_") for name in self._ARRAYS] + ["window_pos", "step_count", "rng_states", "K", "T",
+                                                               "total_steps", "phi_max"]
         missing = [k for k in keys if k not in state]
         if missing:
             raise ValueError(f"DSCD engine state is missing {missing}: not a state_dict() of this version")
@@ -357,12 +370,16 @@ class DSCDEngine:
                 f"DSCD state holds {tuple(state['x_best'].shape)} (lanes, coordinates) but this optimiser has "
                 f"{self.x_best.shape}: load it into an optimiser over the same parameters"
             )
-        if int(state["K"]) != self.K:
-            raise ValueError(f"DSCD state was saved with K={state['K']}; this optimiser has K={self.K}")
+        saved = {"K": int(state["K"]), "T": int(state["T"]), "total_steps": int(state["total_steps"]),
+                 "phi_max": float(state["phi_max"])}
+        differ = [f"{k}={v!r} (this optimiser: {getattr(self, k)!r})" for k, v in saved.items()
+                  if v != getattr(self, k)]
+        if differ:
+            raise ValueError(f"DSCD state was saved with {', '.join(differ)}: construct the optimiser with the "
+                             "settings it was saved with to continue that run")
         for name in self._ARRAYS:
             current = getattr(self, name)
             setattr(self, name, np.asarray(state[name.lstrip("_")].numpy(), dtype=current.dtype).copy())
-        self.total_steps, self.T, self.phi_max = int(state["total_steps"]), int(state["T"]), float(state["phi_max"])
         self.window_pos, self.step_count = int(state["window_pos"]), int(state["step_count"])
         self._best = self.window.min(axis=1)
         for rng, rng_state in zip(self._rngs, state["rng_states"], strict=True):
@@ -479,13 +496,45 @@ class DSCD(torch.optim.Optimizer):
             self._read()[None], np.concatenate(lo)[None], np.concatenate(hi)[None], total_steps,
             T=T, K=K, phi_max=phi_max, seeds=[seed] if seed is not None else None,
         )
+        # A learning-rate scheduler attached to DSCD drives the wrapped optimiser: each DSCD group whose
+        # parameters all sit in one group of ``local`` mirrors that group's ``lr`` (see _sync_lr).
+        self._lr_targets: list[dict[str, Any] | None] = []
+        for group in self.param_groups:
+            homes = {id(g) for p in group["params"] for g in self.local.param_groups
+                     if any(p is q for q in g["params"])}
+            target = next((g for g in self.local.param_groups if id(g) in homes), None) if len(homes) == 1 else None
+            if target is not None and "lr" in target:
+                group["lr"] = target["lr"]
+            self._lr_targets.append(target if target is not None and "lr" in target else None)
+        self._lr_seen = [g.get("lr") for g in self.param_groups]
+        self._constructed = True
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Only during construction: x_best, the window and the proposal box cover a fixed set of parameters."""
+        if getattr(self, "_constructed", False):
+            raise ValueError("DSCD's parameters are fixed when it is built (x_best, the loss window and the "
+                             "proposal box cover exactly them): build a new DSCD over all the parameters")
+        super().add_param_group(param_group)
+
+    def _sync_lr(self) -> None:
+        """Carry an ``lr`` changed on DSCD's groups (by a scheduler attached to DSCD) to the wrapped optimiser,
+        and an ``lr`` changed on the wrapped optimiser (a scheduler attached to ``opt.local``) back."""
+        for i, (group, target) in enumerate(zip(self.param_groups, self._lr_targets, strict=True)):
+            if target is None:
+                continue
+            if group["lr"] != self._lr_seen[i]:
+                target["lr"] = group["lr"]
+            else:
+                group["lr"] = target["lr"]
+            self._lr_seen[i] = target["lr"]
 
     def __getstate__(self) -> dict[str, Any]:
         # torch keeps only defaults/state/param_groups; DSCD's engine and local optimiser
         # must travel too (deepcopy, pickling for multiprocessing).
         state = super().__getstate__()
         state.update(_params=self._params, local=self.local, _engine=self._engine,
-                     reset_local_state=self.reset_local_state)
+                     reset_local_state=self.reset_local_state, _lr_targets=self._lr_targets,
+                     _lr_seen=self._lr_seen, _constructed=True)
         return state
 
     # -- flat views ------------------------------------------------------------------
@@ -526,7 +575,7 @@ class DSCD(torch.optim.Optimizer):
                 loss = closure()
                 value = self._value(loss)
                 if not math.isfinite(value):
-                    raise ValueError(
+                    raise NonFiniteLoss(
                         f"DSCD local step {engine.step_count}: the objective is {value}; nothing was changed "
                         "(parameters, x_best and the local optimiser's state are as before this step)"
                     )
@@ -536,6 +585,7 @@ class DSCD(torch.optim.Optimizer):
                     p.grad = None
                 loss.backward(inputs=self._params)
             result = engine.observe(value, x_current[None])
+            self._sync_lr()
             self.local.step()
         if self.reset_local_state and bool(result.switched[0]) and not bool(engine.is_global[0]):
             self.local.state.clear()
@@ -600,18 +650,44 @@ class DSCD(torch.optim.Optimizer):
             "engine": self._engine.state_dict(),
             "local": self.local.state_dict(),
             "domains": [group["domain"] for group in self.param_groups],
+            "shapes": [list(p.shape) for p in self._params],
             "reset_local_state": self.reset_local_state,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        """Load what :meth:`state_dict` saved, all or nothing: on any error nothing has changed.
+
+        The parameters' shapes and the settings ``T``, ``K``, ``phi_max`` and ``total_steps``
+        must equal this optimiser's (a differing one is refused, never silently taken over).
+        """
         if not isinstance(state_dict, dict) or state_dict.get("format") != _STATE_FORMAT:
             raise ValueError(f"not a DSCD state_dict (expected format {_STATE_FORMAT!r}); "
                              "was it saved by another optimiser or another version?")
+        shapes = [list(p.shape) for p in self._params]
+        if "shapes" in state_dict and [list(s) for s in state_dict["shapes"]] != shapes:
+            raise ValueError(f"DSCD state holds parameters of shapes {state_dict['shapes']} but this optimiser has "
+                             f"{shapes}: load it into an optimiser over the same parameters")
+        if len(state_dict.get("domains", [])) != len(self.param_groups):
+            raise ValueError(f"DSCD state has {len(state_dict.get('domains', []))} parameter groups, this "
+                             f"optimiser {len(self.param_groups)}")
+        backup = copy.deepcopy(self.state_dict())
+        try:
+            self._load(state_dict)
+        except Exception:
+            self._load(backup)
+            raise
+
+    def _load(self, state_dict: dict[str, Any]) -> None:
         self._engine.load_state_dict(state_dict["engine"])
         self.local.load_state_dict(state_dict["local"])
         for group, domain in zip(self.param_groups, state_dict["domains"], strict=True):
             group["domain"] = tuple(domain)
         self.reset_local_state = bool(state_dict["reset_local_state"])
+        for i, (group, target) in enumerate(zip(self.param_groups, self._lr_targets, strict=True)):
+            if target is not None:  # the wrapped optimiser's state carries the learning rate
+                target = self._lr_targets[i] = next(
+                    g for g in self.local.param_groups if any(p is group["params"][0] for p in g["params"]))
+                group["lr"] = self._lr_seen[i] = target["lr"]
 
 
 def _check_domain(domain: Any) -> tuple[float, float]:

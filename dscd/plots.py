@@ -97,6 +97,8 @@ def animate_beta_annealing(
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"v (the unit position) must lie in [0, 1], got {v}")
     lo, hi = domain
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"the domain needs finite --lo < --hi, got lo={lo}, hi={hi}")
     grid = np.linspace(0.0, 1.0, points)
     steps = np.arange(frames)
     phis = np.minimum((1 - np.cos(np.pi * steps / (frames - 1))) / 2, phi_end)

@@ -114,6 +114,9 @@ def find_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[P
         raise FileNotFoundError(
             f"no notebooks folder at {notebooks_dir}: pass --notebooks DIR (the repository's notebooks/)")
     found = sorted(p for p in notebooks_dir.iterdir() if _NAME.match(p.name))
+    if not found:
+        raise FileNotFoundError(f"{notebooks_dir} holds no numbered notebooks (NN_name.ipynb): pass --notebooks DIR "
+                                "(the repository's notebooks/)")
     if only:
         wanted = {n.zfill(2) for n in only}
         unknown = wanted - {_NAME.match(p.name).group(1) for p in found}
@@ -133,7 +136,11 @@ def _declared_parameters(path: Path) -> set[str] | None:
     """Names assigned in the notebook's ``parameters`` cell (``None`` when it has none)."""
     import nbformat
 
-    for cell in nbformat.read(path, as_version=4).cells:
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - JSON, schema and encoding errors alike
+        raise ValueError(f"not a valid notebook ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+    for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
             return set(re.findall(r"^(\w+)\s*=", cell.source, flags=re.MULTILINE))
     return None
@@ -146,6 +153,21 @@ def _source_digest() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _data_digest() -> str:
+    """The content digest of ``DSCD_DATA`` (the notebooks' data source), so changed data reruns them."""
+    import os
+
+    from dscd.data import DataError, source_fingerprint
+
+    source = os.environ.get("DSCD_DATA")
+    if not source:
+        return ""
+    try:
+        return source_fingerprint(source)
+    except DataError:
+        return f"unreadable:{source}"
 
 
 def _fingerprint(path: Path, parameters: dict[str, Any], source: str, upstream: list[str | None]) -> str:
@@ -204,14 +226,21 @@ def reproduce(
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    from dscd.runfolder import RunFolderError, check_output_path
+
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
-    root = Path(outputs).resolve() / profile
-    dirs = {name: root / name for name in ("notebooks", "html", "figures", "tables", "runs")}
-    for folder in dirs.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    paths = find_notebooks(notebooks_dir, only)
+    paths = find_notebooks(notebooks_dir, only)  # every option is checked before a folder is made
+    try:
+        root = check_output_path(outputs, "--outputs").resolve() / profile
+        dirs = {name: root / name for name in ("notebooks", "html", "figures", "tables", "runs")}
+        for folder in dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+    except RunFolderError as err:
+        raise ValueError(str(err)) from None
+    except OSError as err:
+        raise ValueError(f"--outputs {outputs}: cannot create the output folders ({err.strerror or err})") from None
     state = _read_state(root)
-    source = _source_digest()
+    source = _source_digest() + _data_digest()
 
     from dscd.runs import run_metadata, write_json
 
@@ -230,7 +259,17 @@ def reproduce(
         number = _NAME.match(path.name).group(1)
         parameters = {"profile": profile, "figures_dir": str(dirs["figures"]), "tables_dir": str(dirs["tables"]),
                       "runs_dir": str(dirs["runs"])}
-        declared = _declared_parameters(path)  # the folders only where the notebook takes them
+        try:
+            declared = _declared_parameters(path)  # the folders only where the notebook takes them
+        except ValueError as err:  # a malformed notebook fails alone, the others still run
+            error = f"notebook {path.name} cannot be read: {err}"
+            runs.append(NotebookRun(number, path.name, str(dirs["notebooks"] / path.name), 0.0, parameters,
+                                    "failed", error))
+            failed[number] = error
+            state[number] = {**state.get(number, {}), "notebook": path.name, "status": "failed",
+                             "fingerprint": None, "error": error}
+            save()
+            continue
         parameters = {k: v for k, v in parameters.items() if declared is None or k in declared or k == "profile"}
         parameters.update(NOTEBOOK_PARAMETERS.get(number, {}).get(profile, {}))
         output = dirs["notebooks"] / path.name

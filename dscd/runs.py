@@ -1,12 +1,12 @@
-"""Run folders: device resolution, seeding, atomic checkpoints, JSON lines, progress.
+"""What every run needs besides its folder: device resolution, seeding, RNG state, metadata, epoch sums.
 
-Shared by the search loop and the final-training loop; knows nothing about models.
+Shared by the search loop and the final-training loop; knows nothing about models. The run folder
+itself (lock, checkpoints, logs) is :mod:`dscd.runfolder`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import random
 import subprocess
@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "EpochSums", "JsonLines", "correct_count", "evaluate", "get_rng_state", "git_commit",
-           "load_checkpoint", "resolve_device", "run_metadata", "save_checkpoint", "seed_everything",
-           "set_rng_state", "write_json"]
+from dscd.runfolder import RunFolderError, check_output_path, write_atomic
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: corrupt, of another run, or in the way."""
+__all__ = ["EpochSums", "correct_count", "evaluate", "get_rng_state", "git_commit", "resolve_device", "run_metadata",
+           "seed_everything", "set_rng_state", "write_json", "write_text"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -82,83 +76,20 @@ def run_metadata() -> dict[str, Any]:
             "machine": platform.platform(), "python": platform.python_version()}
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename), creating the folder if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-class JsonLines:
-    """An append-only JSON-lines file that can be cut back to the lines a checkpoint knew of."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-
-    def truncate(self, lines: int) -> None:
-        """Keep the first ``lines`` records (those written before the checkpoint being resumed)."""
-        records = self.read()
-        if len(records) < lines:
-            raise CheckpointError(f"{self.path} has {len(records)} records but the checkpoint expects {lines}")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records[:lines]))
-        os.replace(tmp, self.path)
-
-
-def save_checkpoint(folder: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``checkpoint.pt`` atomically, keeping the one before as ``checkpoint.prev.pt``."""
-    folder = Path(folder)
-    path, previous, tmp = folder / CHECKPOINT, folder / PREVIOUS, folder / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    if path.exists():
-        os.replace(path, previous)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(folder: str | Path, kind: str, config: dict[str, Any],
-                    must_match: Iterable[str]) -> dict[str, Any]:
-    """Load ``checkpoint.pt`` of ``folder`` and check that it belongs to this kind of run and configuration.
-
-    ``must_match`` names the configuration fields that must agree (the ones that change
-    the computation); a mismatch or a corrupt file is a :class:`CheckpointError` that
-    says what to do, and nothing is overwritten.
-    """
-    path = Path(folder) / CHECKPOINT
-    if not path.is_file():
-        raise CheckpointError(f"--resume: no checkpoint at {path}; start the run without --resume")
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` atomically (temporary file, then rename), creating the folder if needed; a failure
+    (no permission, full disk) is a :class:`dscd.runfolder.RunFolderError` and leaves no temporary file."""
+    path = check_output_path(Path(path).parent, "folder") / Path(path).name
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {err}). It was left as it is; "
-            f"{Path(folder) / PREVIOUS} holds the one before it: rename it to {CHECKPOINT} to resume from there"
-        ) from None
-    if not isinstance(state, dict) or state.get("kind") != kind:
-        found = state.get("kind") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path} is not a {kind} checkpoint (found {found!r})")
-    saved = state.get("config", {})
-    differ = [k for k in must_match if saved.get(k) != config.get(k)]
-    if differ:
-        details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {config.get(k)!r}" for k in differ)
-        raise CheckpointError(f"{path} belongs to a different configuration ({details}); resume with the "
-                              "configuration it was saved with, or start a new run in another folder")
-    return state
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"cannot create {path.parent}: {err.strerror or err}") from None
+    write_atomic(path, text)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically, creating the folder if needed (see :func:`write_text`)."""
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------ epoch bookkeeping

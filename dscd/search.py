@@ -10,8 +10,9 @@ updates.
 A run lives in a folder: ``config.json``, ``metrics.jsonl`` (one record per
 epoch), ``alphas.jsonl`` (the alpha tensors per epoch), ``checkpoint.pt`` (atomic,
 the one before kept as ``checkpoint.prev.pt``), and at the end ``genotype.json``
-and ``summary.json``. ``run(config, out, resume=True)`` continues exactly where
-the last checkpoint left off (bit for bit on CPU).
+and ``summary.json``. ``run_search(config, out, resume=True)`` continues exactly where
+the last checkpoint left off (bit for bit on CPU). The folder itself (lock, refusals,
+checkpoints, logs) is :class:`dscd.runfolder.RunFolder`.
 """
 
 from __future__ import annotations
@@ -28,28 +29,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dscd.config import RunConfig, check_device, check_integer, check_number, choose_profile
-from dscd.data import DataConfig, ImageLoader, search_split, test_set
+from dscd.config import RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
+from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
 from dscd.ops import FAIRDARTS_OPS, check_ops
-from dscd.optim import DSCD
-from dscd.runs import (
-    CheckpointError,
-    EpochSums,
-    JsonLines,
-    correct_count,
-    evaluate,
-    load_checkpoint,
-    resolve_device,
-    run_metadata,
-    save_checkpoint,
-    seed_everything,
-    write_json,
-)
+from dscd.optim import DSCD, NonFiniteLoss
+from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
+from dscd.runs import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
 from dscd.space import RELAXATIONS, SearchNetwork, fairdarts_objective
 
-__all__ = ["PROFILES", "SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics", "profile",
-           "run"]
+__all__ = ["SEARCH_PROFILES", "SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
+           "run_search", "search_profile"]
 
 OPTIMIZERS = ("adam", "dscd")
 
@@ -74,11 +64,6 @@ class SearchConfig(RunConfig):
     ``amp`` (bfloat16 autocast on CUDA), ``channels_last``, ``checkpoint_minutes``.
     """
 
-    profile: str = "paper"
-    data: str | None = None
-    per_class: int | None = None
-    test_per_class: int | None = None
-    image_size: int = 32
     channels: int = 16
     layers: int = 8
     nodes: int = 4
@@ -102,22 +87,17 @@ class SearchConfig(RunConfig):
     grad_clip: float = 5.0
     rule: str = "fairdarts"
     threshold: float = 0.85
-    test_every: int = 1
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    channels_last: bool = True
     checkpoint_minutes: float = 10.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ops", tuple(self.ops))
-        object.__setattr__(self, "alpha_betas", tuple(float(b) for b in self.alpha_betas))
-        object.__setattr__(self, "dscd_domain", tuple(float(d) for d in self.dscd_domain))
-        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("nodes", 1), ("epochs", 1),
-                              ("batch_size", 1), ("dscd_T", 1), ("dscd_K", 1), ("test_every", 0), ("seed", 0)):
+        super().__post_init__()
+        object.__setattr__(self, "ops", check_sequence(self, "ops", str))
+        object.__setattr__(self, "alpha_betas",
+                           tuple(float(b) for b in check_sequence(self, "alpha_betas", (int, float), 2)))
+        object.__setattr__(self, "dscd_domain",
+                           tuple(float(d) for d in check_sequence(self, "dscd_domain", (int, float), 2)))
+        for name, minimum in (("nodes", 1), ("dscd_T", 1), ("dscd_K", 1)):
             check_integer(self, name, minimum)
-        check_integer(self, "per_class", 2, allow_none=True)
-        check_integer(self, "test_per_class", 2, allow_none=True)
         if self.channels % 2:
             raise ValueError(f"channels must be even, got {self.channels}")
         for name in ("alpha_lr", "w_lr", "checkpoint_minutes"):
@@ -126,12 +106,13 @@ class SearchConfig(RunConfig):
             check_number(self, name, 0.0)
         check_number(self, "w_momentum", 0.0, 1.0)
         check_number(self, "threshold", 0.0, 1.0)
+        check_bool(self, "dscd_reset_local_state")
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
-        if len(self.alpha_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.alpha_betas):
-            raise ValueError(f"alpha_betas must be two numbers in [0, 1), got {self.alpha_betas}")
-        if len(self.dscd_domain) != 2 or not self.dscd_domain[0] < self.dscd_domain[1]:
-            raise ValueError(f"dscd_domain must be (lo, hi) with lo < hi, got {self.dscd_domain}")
+        if not all(0.0 <= b < 1.0 for b in self.alpha_betas):
+            raise ValueError(f"alpha_betas must be two numbers in [0, 1), got {list(self.alpha_betas)}")
+        if not self.dscd_domain[0] < self.dscd_domain[1]:
+            raise ValueError(f"dscd_domain must be (lo, hi) with lo < hi, got {list(self.dscd_domain)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.relaxation not in RELAXATIONS:
@@ -141,20 +122,16 @@ class SearchConfig(RunConfig):
         check_ops(self.ops)
         if self.relaxation == "sigmoid" and "none" in self.ops:
             raise ValueError("ops: 'none' belongs to the softmax relaxation")
-        check_device(self.device)
-
-    @property
-    def data_config(self) -> DataConfig:
-        return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
-                          image_size=self.image_size, seed=self.seed)
+        if not [op for op in self.ops if op != "none"]:
+            raise ValueError(f"ops must hold at least one operation besides 'none', got {list(self.ops)}")
 
 
 #: Fields that change the computation: a checkpoint must agree on them to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
-                    if f.name not in ("profile", "device", "checkpoint_minutes", "test_every"))
+                    if f.name not in ("profile", "device", "checkpoint_minutes", "test_every")) + ("data_fingerprint",)
 
 #: Named configurations. ``paper`` is the FairDARTS reference; the others are CPU-sized.
-PROFILES: dict[str, SearchConfig] = {
+SEARCH_PROFILES: dict[str, SearchConfig] = {
     "paper": SearchConfig(profile="paper"),
     "quick": SearchConfig(profile="quick", per_class=50, test_per_class=20, image_size=16, channels=4, layers=5,
                           batch_size=50, epochs=30, alpha_lr=0.03, test_every=5, checkpoint_minutes=5.0),
@@ -164,9 +141,9 @@ PROFILES: dict[str, SearchConfig] = {
 }
 
 
-def profile(name: str, **changes: Any) -> SearchConfig:
-    """The configuration of profile ``name`` with ``changes`` applied."""
-    return choose_profile(PROFILES, name, changes)
+def search_profile(name: str, **changes: Any) -> SearchConfig:
+    """The search configuration of profile ``name`` with ``changes`` applied."""
+    return choose_profile(SEARCH_PROFILES, name, changes)
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -275,16 +252,27 @@ def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, A
     return out, genotype, alphas[0], alphas[1]
 
 
-def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) a search into the folder ``out``; returns the summary (also ``summary.json``)."""
-    out = Path(out)
-    device = resolve_device(config.device)
-    if not resume and (out / "checkpoint.pt").exists():
-        raise CheckpointError(f"{out} already holds a search (checkpoint.pt): pass --resume to continue it, "
-                              "or choose another --out")
-    state = load_checkpoint(out, "search", config.to_dict(), _MUST_MATCH) if resume else None
-    out.mkdir(parents=True, exist_ok=True)
+def run_search(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True
+               ) -> dict[str, Any]:
+    """Run (or resume) a search into the folder ``out``; returns the summary (also ``summary.json``).
 
+    The folder is locked while the search runs, a folder holding any run is never started
+    afresh, and ``resume=True`` continues from the last checkpoint (see :mod:`dscd.runfolder`).
+    Raises :class:`~dscd.runfolder.RunFolderError` for a folder that cannot be used,
+    :class:`~dscd.data.DataError` for bad data, :class:`SearchDiverged` on a non-finite loss.
+    """
+    config = config.with_data_resolved()
+    device = resolve_device(config.device)
+    fingerprint = source_fingerprint(config.data)
+    identity = {**config.to_dict(), "data_fingerprint": fingerprint}
+    with RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
+                        required=("epoch", "batch", "accumulator", "searcher", "elapsed")) as folder:
+        return _search(config, folder, device, identity, progress)
+
+
+def _search(config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
+            progress: bool) -> dict[str, Any]:
+    out, state = folder.path, folder.state
     seed_everything(config.seed)
     train_data, val_data = search_split(config.data_config)
     test_data = test_set(config.data_config)
@@ -298,32 +286,31 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
     steps = min(len(train_loader), len(val_loader))
     searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device)
 
-    metrics, alpha_log = JsonLines(out / "metrics.jsonl"), JsonLines(out / "alphas.jsonl")
+    metrics, alpha_log = folder.log("metrics"), folder.log("alphas")
     epoch, start_batch, acc, elapsed = 0, 0, EpochSums(), 0.0
     if state is not None:
         searcher.load_state_dict(state["searcher"])
         epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
         acc = EpochSums.from_state(state["accumulator"], device)
-        metrics.truncate(epoch)  # one record per finished epoch: the checkpoint's epoch counts them
-        alpha_log.truncate(epoch)
     else:
-        for log in (metrics, alpha_log):
-            log.path.unlink(missing_ok=True)
-        config.save(out / "config.json")
-        write_json(out / "meta.json", run_metadata())
+        folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
+                                        "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
 
     def checkpoint(next_epoch: int, next_batch: int) -> None:
-        save_checkpoint(out, {"kind": "search", "config": config.to_dict(), "epoch": next_epoch,
-                              "batch": next_batch, "accumulator": acc.state(), "searcher": searcher.state_dict(),
-                              "elapsed": elapsed})
+        folder.save_checkpoint({"config": identity, "epoch": next_epoch, "batch": next_batch,
+                                "accumulator": acc.state(), "searcher": searcher.state_dict(), "elapsed": elapsed})
+
+    def diverged(what: str, step: int) -> SearchDiverged:
+        bar.close()
+        kept = (f"the last good checkpoint in {out} is intact" if (out / CHECKPOINT).exists()
+                else "no checkpoint had been written yet")
+        return SearchDiverged(f"non-finite {what} in epoch {epoch + 1}, by step {step}; {kept}")
 
     def check_finite(step: int) -> None:
         """Losses are checked before every checkpoint, not every step (no device sync per step)."""
         bad = acc.nonfinite()
         if bad:
-            bar.close()
-            raise SearchDiverged(f"non-finite {' and '.join(bad)} in epoch {epoch + 1}, by step {step}; the last "
-                                 f"good checkpoint in {out} is intact")
+            raise diverged(" and ".join(bad), step)
 
     total = config.epochs * steps
     bar = tqdm(total=total, initial=epoch * steps + start_batch, disable=not progress, unit="it",
@@ -337,7 +324,10 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
         for b, ((xt, yt), (xv, yv)) in enumerate(batches, start=start_batch):
             if b >= steps:
                 break
-            loss_a, logits_v = searcher.alpha_step(xv, yv)
+            try:
+                loss_a, logits_v = searcher.alpha_step(xv, yv)
+            except NonFiniteLoss:  # DSCD reads every local loss and refuses a non-finite one before any change
+                raise diverged("alpha_loss", b + 1) from None
             loss_w, logits_t = searcher.weight_step(xt, yt)
             acc.add("alpha_loss", loss_a)
             acc.add("weight_loss", loss_w)
@@ -386,19 +376,20 @@ def run(config: SearchConfig, out: str | Path, resume: bool = False, progress: b
 
     final = metrics.read()[-1]
     genotype = Genotype.from_dict(final["genotype"])
-    genotype.save(out / "genotype.json")
-    summary = {"config": config.to_dict(), "folder": str(out), "epochs": config.epochs, "seconds": elapsed,
-               "final": final, "valid": final["valid"], "genotype": genotype.to_dict()}
+    folder.write_json("genotype.json", genotype.to_dict())
+    summary = {"config": config.to_dict(), "data_fingerprint": identity["data_fingerprint"], "folder": str(out),
+               "epochs": config.epochs, "seconds": elapsed, "final": final, "valid": final["valid"],
+               "genotype": genotype.to_dict()}
     if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
         with torch.no_grad():
             best = [torch.sigmoid(a) if config.relaxation == "sigmoid" else torch.softmax(a, -1)
                     for a in searcher.dscd.best_params()]
         best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
                                    threshold=config.threshold, ops=config.ops, nodes=config.nodes)
-        best_genotype.save(out / "genotype_best.json")
+        folder.write_json("genotype_best.json", best_genotype.to_dict())
         summary["genotype_best"] = best_genotype.to_dict()
         summary["best_valid"] = check_validity(best_genotype).valid
-    write_json(out / "summary.json", summary)
+    folder.write_json("summary.json", summary)
     return summary
 
 

@@ -10,7 +10,7 @@ A run lives in a folder: ``config.json``, ``genotype.json``, ``meta.json``,
 ``metrics.jsonl`` (one record per epoch), ``checkpoint.pt`` (atomic, written every
 epoch, the one before kept as ``checkpoint.prev.pt``) and at the end
 ``summary.json`` (test accuracy, parameters with and without the auxiliary head,
-FLOPs). ``run(..., resume=True)`` continues from the last checkpoint exactly (bit
+FLOPs). ``train_genotype(..., resume=True)`` continues from the last checkpoint exactly (bit
 for bit on CPU: the weights, the optimiser, the generators of drop path).
 
 An invalid genotype (a cell through which nothing propagates) is refused before
@@ -31,28 +31,24 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from dscd.config import RunConfig, check_device, check_integer, check_number, choose_profile
-from dscd.data import DataConfig, ImageLoader, test_set, train_set
+from dscd.config import RunConfig, check_bool, check_integer, check_number, choose_profile
+from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.genotype import Genotype, check_validity, load_genotype
 from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
+from dscd.runfolder import RunFolder
 from dscd.runs import (
-    CheckpointError,
     EpochSums,
-    JsonLines,
     correct_count,
     evaluate,
     get_rng_state,
-    load_checkpoint,
     resolve_device,
     run_metadata,
-    save_checkpoint,
     seed_everything,
     set_rng_state,
-    write_json,
 )
 
-__all__ = ["PROFILES", "TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary", "profile",
-           "run"]
+__all__ = ["TRAIN_PROFILES", "TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary",
+           "train_genotype", "train_profile"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -73,11 +69,6 @@ class TrainConfig(RunConfig):
     ``device``, ``amp`` (bfloat16 autocast, CUDA only), ``channels_last``.
     """
 
-    profile: str = "paper"
-    data: str | None = None
-    per_class: int | None = None
-    test_per_class: int | None = None
-    image_size: int = 32
     channels: int = 36
     layers: int = 20
     auxiliary: bool = True
@@ -91,36 +82,21 @@ class TrainConfig(RunConfig):
     grad_clip: float = 5.0
     cutout: int = 16
     drop_path: float = 0.2
-    test_every: int = 1
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    channels_last: bool = True
 
     def __post_init__(self) -> None:
-        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("epochs", 1), ("batch_size", 2),
-                              ("cutout", 0), ("test_every", 0), ("seed", 0)):
-            check_integer(self, name, minimum)
-        check_integer(self, "per_class", 2, allow_none=True)
-        check_integer(self, "test_per_class", 2, allow_none=True)
+        super().__post_init__()
+        check_integer(self, "batch_size", 2)
+        check_integer(self, "cutout", 0)
         check_number(self, "lr", 0.0, low_open=True)
         for name in ("lr_min", "weight_decay", "grad_clip", "aux_weight"):
             check_number(self, name, 0.0)
         check_number(self, "momentum", 0.0, 1.0)
         check_number(self, "drop_path", 0.0, 0.9)
+        check_bool(self, "auxiliary")
         if self.lr_min > self.lr:
             raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
         if self.cutout > self.image_size:
             raise ValueError(f"cutout ({self.cutout}) must not exceed image_size ({self.image_size})")
-        for name in ("auxiliary", "amp", "channels_last"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        check_device(self.device)
-
-    @property
-    def data_config(self) -> DataConfig:
-        return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
-                          image_size=self.image_size, seed=self.seed)
 
     @property
     def scale(self) -> str:
@@ -140,10 +116,10 @@ class TrainConfig(RunConfig):
 
 #: Fields that change the computation: a checkpoint must agree on them (and on the genotype) to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
-                    if f.name not in ("profile", "device", "test_every")) + ("genotype",)
+                    if f.name not in ("profile", "device", "test_every")) + ("genotype", "data_fingerprint")
 
 #: Named configurations. ``paper`` is the reference's evaluation; the others fit a CPU.
-PROFILES: dict[str, TrainConfig] = {
+TRAIN_PROFILES: dict[str, TrainConfig] = {
     "paper": TrainConfig(profile="paper"),
     "quick": TrainConfig(profile="quick", per_class=200, test_per_class=100, image_size=16, channels=8, layers=8,
                          batch_size=64, epochs=20, cutout=8, lr=0.05),
@@ -152,9 +128,9 @@ PROFILES: dict[str, TrainConfig] = {
 }
 
 
-def profile(name: str, **changes: Any) -> TrainConfig:
-    """The configuration of profile ``name`` with ``changes`` applied."""
-    return choose_profile(PROFILES, name, changes)
+def train_profile(name: str, **changes: Any) -> TrainConfig:
+    """The training configuration of profile ``name`` with ``changes`` applied."""
+    return choose_profile(TRAIN_PROFILES, name, changes)
 
 
 def check_trainable(genotype: Genotype, name: str = "genotype") -> None:
@@ -229,26 +205,30 @@ def _as_genotype(genotype: Genotype | str | Path, name: str | None) -> tuple[Gen
     return load_genotype(path, name), name or path.stem
 
 
-def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, name: str | None = None,
-        resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, name: str | None = None,
+                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train ``genotype`` (a :class:`Genotype`, or a JSON file with ``name`` picking one of several)
     into the folder ``out``, or resume it; returns the summary (also ``summary.json``).
 
     Raises :class:`InvalidArchitectureError` before writing anything when the genotype is
-    invalid, :class:`CheckpointError` when ``out`` holds a run and ``resume`` is off (or the
-    checkpoint belongs to another configuration or genotype), :class:`TrainingDiverged` on a
-    non-finite loss (the last good checkpoint stays).
+    invalid, :class:`~dscd.runfolder.RunFolderError` when ``out`` cannot be used (it holds a
+    run and ``resume`` is off, it is in use, its checkpoint belongs to another configuration or
+    genotype), :class:`TrainingDiverged` on a non-finite loss (the last good checkpoint stays).
     """
     genotype, name = _as_genotype(genotype, name)
     check_trainable(genotype, name)
-    out = Path(out)
+    config = config.with_data_resolved()
     device = resolve_device(config.device)
-    if not resume and (out / "checkpoint.pt").exists():
-        raise CheckpointError(f"{out} already holds a training run (checkpoint.pt): pass --resume to continue it, "
-                              "or choose another --out")
-    identity = {**config.to_dict(), "genotype": genotype.to_dict()}
-    state = load_checkpoint(out, "train", identity, _MUST_MATCH) if resume else None
+    identity = {**config.to_dict(), "genotype": genotype.to_dict(),
+                "data_fingerprint": source_fingerprint(config.data)}
+    with RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
+                        required=("epoch", "elapsed", "trainer", "rng")) as folder:
+        return _train(config, genotype, name, folder, device, identity, progress)
 
+
+def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder, device: torch.device,
+           identity: dict[str, Any], progress: bool) -> dict[str, Any]:
+    out, state = folder.path, folder.state
     seed_everything(config.seed)
     train_data, test_data = train_set(config.data_config), test_set(config.data_config)
     if len(train_data) < config.batch_size:
@@ -261,21 +241,17 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
     test_loader = ImageLoader(test_data, max(config.batch_size, 256), shuffle=False, device=device)
     trainer = Trainer(config, genotype, train_data.num_classes, in_channels, device)
     size = network_size(trainer.net, config.image_size, in_channels)
-    out.mkdir(parents=True, exist_ok=True)
 
-    metrics = JsonLines(out / "metrics.jsonl")
+    metrics = folder.log("metrics")
     epoch, elapsed = 0, 0.0
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         epoch, elapsed = state["epoch"], state["elapsed"]
-        metrics.truncate(epoch)
         set_rng_state(state["rng"])
     else:
-        metrics.path.unlink(missing_ok=True)
-        (out / "summary.json").unlink(missing_ok=True)
-        config.save(out / "config.json")
-        genotype.save(out / "genotype.json")
-        write_json(out / "meta.json", {**run_metadata(), "name": name, "device": str(device)})
+        folder.start(config.to_dict(), {**run_metadata(), "name": name, "device": str(device), "data": config.data,
+                                        "data_fingerprint": identity["data_fingerprint"]})
+        folder.write_json("genotype.json", genotype.to_dict())
 
     steps = len(train_loader)
     bar = tqdm(total=config.epochs * steps, initial=epoch * steps, disable=not progress, unit="it",
@@ -293,8 +269,9 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
             bar.update(1)
         if sums.nonfinite():  # checked once per epoch: no device sync per step
             bar.close()
-            raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); the "
-                                   f"checkpoint of epoch {epoch} in {out} is intact")
+            kept = (f"the checkpoint of epoch {epoch} in {out} is intact" if epoch
+                    else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); {kept}")
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop,
                                   "train_loss": sums.mean("loss", "samples"),
                                   "train_acc": sums.mean("correct", "samples")}
@@ -308,8 +285,8 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
         record.update(epoch_seconds=epoch_seconds, seconds=elapsed)
         metrics.append(record)
         epoch += 1  # one record per epoch: the checkpoint's epoch is also the number of records to keep
-        save_checkpoint(out, {"kind": "train", "config": identity, "epoch": epoch, "elapsed": elapsed,
-                              "trainer": trainer.state_dict(), "rng": get_rng_state()})
+        folder.save_checkpoint({"config": identity, "epoch": epoch, "elapsed": elapsed,
+                                "trainer": trainer.state_dict(), "rng": get_rng_state()})
         shown = {"epoch": epoch, "loss": f"{record['train_loss']:.3f}",
                  "train": f"{100 * record['train_acc']:.1f}%"}
         if record["test_acc"] is not None:
@@ -323,11 +300,12 @@ def run(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, n
     paper = network_size(EvalNetwork(genotype, num_classes=train_data.num_classes, in_channels=in_channels))
     summary = {
         "name": name, "folder": str(out), "config": config.to_dict(), "genotype": genotype.to_dict(),
+        "data_fingerprint": identity["data_fingerprint"],
         "epochs": config.epochs, "seconds": elapsed, "test_acc": final["test_acc"], "test_loss": final["test_loss"],
         "best_test_acc": max(tested), "train_acc": final["train_acc"], "size": size.as_dict(),
         "paper_size": paper.as_dict(), "device": str(device),
     }
-    write_json(out / "summary.json", summary)
+    folder.write_json("summary.json", summary)
     return summary
 
 

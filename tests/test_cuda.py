@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dscd import DSCD
-from dscd.search import profile, run
+from dscd.search import run_search, search_profile
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -23,7 +23,7 @@ def test_dscd_steps_cuda_parameters_like_cpu_ones():
 
 @pytest.mark.parametrize("amp", [False, True])
 def test_a_tiny_search_runs_on_cuda(tmp_path, amp):
-    summary = run(profile("smoke", device="cuda", amp=amp, epochs=2, optimizer="dscd"), tmp_path / "r",
+    summary = run_search(search_profile("smoke", device="cuda", amp=amp, epochs=2, optimizer="dscd"), tmp_path / "r",
                   progress=False)
     assert len(summary["final"]["genotype"]["normal"]) >= 0 and summary["final"]["test_acc"] is not None
 
@@ -31,12 +31,11 @@ def test_a_tiny_search_runs_on_cuda(tmp_path, amp):
 @pytest.mark.parametrize("amp,channels_last", [(False, False), (True, True)])
 def test_a_tiny_final_training_runs_on_cuda(tmp_path, amp, channels_last):
     from dscd.genotype import Genotype
-    from dscd.train import profile as train_profile
-    from dscd.train import run as train
+    from dscd.train import train_genotype, train_profile
 
     genotype = Genotype(normal=(("sep_conv_3x3", 0, 2), ("skip_connect", 1, 2)), reduce=(("max_pool_3x3", 0, 2),))
     config = train_profile("smoke", device="cuda", amp=amp, channels_last=channels_last, epochs=2)
-    summary = train(config, genotype, tmp_path / "t", progress=False)
+    summary = train_genotype(config, genotype, tmp_path / "t", progress=False)
     assert summary["device"].startswith("cuda") and 0.0 <= summary["test_acc"] <= 1.0
-    resumed = train(config.replace(epochs=2), genotype, tmp_path / "t", resume=True, progress=False)
+    resumed = train_genotype(config.replace(epochs=2), genotype, tmp_path / "t", resume=True, progress=False)
     assert resumed["test_acc"] == summary["test_acc"]

@@ -403,3 +403,84 @@ def test_double_well_dscd_finds_the_better_well_where_adam_does_not():
     dscd_left = sum(run(True, s) < 0 for s in range(20))
     assert adam_left == 0
     assert dscd_left >= 15, dscd_left
+
+
+# ----------------------------------------------------------------------------- the optimiser contract
+
+
+def test_load_state_dict_checks_shapes_not_only_counts():
+    a = torch.nn.Parameter(torch.zeros(2, 2))
+    b = torch.nn.Parameter(torch.zeros(4))
+    opt_a = DSCD([a], torch.optim.Adam([a]), total_steps=10)
+    opt_b = DSCD([b], torch.optim.Adam([b]), total_steps=10)
+    with pytest.raises(ValueError, match=r"shapes \[\[2, 2\]\].*\[\[4\]\]"):
+        opt_b.load_state_dict(opt_a.state_dict())
+
+
+def test_load_state_dict_is_all_or_nothing():
+    x, y, opt = quadratic_setup(seed=3, T=4)
+    f = closure_for(x, y)
+    for _ in range(30):
+        opt.step(f)
+    other_x, other_y, other = quadratic_setup(seed=4, T=4)
+    before = copy.deepcopy(other.state_dict())
+    state = copy.deepcopy(opt.state_dict())
+    state["local"]["param_groups"][0]["params"] = [0]  # the wrapped optimiser will refuse this part, after the engine
+    with pytest.raises(ValueError):
+        other.load_state_dict(state)
+    after = other.state_dict()
+    assert after["engine"]["step_count"] == before["engine"]["step_count"] == 0
+    assert torch.equal(after["engine"]["x_best"], before["engine"]["x_best"]) and after["local"] == before["local"]
+
+
+@pytest.mark.parametrize("setting", [{"T": 9}, {"total": 300}, {"phi_max": 0.5}])
+def test_a_saved_schedule_setting_that_differs_is_refused(setting):
+    _, _, opt = quadratic_setup(seed=1)
+    _, _, other = quadratic_setup(seed=1, **setting)
+    with pytest.raises(ValueError, match="saved with .*construct the optimiser with the settings"):
+        other.load_state_dict(opt.state_dict())
+
+
+def test_add_param_group_after_construction_raises():
+    x, _, opt = quadratic_setup()
+    with pytest.raises(ValueError, match="fixed when it is built"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(3))]})
+
+
+def test_a_scheduler_attached_to_dscd_drives_the_wrapped_optimiser():
+    x = torch.nn.Parameter(torch.zeros(3))
+    adam = torch.optim.Adam([x], lr=0.1)
+    opt = DSCD([x], adam, total_steps=10, T=100, seed=0)  # T=100: every step here is local
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    lrs = []
+    for _ in range(3):
+        opt.step(lambda: ((x - 1) ** 2).sum())
+        lrs.append(adam.param_groups[0]["lr"])
+        scheduler.step()
+    assert lrs == [0.1, 0.05, 0.025]
+    # one attached to the wrapped optimiser instead is not overridden by DSCD
+    y = torch.nn.Parameter(torch.zeros(3))
+    adam = torch.optim.Adam([y], lr=0.1)
+    opt = DSCD([y], adam, total_steps=10, T=100, seed=0)
+    local_scheduler = torch.optim.lr_scheduler.StepLR(adam, step_size=1, gamma=0.1)
+    for _ in range(2):
+        opt.step(lambda: ((y - 1) ** 2).sum())
+        local_scheduler.step()
+    opt.step(lambda: ((y - 1) ** 2).sum())
+    assert adam.param_groups[0]["lr"] == pytest.approx(0.001) and opt.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+def test_the_engine_proposes_through_the_public_kernel():
+    """One proposal rule: a global step of the engine equals propose() with the same generator."""
+    x0 = np.linspace(-2.0, 2.0, 7)[None]
+    engine = DSCDEngine(x0, -3.0, 3.0, total_steps=100, T=1, seeds=[11])
+    engine.observe([1.0], x0)  # one local step: the schedule switches to global (T=1, no improvement after)
+    engine.observe([2.0], x0)
+    assert engine.is_global[0]
+    phi = engine.phi
+    proposal = engine.propose()[0]
+    rng = np.random.default_rng(11)
+    d = min(int(rng.random() * 7), 6)
+    expected = x0[0].copy()
+    expected[d] = float(propose(x0[0, d], -3.0, 3.0, phi, rng))
+    assert np.array_equal(proposal, expected)

@@ -12,15 +12,17 @@ import pytest
 import torch
 
 from dscd import cli
-from dscd.runs import CheckpointError
-from dscd.search import PROFILES, SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, profile, run
+from dscd.runfolder import RunFolderError
+from dscd.search import SEARCH_PROFILES as PROFILES
+from dscd.search import SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, search_profile
+from dscd.search import run_search as run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(epochs=3, per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3, image_size=8)
 
 
 def tiny(**changes):
-    return profile("smoke", **{**TINY, **changes})
+    return search_profile("smoke", **{**TINY, **changes})
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -50,7 +52,7 @@ def test_out_of_range_values_are_rejected_before_any_work(changes, match):
 
 
 def test_config_round_trips_through_json_and_yaml(tmp_path):
-    cfg = profile("quick", optimizer="dscd", epochs=7)
+    cfg = search_profile("quick", optimizer="dscd", epochs=7)
     for name in ("c.json", "c.yaml"):
         cfg.save(tmp_path / name)
         assert SearchConfig.from_file(tmp_path / name) == cfg
@@ -107,7 +109,7 @@ def test_resume_after_sigkill_is_exact(tmp_path, optimizer):
 
     folder = tmp_path / "killed"
     script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_search import tiny; "
-              f"from dscd.search import run; run(tiny(**{changes!r}), {str(folder)!r}, progress=False)")
+              f"from dscd.search import run_search as run; run(tiny(**{changes!r}), {str(folder)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill it in the middle of epoch 3
@@ -128,14 +130,16 @@ def test_resume_after_sigkill_is_exact(tmp_path, optimizer):
 def test_refusals_and_corrupt_checkpoints(tmp_path):
     folder = tmp_path / "run"
     run(tiny(epochs=1), folder, progress=False)
-    with pytest.raises(CheckpointError, match="already holds a search"):
+    with pytest.raises(RunFolderError, match="already holds a search"):
         run(tiny(epochs=1), folder, progress=False)
-    with pytest.raises(CheckpointError, match="different configuration .*channels"):
+    with pytest.raises(RunFolderError, match="different configuration .*channels"):
         run(tiny(epochs=1, channels=4), folder, resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(RunFolderError, match="holds no run to resume"):
         run(tiny(), tmp_path / "empty", resume=True, progress=False)
+    assert not (tmp_path / "empty").exists()  # a refused call leaves no folder behind
     (folder / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="corrupt"):
+    (folder / "checkpoint.prev.pt").write_bytes(b"garbage too")
+    with pytest.raises(RunFolderError, match="corrupt.*no usable checkpoint"):
         run(tiny(epochs=1), folder, resume=True, progress=False)
     assert (folder / "checkpoint.pt").read_bytes() == b"garbage"  # left as it was
 

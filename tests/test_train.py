@@ -16,8 +16,10 @@ import torch
 from dscd import cli
 from dscd.genotype import Genotype, load_genotype
 from dscd.network import InvalidArchitectureError
-from dscd.runs import CheckpointError
-from dscd.train import PROFILES, TrainConfig, Trainer, TrainingDiverged, load_summary, profile, run
+from dscd.runfolder import RunFolderError, RunFolderWarning
+from dscd.train import TRAIN_PROFILES as PROFILES
+from dscd.train import TrainConfig, Trainer, TrainingDiverged, load_summary, train_profile
+from dscd.train import train_genotype as run
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "genotypes.json"
@@ -28,7 +30,7 @@ EMPTY = Genotype(normal=(), reduce=(("max_pool_3x3", 0, 2),))
 
 
 def tiny(**changes):
-    return profile("smoke", **{**TINY, **changes})
+    return train_profile("smoke", **{**TINY, **changes})
 
 
 def _strip_times(records):
@@ -56,7 +58,7 @@ def _metrics(folder):
 )
 def test_bad_configuration_values_are_rejected_with_the_field_name(changes, match):
     with pytest.raises(ValueError, match=match):
-        profile("smoke", **changes)
+        train_profile("smoke", **changes)
 
 
 def test_profiles_and_file_round_trip(tmp_path):
@@ -77,7 +79,7 @@ def test_profiles_and_file_round_trip(tmp_path):
     with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
         TrainConfig.from_file(tmp_path / "broken.yaml")
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
-        profile("huge")
+        train_profile("huge")
 
 
 def test_schedules_follow_the_reference():
@@ -120,8 +122,9 @@ def test_resume_after_sigkill_is_exact(tmp_path):
 
     folder = tmp_path / "killed"
     script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_train import tiny, GENOTYPE; "
-              f"from dscd.train import run; import time, dscd.train as t; "
-              f"orig = t.save_checkpoint; t.save_checkpoint = lambda *a: (orig(*a), time.sleep(0.5)); "
+              f"from dscd.train import train_genotype as run; import time, dscd.runfolder as rf; "
+              f"orig = rf.RunFolder.save_checkpoint; "
+              f"rf.RunFolder.save_checkpoint = lambda *a: (orig(*a), time.sleep(0.5)); "
               f"run(tiny(**{changes!r}), GENOTYPE, {str(folder)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.monotonic() + 120
@@ -133,7 +136,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     proc.wait()
     assert 2 <= len(_metrics(folder)) < 4, "the run finished before it could be killed"
 
-    with pytest.raises(CheckpointError, match="already holds a training run"):
+    with pytest.raises(RunFolderError, match="already holds a training run"):
         run(tiny(**changes), GENOTYPE, folder, progress=False)
     run(tiny(**changes), GENOTYPE, folder, resume=True, progress=False)
     assert _strip_times(_metrics(folder)) == _strip_times(_metrics(tmp_path / "whole"))
@@ -164,18 +167,18 @@ def test_invalid_genotypes_are_refused_before_anything_is_written(tmp_path, caps
 
 def test_checkpoint_refusals(tmp_path):
     folder = tmp_path / "run"
-    run(tiny(epochs=1), GENOTYPE, folder, progress=False)
-    with pytest.raises(CheckpointError, match="different configuration .*channels"):
-        run(tiny(epochs=1, channels=6), GENOTYPE, folder, resume=True, progress=False)
+    run(tiny(epochs=2), GENOTYPE, folder, progress=False)
+    with pytest.raises(RunFolderError, match="different configuration .*channels"):
+        run(tiny(epochs=2, channels=6), GENOTYPE, folder, resume=True, progress=False)
     other = Genotype(normal=GENOTYPE.normal, reduce=(("avg_pool_3x3", 0, 2),))
-    with pytest.raises(CheckpointError, match="different configuration .*genotype"):
-        run(tiny(epochs=1), other, folder, resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(RunFolderError, match="different configuration .*genotype"):
+        run(tiny(epochs=2), other, folder, resume=True, progress=False)
+    with pytest.raises(RunFolderError, match="holds no run to resume"):
         run(tiny(), GENOTYPE, tmp_path / "none", resume=True, progress=False)
-    (folder / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        run(tiny(epochs=1), GENOTYPE, folder, resume=True, progress=False)
-    assert (folder / "checkpoint.pt").read_bytes() == b"garbage"
+    (folder / "checkpoint.pt").write_bytes(b"garbage")  # the one before is good: the run falls back to it
+    with pytest.warns(RunFolderWarning, match="corrupt.*moved to checkpoint.corrupt.pt.*resuming from"):
+        run(tiny(epochs=2), GENOTYPE, folder, resume=True, progress=False)
+    assert (folder / "checkpoint.corrupt.pt").read_bytes() == b"garbage"  # kept aside, never deleted
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):

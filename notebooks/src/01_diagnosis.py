@@ -30,7 +30,7 @@ import dscd
 from dscd.experiments import BUDGETS, method_label, run_budgets, search_claims, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, save_figure
-from dscd.search import load_metrics, profile as search_profile
+from dscd.search import load_metrics, search_profile
 from dscd.tables import markdown_table, write_table
 
 out = Path(figures_dir)

@@ -40,16 +40,16 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd import train
+from dscd.train import train_profile
 from dscd.experiments import BUDGETS, run_budgets, table1_rows, table2_rows, train_genotypes
 from dscd.plots import plot_learning_curves, save_figure
-from dscd.runs import JsonLines
+from dscd.runfolder import JsonLines
 from dscd.tables import markdown_table, write_table
 
 out, tables = Path(figures_dir), Path(tables_dir)
 out.mkdir(parents=True, exist_ok=True)
 tables.mkdir(parents=True, exist_ok=True)
-config = train.profile(profile, **overrides)
+config = train_profile(profile, **overrides)
 print(f"dscd {dscd.__version__}, profile {profile!r}: final networks trained at {config.scale}; batch "
       f"{config.batch_size}, lr {config.lr} cosine to {config.lr_min}, cutout {config.cutout}, drop path "
       f"{config.drop_path}, auxiliary weight {config.aux_weight}, data {config.data or '$DSCD_DATA'}")

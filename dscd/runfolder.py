@@ -1,0 +1,331 @@
+"""Run folders: the one skeleton under every search and every final training.
+
+A run folder holds one run and nothing else writes into it while it runs:
+
+* **one writer**: an exclusive lock (``fcntl.flock`` on ``.lock``) for as long as the
+  run is open; a second process meets a :class:`RunFolderError` naming the holder;
+* **never overwritten**: a folder holding any run file (:data:`RUN_FILES`) is refused
+  unless the run is resumed, whether or not it still has a checkpoint;
+* **resumable**: ``checkpoint.pt`` is written atomically (temporary file, fsync,
+  rename) with the one before kept as ``checkpoint.prev.pt``; a corrupt or incomplete
+  checkpoint falls back to the previous one (the bad file is kept aside, renamed);
+  the JSON-lines logs are cut back to the records the checkpoint knew of;
+* **recorded**: ``config.json`` and ``meta.json`` (package, commit, torch, machine, the
+  resolved data source and a digest of its content) are written when the run starts.
+
+The loops own only their epoch bodies::
+
+    with RunFolder.open(out, "search", resume, identity, must_match, logs=("metrics", "alphas")) as folder:
+        ...                                   # load data, build the model (a failure here leaves nothing)
+        if folder.state is None:
+            folder.start(config.to_dict(), meta)
+        for epoch in ...:
+            folder.log("metrics").append(record)
+            folder.save_checkpoint(state)
+        folder.write_json("summary.json", summary)
+
+Errors that come from the file system (a file in the way, no permission, a full
+disk) are :class:`RunFolderError` with one line that says what to do; nothing
+already written is lost, and no temporary file is left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "JsonLines", "RunFolder", "RunFolderError", "RunFolderWarning",
+           "check_output_path", "write_atomic"]
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+LOCK = ".lock"
+#: Files that make a folder a run folder: any of them present and the folder is never started afresh.
+RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "alphas.jsonl", "summary.json", "genotype.json",
+             "genotype_best.json", CHECKPOINT, PREVIOUS)
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used as asked: in use, holding another run, unwritable, or corrupt."""
+
+
+class RunFolderWarning(UserWarning):
+    """Something was repaired on resume (a corrupt checkpoint set aside for the previous one)."""
+
+
+def _describe_os_error(err: OSError, path: Path, action: str) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"the disk is full: cannot {action} {path}; free some space"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"no permission to {action} {path} (read-only or immutable); choose a writable folder"
+    if err.errno == errno.ENOTDIR:
+        return f"cannot {action} {path}: a part of that path is a file, not a folder"
+    return f"cannot {action} {path}: {err.strerror or err}"
+
+
+def check_output_path(path: str | Path, what: str = "--out") -> Path:
+    """``path`` as a folder to write into: refuse a file, or a path under a file, before any work is done."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{what} {path} is a file, not a folder: choose a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunFolderError(f"{what} {path} lies under {parent}, which is a file: choose another folder")
+            break
+    return path
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename; on failure nothing is left behind
+    and the old file (if any) is intact. Errors are :class:`RunFolderError`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise RunFolderError(_describe_os_error(err, path, "write")) from None
+
+
+class JsonLines:
+    """An append-only JSON-lines file that can be cut back to the records a checkpoint knew of."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record; a failed write (full disk) is undone, so the file never ends in half a line."""
+        line = (json.dumps(record) + "\n").encode()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with open(self.path, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            try:
+                os.truncate(self.path, size)
+            except OSError:
+                pass
+            raise RunFolderError(_describe_os_error(err, self.path, "append to")) from None
+
+    def read(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The records (the first ``limit`` of them); a line that is not JSON is an error naming file and line."""
+        if not self.path.is_file():
+            return []
+        records = []
+        for number, line in enumerate(self.path.read_text().splitlines(), start=1):
+            if limit is not None and len(records) == limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as err:
+                raise RunFolderError(f"{self.path}, line {number}, is not JSON ({err}): the file is damaged") from None
+        return records
+
+    def truncate(self, lines: int) -> None:
+        """Keep the first ``lines`` records (those written before the checkpoint being resumed)."""
+        records = self.read(limit=lines)
+        if len(records) < lines:
+            raise RunFolderError(f"{self.path} has {len(records)} records but the checkpoint expects {lines}: "
+                                 "the log was cut short; this run cannot be resumed, start it in another folder")
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+class RunFolder:
+    """One run's folder, locked while open. Use :meth:`open` as a context manager.
+
+    Attributes:
+        path: the folder.
+        kind: ``"search"`` or ``"train"`` (a checkpoint of another kind is refused).
+        state: the checkpoint being resumed, or ``None`` for a new run.
+    """
+
+    def __init__(self, path: str | Path, kind: str, logs: Sequence[str] = ("metrics",)) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.logs = {name: JsonLines(self.path / f"{name}.jsonl") for name in logs}
+        self.state: dict[str, Any] | None = None
+        self._lock: Any = None
+        self._created = False
+        self._started = False
+
+    @property
+    def noun(self) -> str:
+        return {"train": "training run"}.get(self.kind, f"{self.kind} run")
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, kind: str, resume: bool, identity: dict[str, Any], must_match: Iterable[str],
+             logs: Sequence[str] = ("metrics",), required: Sequence[str] = ("epoch",)) -> RunFolder:
+        """Create or open ``path``, take its lock, and refuse or load its checkpoint.
+
+        ``identity`` (the configuration and whatever else defines the run) is stored in every
+        checkpoint; on resume the fields ``must_match`` must agree with it, and the checkpoint
+        must hold the keys ``required``.
+        """
+        folder = cls(path, kind, logs)
+        check_output_path(folder.path)
+        folder._created = not folder.path.exists()
+        try:
+            folder.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(_describe_os_error(err, folder.path, "create the run folder")) from None
+        try:
+            folder._acquire()
+            existing = folder.existing_run_files()
+            if not resume:
+                if existing:
+                    raise RunFolderError(
+                        f"{folder.path} already holds a {folder.noun} ({', '.join(existing)}): pass --resume to "
+                        "continue it, or choose another --out; nothing was changed")
+            else:
+                folder.state = folder._load_checkpoint(identity, list(must_match), required, existing)
+                for log in folder.logs.values():
+                    log.truncate(int(folder.state["epoch"]))
+        except BaseException:
+            folder.close()
+            raise
+        return folder
+
+    def existing_run_files(self) -> list[str]:
+        return [name for name in RUN_FILES if (self.path / name).exists()]
+
+    def _acquire(self) -> None:
+        lock_path = self.path / LOCK
+        try:
+            fh = open(lock_path, "a+")
+        except OSError as err:
+            raise RunFolderError(_describe_os_error(err, self.path, "write into")) from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunFolderError(f"{self.path} is in use by {holder}: two runs cannot share a folder; wait for it "
+                                 "to finish (then --resume) or choose another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {os.uname().nodename}\n")
+        fh.flush()
+        self._lock = fh
+
+    def _load_checkpoint(self, identity: dict[str, Any], must_match: list[str], required: Sequence[str],
+                         existing: list[str]) -> dict[str, Any]:
+        candidates = [self.path / n for n in (CHECKPOINT, PREVIOUS) if (self.path / n).is_file()]
+        if not candidates:
+            if existing:
+                raise RunFolderError(
+                    f"--resume: {self.path} holds a {self.noun} ({', '.join(existing)}) but no {CHECKPOINT} or "
+                    f"{PREVIOUS}, so it cannot be resumed; it is kept as it is: start the run in another --out")
+            raise RunFolderError(f"--resume: {self.path} holds no run to resume; start the run without --resume")
+        problems = []
+        for path in candidates:
+            try:
+                state = self._read_checkpoint(path, required)
+            except RunFolderError as err:
+                problems.append(str(err))
+                continue
+            self._check_identity(path, state, identity, must_match)
+            if path.name == PREVIOUS:  # the newer one was missing or unusable: set it aside, never delete it
+                bad = self.path / CHECKPOINT
+                note = ""
+                if bad.exists():
+                    aside = self.path / "checkpoint.corrupt.pt"
+                    os.replace(bad, aside)
+                    note = f" (it was moved to {aside.name})"
+                warnings.warn(f"{'; '.join(problems) or f'{CHECKPOINT} is missing'}{note}; resuming from "
+                              f"{PREVIOUS} (epoch {state['epoch']})", RunFolderWarning, stacklevel=3)
+            return state
+        raise RunFolderError("; ".join(problems) + ": no usable checkpoint is left, so the run cannot be resumed; "
+                             "the files were left as they are")
+
+    def _read_checkpoint(self, path: Path, required: Sequence[str]) -> dict[str, Any]:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
+            raise RunFolderError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__})") from None
+        if not isinstance(state, dict) or state.get("kind") != self.kind:
+            found = state.get("kind") if isinstance(state, dict) else type(state).__name__
+            raise RunFolderError(f"{path} is not a {self.kind} checkpoint (found {found!r})")
+        missing = [k for k in ("config", *required) if k not in state]
+        if missing:
+            raise RunFolderError(f"checkpoint {path} is incomplete (no {', '.join(missing)})")
+        return state
+
+    def _check_identity(self, path: Path, state: dict[str, Any], identity: dict[str, Any],
+                        must_match: list[str]) -> None:
+        saved = state["config"]
+        differ = [k for k in must_match if saved.get(k) != identity.get(k)]
+        if differ:
+            details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {identity.get(k)!r}" for k in differ)
+            raise RunFolderError(f"{path} belongs to a different configuration ({details}); resume with the "
+                                 "configuration it was saved with, or start a new run in another folder")
+
+    # -- writing ----------------------------------------------------------------------------
+    def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Record a new run: ``config.json`` and ``meta.json``; logs start empty."""
+        if self.state is not None:
+            raise RuntimeError("start() is for a new run; this one is being resumed")
+        self._started = True
+        self.write_json("config.json", config)
+        self.write_json("meta.json", meta)
+
+    def log(self, name: str) -> JsonLines:
+        return self.logs[name]
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.path / name
+        write_atomic(path, json.dumps(data, indent=2) + "\n")
+        return path
+
+    def save_checkpoint(self, state: dict[str, Any]) -> Path:
+        """Write ``checkpoint.pt`` atomically, keeping the one before as ``checkpoint.prev.pt``."""
+        path, previous, tmp = self.path / CHECKPOINT, self.path / PREVIOUS, self.path / (CHECKPOINT + ".tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save({"kind": self.kind, **state}, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if path.exists():
+                os.replace(path, previous)
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise RunFolderError(_describe_os_error(err, path, "write") + f"; the last good checkpoint in "
+                                 f"{self.path} is intact: resume with --resume") from None
+        return path
+
+    # -- closing ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the lock; a folder this call created and in which no run started is removed again."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        if self._created and not self._started and self.state is None and not self.existing_run_files():
+            (self.path / LOCK).unlink(missing_ok=True)
+            if not any(self.path.iterdir()):
+                self.path.rmdir()
+            self._created = False
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
