@@ -8,17 +8,21 @@ when it is complete and resumed when it was interrupted.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
 from dscd.search import SearchConfig, load_metrics, run_search, search_profile
-from dscd.train import train_genotype, train_profile
+from dscd.train import TrainConfig, train_genotype, train_profile
 
-__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "method_label", "run_budgets", "search_claims",
+__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "Executor", "Job", "JobResult",
+           "LocalExecutor", "RunsFailed", "execute", "method_label", "run_budgets", "run_job", "search_claims",
            "table1_rows", "table2_rows", "train_genotypes"]
 
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
@@ -56,22 +60,25 @@ def method_label(optimizer: str, epochs: int) -> str:
 
 
 def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_dir: str | Path,
-                overrides: dict[str, Any] | None = None, progress: bool = True) -> list[Path]:
-    """One search per budget into ``runs_dir/<optimizer>-<epochs>``; returns the run folders.
+                overrides: dict[str, Any] | None = None, progress: bool = False, seeds: Sequence[int] = (0,),
+                executor: Executor | None = None) -> list[Path]:
+    """One search per budget and seed into ``runs_dir/<optimizer>-<epochs>-s<seed>``; returns the run
+    folders, budget by budget, seeds in the order given.
 
-    A folder whose ``summary.json`` was written by the same configuration is reused;
-    one with a checkpoint of the same configuration is resumed; anything else starts
-    fresh (a folder holding another configuration is an error, never overwritten).
+    The searches run on ``executor`` (default :class:`LocalExecutor`: worker processes over all
+    cores, one torch thread each). A folder whose ``summary.json`` was written by the same
+    configuration and data is reused; one with a checkpoint is resumed; anything else starts
+    fresh (a folder holding another configuration is an error, never overwritten). If a search
+    fails, the others still finish, then :class:`RunsFailed` names the failed folders.
     """
-    folders = []
+    jobs = []
     for epochs in budgets:
-        config: SearchConfig = search_profile(profile_name, optimizer=optimizer, epochs=int(epochs),
-                                              **(overrides or {})).with_data_resolved()
-        folder = Path(runs_dir) / f"{optimizer}-{epochs}"
-        if not _finished(folder, config=config.to_dict(), data_fingerprint=source_fingerprint(config.data)):
-            run_search(config, folder, resume=_resumable(folder), progress=progress)
-        folders.append(folder)
-    return folders
+        for seed in seeds:
+            config: SearchConfig = search_profile(profile_name, **{**(overrides or {}), "optimizer": optimizer,
+                                                                   "epochs": int(epochs), "seed": int(seed)})
+            jobs.append(Job(Path(runs_dir) / f"{optimizer}-{epochs}-s{seed}", config.to_dict()))
+    execute(jobs, executor or LocalExecutor(progress=progress))
+    return [job.folder for job in jobs]
 
 
 def _resumable(folder: Path) -> bool:
@@ -109,22 +116,22 @@ class Evaluation:
 
 def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir: str | Path,
                     published: str | Path | None = None, published_names: Sequence[str] = (),
-                    overrides: dict[str, Any] | None = None, progress: bool = True,
-                    dscd_genotype: str = "final") -> list[Evaluation]:
+                    overrides: dict[str, Any] | None = None, progress: bool = False,
+                    dscd_genotype: str = "final", executor: Executor | None = None) -> list[Evaluation]:
     """Train the final genotype of every search folder, then the named published genotypes.
 
     ``dscd_genotype="best"`` trains a DSCD search's ``genotype_best.json`` (Algorithm 2's
     ``x_best``, discretised) instead of its final genotype; the paper's Table 1 uses the final one.
 
     Each training goes to ``runs_dir/train/<search folder name>`` or
-    ``runs_dir/train/published-<name>``; a finished one with the same configuration and
-    genotype is reused, an interrupted one resumed. An invalid genotype is not trained:
-    its :class:`Evaluation` carries the validity message instead.
+    ``runs_dir/train/published-<name>``, on ``executor`` (default: worker processes over all
+    cores); a finished one with the same configuration, genotype and data is reused, an
+    interrupted one resumed. An invalid genotype is not trained: its :class:`Evaluation`
+    carries the validity message instead.
     """
     if dscd_genotype not in ("final", "best"):
         raise ValueError(f"dscd_genotype must be 'final' or 'best', got {dscd_genotype!r}")
-    config = train_profile(profile_name, **(overrides or {})).with_data_resolved()
-    fingerprint = source_fingerprint(config.data)
+    config = train_profile(profile_name, **(overrides or {}))
     jobs: list[tuple[str, Genotype, Path, str]] = []
     for folder in map(Path, searches):
         summary = json.loads((folder / "summary.json").read_text())
@@ -144,16 +151,17 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
         for name in published_names:
             jobs.append((f"{name} (published genotype)", available[name],
                          Path(runs_dir) / "train" / f"published-{name}", f"{published} [{name}]"))
+    trainable = [(label, genotype, folder) for label, genotype, folder, _ in jobs if check_validity(genotype).valid]
+    summaries = execute([Job(folder, config.to_dict(), genotype.to_dict(), label)
+                         for label, genotype, folder in trainable], executor or LocalExecutor(progress=progress))
+    by_folder = {folder: summary for (_, _, folder), summary in zip(trainable, summaries, strict=True)}
     results = []
     for label, genotype, folder, source in jobs:
-        validity = check_validity(genotype)
-        if not validity.valid:
-            results.append(Evaluation(label, genotype, folder, source, invalid_reason=validity.message()))
-            continue
-        if not _finished(folder, config=config.to_dict(), genotype=genotype.to_dict(), data_fingerprint=fingerprint):
-            train_genotype(config, genotype, folder, name=label, resume=_resumable(folder), progress=progress)
-        summary = json.loads((folder / "summary.json").read_text())
-        results.append(Evaluation(label, genotype, folder, source, summary=summary))
+        if folder in by_folder:
+            results.append(Evaluation(label, genotype, folder, source, summary=by_folder[folder]))
+        else:
+            results.append(Evaluation(label, genotype, folder, source,
+                                      invalid_reason=check_validity(genotype).message()))
     return results
 
 
@@ -247,3 +255,126 @@ def search_claims(folders: Sequence[str | Path], optimizer: str) -> dict[str, An
         held = all(r["valid"] for r in per_run)
         claim = "FairDARTS + DSCD: every budget ends with a valid architecture"
     return {"claim": claim, "held": bool(held), "runs": per_run}
+
+
+# ------------------------------------------------------------------------------------ running many runs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of an experiment: a search (``genotype`` None) or a final training, into ``folder``.
+
+    ``config`` is the configuration as a dict (picklable, so a job can travel to another process).
+    """
+
+    folder: Path
+    config: dict[str, Any]
+    genotype: dict[str, Any] | None = None
+    name: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "search" if self.genotype is None else "train"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of an experiment failed; the others finished. The message names each failed folder."""
+
+
+def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
+    """Run ``job`` to its end: reuse a finished run of the same configuration (and data), resume an
+    interrupted one, start a new one otherwise. Returns its summary."""
+    if job.genotype is None:
+        config = SearchConfig.from_dict(job.config).with_data_resolved()
+        expected: dict[str, Any] = {"config": config.to_dict()}
+    else:
+        config = TrainConfig.from_dict(job.config).with_data_resolved()
+        expected = {"config": config.to_dict(), "genotype": job.genotype}
+    expected["data_fingerprint"] = source_fingerprint(config.data)
+    if _finished(job.folder, **expected):
+        return json.loads((job.folder / "summary.json").read_text())
+    if job.genotype is None:
+        return run_search(config, job.folder, resume=_resumable(job.folder), progress=progress)
+    return train_genotype(config, Genotype.from_dict(job.genotype), job.folder, name=job.name,
+                          resume=_resumable(job.folder), progress=progress)
+
+
+def _run_job_in_worker(job: Job, threads: int) -> JobResult:
+    torch.set_num_threads(threads)
+    return _attempt(job)
+
+
+def _attempt(job: Job, progress: bool = False) -> JobResult:
+    try:
+        return JobResult(job, summary=run_job(job, progress))
+    except Exception as err:  # noqa: BLE001 - a failed run is reported with its folder; the others go on
+        return JobResult(job, error=f"{job.folder}: {type(err).__name__}: {err}")
+
+
+class Executor:
+    """Where an experiment's independent runs execute. :meth:`map` runs every job and returns one
+    :class:`JobResult` per job, in order, whatever failed; it never raises for a failed run."""
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Runs on this machine: in this process when ``jobs == 1``, else in ``jobs`` worker processes
+    (spawned, one torch thread each unless ``threads`` says otherwise).
+
+    Each run is an ordinary run folder, so a killed call picks every run up again: finished
+    ones are reused, interrupted ones resumed.
+    """
+
+    def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False) -> None:
+        jobs = (os.cpu_count() or 1) if jobs is None else jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+        self.jobs = jobs
+        self.threads = threads if threads is not None else (1 if jobs > 1 else None)
+        self.progress = progress
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        jobs = list(jobs)
+        if self.jobs == 1 or len(jobs) <= 1:
+            before = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                return [_attempt(job, self.progress) for job in jobs]
+            finally:
+                torch.set_num_threads(before)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(_run_job_in_worker, job, self.threads or 1) for job in jobs]
+            results = []
+            for job, future in zip(jobs, futures, strict=True):
+                try:
+                    results.append(future.result())
+                except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    results.append(JobResult(job, error=f"{job.folder}: the worker died ({type(err).__name__}: "
+                                                        f"{err}); run again to resume it"))
+        return results
+
+
+def execute(jobs: Sequence[Job], executor: Executor | None = None) -> list[dict[str, Any]]:
+    """Run ``jobs`` on ``executor`` (default: :class:`LocalExecutor` over all cores) and return their
+    summaries; if any failed, raise :class:`RunsFailed` naming each failed folder after the others finished."""
+    results = (executor or LocalExecutor()).map(jobs)
+    errors = [r.error for r in results if r.error]
+    if errors:
+        done = len(results) - len(errors)
+        raise RunsFailed(f"{len(errors)} of {len(results)} runs failed ({done} finished and are kept):\n"
+                         + "\n".join(errors))
+    return [r.summary for r in results]

@@ -70,10 +70,10 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert record["version"] and record["machine"] and all(v["seconds"] > 0 for v in record["notebooks"].values())
 
     # a second call finds everything up to date: nothing runs, nothing is redone
-    before = (root / "runs" / "adam-2" / "summary.json").stat().st_mtime_ns
+    before = (root / "runs" / "adam-2-s0" / "summary.json").stat().st_mtime_ns
     runs = reproduce("smoke", outputs=tmp_path, progress=False)
     assert [r.status for r in runs] == ["skipped"] * 5
-    assert (root / "runs" / "adam-2" / "summary.json").stat().st_mtime_ns == before
+    assert (root / "runs" / "adam-2-s0" / "summary.json").stat().st_mtime_ns == before
 
 
 def _statuses(runs):

@@ -19,6 +19,7 @@ figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
+jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
 overrides = {}  # configuration fields to change
 
 # %%
@@ -29,7 +30,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.experiments import BUDGETS, method_label, run_budgets, search_claims, table1_rows
+from dscd.experiments import BUDGETS, LocalExecutor, method_label, run_budgets, search_claims, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, plot_dscd_steps, save_figure
 from dscd.search import load_metrics, search_profile
@@ -47,7 +48,7 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs; 
 # ## The searches (one per budget; reused or resumed when already there)
 
 # %%
-folders = run_budgets(profile, "dscd", budgets, runs_dir, overrides, progress=False)
+folders = run_budgets(profile, "dscd", budgets, runs_dir, overrides, executor=LocalExecutor(jobs))
 runs = [(method_label("dscd", b), load_metrics(f)) for b, f in zip(budgets, folders)]
 for (label, records), folder in zip(runs, folders):
     seconds = records[-1]["seconds"]

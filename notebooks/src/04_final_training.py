@@ -30,6 +30,7 @@ published_names = ["DARTS_V2", "FairDARTS_a"]  # trained alongside as a yardstic
 overrides = {}  # training configuration fields to change, e.g. {"epochs": 50}
 dscd_genotype = "final"  # "best": train DSCD's x_best genotype (genotype_best.json) instead of its final one
 search_overrides = {}  # as notebooks 01/02's overrides (their runs are reused when these agree)
+jobs = None  # runs at once in worker processes (one torch thread each); None: one per core
 
 # %%
 import json
@@ -41,7 +42,7 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.train import train_profile
-from dscd.experiments import BUDGETS, run_budgets, table1_rows, table2_rows, train_genotypes
+from dscd.experiments import BUDGETS, LocalExecutor, run_budgets, table1_rows, table2_rows, train_genotypes
 from dscd.plots import plot_learning_curves, save_figure
 from dscd.runfolder import JsonLines
 from dscd.tables import markdown_table, write_table
@@ -63,7 +64,7 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: final networks trained at 
 # %%
 searches = [folder for optimizer in ("adam", "dscd")
             for folder in run_budgets(profile, optimizer, BUDGETS[profile][optimizer], runs_dir, search_overrides,
-                                      progress=False)]
+                                      executor=LocalExecutor(jobs))]
 for folder in searches:
     summary = json.loads((folder / "summary.json").read_text())
     print(f"{folder.name}: " + ("valid genotype" if summary["valid"]
@@ -74,7 +75,8 @@ for folder in searches:
 
 # %%
 evaluations = train_genotypes(profile, searches, runs_dir, published if published_names else None,
-                              published_names, overrides, progress=False, dscd_genotype=dscd_genotype)
+                              published_names, overrides, dscd_genotype=dscd_genotype,
+                              executor=LocalExecutor(jobs))
 for e in evaluations:
     if e.summary is None:
         print(f"{e.label}: Invalid arch., not trained ({e.invalid_reason})")

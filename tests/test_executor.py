@@ -1,0 +1,69 @@
+"""Independent runs on the local executor: parallel equals serial, failures reported, killed calls resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dscd.experiments import LocalExecutor, RunsFailed, run_budgets
+from dscd.search import load_alphas, load_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3, image_size=8)
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_parallel_runs_equal_serial_ones_bit_for_bit(tmp_path):
+    serial = run_budgets("smoke", "dscd", [2, 3], tmp_path / "serial", TINY, seeds=[0, 1],
+                         executor=LocalExecutor(jobs=1, threads=1))
+    parallel = run_budgets("smoke", "dscd", [2, 3], tmp_path / "parallel", TINY, seeds=[0, 1],
+                           executor=LocalExecutor(jobs=2))
+    assert [f.name for f in parallel] == ["dscd-2-s0", "dscd-2-s1", "dscd-3-s0", "dscd-3-s1"]
+    for a, b in zip(serial, parallel, strict=True):
+        assert _strip(load_metrics(a)) == _strip(load_metrics(b))
+        assert (load_alphas(a)[1] == load_alphas(b)[1]).all()
+    assert load_alphas(parallel[0])[1].tolist() != load_alphas(parallel[1])[1].tolist()  # seeds differ
+    before = {f: (f / "summary.json").stat().st_mtime_ns for f in parallel}
+    run_budgets("smoke", "dscd", [2, 3], tmp_path / "parallel", TINY, seeds=[0, 1], executor=LocalExecutor(jobs=2))
+    assert before == {f: (f / "summary.json").stat().st_mtime_ns for f in parallel}  # finished runs reused
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
+    bad = tmp_path / "runs" / "adam-2-s1"
+    bad.mkdir(parents=True)
+    (bad / "config.json").write_text("{}")  # a folder holding something else: never overwritten
+    with pytest.raises(RunsFailed, match=r"(?s)1 of 2 runs failed \(1 finished.*adam-2-s1: RunFolderError"):
+        run_budgets("smoke", "adam", [2], tmp_path / "runs", TINY, seeds=[0, 1], executor=LocalExecutor(jobs=2))
+    assert json.loads((tmp_path / "runs" / "adam-2-s0" / "summary.json").read_text())["epochs"] == 2
+    assert (bad / "config.json").read_text() == "{}"
+
+
+def test_a_killed_parallel_call_resumes_every_run(tmp_path):
+    runs = tmp_path / "runs"
+    changes = {**TINY, "checkpoint_minutes": 1e-9}
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dscd.experiments import run_budgets, "
+              f"LocalExecutor; run_budgets('smoke', 'adam', [6], {str(runs)!r}, {changes!r}, seeds=[0, 1], "
+              f"executor=LocalExecutor(jobs=2))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    logs = [runs / f"adam-6-s{s}" / "metrics.jsonl" for s in (0, 1)]
+    while time.monotonic() < deadline:  # kill the whole call (workers too) once both runs are under way
+        if all(p.is_file() and len(p.read_text().splitlines()) >= 2 for p in logs):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert all(len(load_metrics(p.parent)) < 6 for p in logs), "the runs finished before they could be killed"
+    folders = run_budgets("smoke", "adam", [6], runs, changes, seeds=[0, 1], executor=LocalExecutor(jobs=2))
+    whole = run_budgets("smoke", "adam", [6], tmp_path / "whole", changes, seeds=[0, 1],
+                        executor=LocalExecutor(jobs=2))
+    for a, b in zip(folders, whole, strict=True):
+        assert _strip(load_metrics(a)) == _strip(load_metrics(b))
