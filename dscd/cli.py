@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (JSON)")
-    p.add_argument("genotype", help="genotype JSON: one genotype, or named ones like shared/reference/genotypes.json")
+    p.add_argument("genotype", help="genotype JSON: one genotype, or {name: genotype, ...}")
     p.add_argument("--name", help="which genotype of a file holding several (default: all)")
     p.add_argument("--plot", metavar="FILE", help="draw the two cells to FILE (png, pdf, svg)")
     p.add_argument("--channels", type=int, default=36, help="initial channels of the final network (36)")

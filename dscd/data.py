@@ -82,7 +82,7 @@ class DataConfig:
         source = self.source or os.environ.get("DSCD_DATA")
         if not source:
             raise DataError("no data source: pass source=... (--data) or set DSCD_DATA to a CIFAR-10 ImageFolder "
-                            "folder or zip (e.g. ../shared/data/cifar10-jpg.zip), 'cifar10', or 'digits'")
+                            "folder or zip of one, 'cifar10:DIR' (torchvision's files), or 'digits'")
         return source
 
 
@@ -153,7 +153,7 @@ class _Tree:
         if path.suffix == ".zip":
             if not path.is_file():
                 raise DataError(f"no zip file at {path}: point source/DSCD_DATA at an existing file "
-                                "(e.g. ../shared/data/cifar10-jpg.zip)")
+                                "(an ImageFolder tree train/<class>/*, test/<class>/* zipped)")
             try:
                 self.zip = zipfile.ZipFile(path)
             except zipfile.BadZipFile:

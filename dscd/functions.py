@@ -1,4 +1,4 @@
-"""Synthetic multimodal test functions of the paper's appendix B (SPEC section 7).
+"""Synthetic multimodal test functions of the paper's appendix B (Figure 3).
 
 Each function maps a batch of points ``(B, d)`` to values ``(B,)`` and is a plain
 torch function (autograd gives its gradient). Both are separable, which favours

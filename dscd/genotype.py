@@ -6,8 +6,7 @@ cell two back and one back), nodes ``2 .. nodes + 1`` the intermediate nodes.
 ``style`` says how the evaluation network builds it: ``threshold`` genotypes
 (FairDARTS) may give a node any number of edges, several ops on one edge, or none
 at all (the node is then skipped); ``darts`` genotypes give every intermediate
-node exactly two edges. The JSON format is the one of
-``shared/reference/genotypes.json``::
+node exactly two edges. The JSON format (one genotype, or named ones)::
 
     {"style": "threshold", "normal": [["sep_conv_3x3", 0, 2], ...], "reduce": [...]}
 
@@ -267,7 +266,7 @@ def cell_summary(weights: Any, genotype_edges: Sequence[Edge], threshold: float 
 
 def load_genotypes(path: str | Path) -> dict[str, Genotype]:
     """All genotypes of a file: either one genotype object, or ``{name: genotype, ...}``
-    (keys starting with ``_`` are comments), as ``shared/reference/genotypes.json``."""
+    (keys starting with ``_`` are comments)."""
     path = Path(path)
     if not path.is_file():
         raise GenotypeError(f"no genotype file at {path}")

@@ -1,6 +1,6 @@
 """The final-architecture network built from a genotype, and its size (parameters, FLOPs).
 
-Facts matched (``shared/reference/fairdarts-reference.md``): 20 cells and C = 36
+The evaluation set-up of the paper (section 4, after DARTS and FairDARTS): 20 cells and C = 36
 by default, reductions at 1/3 and 2/3 depth, an auxiliary head after the cell at
 2/3 depth, drop path on every non-identity op. For threshold genotypes several
 ops on one edge are summed, a node without (reachable) input is skipped, and the

@@ -1,7 +1,7 @@
 """Candidate operations of the DARTS/FairDARTS cell space, built from a registry.
 
-The operations are those of the FairDARTS reference (facts in
-``shared/reference/fairdarts-reference.md``): pools, skip connection (a factorized
+The operations are FairDARTS' (paper section 2, following DARTS' cell space):
+pools, skip connection (a factorized
 reduction at stride 2), separable and dilated convolutions. ``none`` (DARTS' zero
 op) exists for the softmax relaxation. Every convolutional operation starts with
 a ReLU of its input; in the search network a node's ReLU is computed once and

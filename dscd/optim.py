@@ -1,6 +1,6 @@
 """Doubly stochastic coordinate descent (DSCD) and its hybrid with a gradient optimiser.
 
-This module owns the optimisation algorithm of the paper (SPEC sections 2-4):
+This module owns the optimisation algorithm of the paper (section 3, Algorithm 2, Appendices C and F):
 
 * :func:`phi_schedule`, :func:`beta_params` and :func:`propose`: the beta-annealed
   coordinate proposal of appendix C;
@@ -81,7 +81,7 @@ def _float64(x: Any) -> np.ndarray:
 def beta_params(v: Any, phi: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Parameters ``(alpha, beta)`` of the proposal Beta around unit position ``v``.
 
-    SPEC section 4 / paper appendix C: the mean is ``mu = phi v + (1 - phi) / 2``
+    Paper appendix C: the mean is ``mu = phi v + (1 - phi) / 2``
     and the standard deviation ``sigma = (1 - phi) / sqrt(12)``; ``phi = 0`` is the
     uniform ``Beta(1, 1)`` and ``phi -> 1`` a Dirac delta at ``v``.
 

@@ -1,6 +1,6 @@
 """The architecture search: first-order bilevel FairDARTS with Adam or DSCD on alpha.
 
-One loop serves both optimisers (SPEC section 5). Every iteration takes an alpha
+One loop serves both optimisers (paper section 3 and Appendix E.2). Every iteration takes an alpha
 step on a validation minibatch (Adam, or the DSCD hybrid wrapping that same
 Adam, whose global steps evaluate the same objective on the same minibatch) and
 then a weight step on a training minibatch (SGD with a cosine learning rate and

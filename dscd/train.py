@@ -1,6 +1,6 @@
 """Final-architecture training: a genotype trained from scratch (paper Table 1 "Eval.", Table 2).
 
-One loop serves every genotype (SPEC section 6, ``shared/reference/fairdarts-reference.md``):
+One loop serves every genotype (paper section 4, the DARTS/FairDARTS evaluation protocol):
 the network of :class:`dscd.network.EvalNetwork`, SGD with momentum and weight decay,
 a cosine learning rate (per epoch, to ``lr_min``), gradient clipping, the auxiliary
 head's loss weighted by ``aux_weight``, cutout, and drop path ramped linearly from
