@@ -272,10 +272,6 @@ class Job:
     genotype: dict[str, Any] | None = None
     name: str | None = None
 
-    @property
-    def kind(self) -> str:
-        return "search" if self.genotype is None else "train"
-
 
 @dataclass(frozen=True)
 class JobResult:
