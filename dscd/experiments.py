@@ -16,21 +16,28 @@ from typing import Any
 
 import torch
 
+from dscd.claims import config_label, format_mean_sd, group_by_method, method_label, search_outcome
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
-from dscd.search import SearchConfig, load_metrics, run_search, search_profile
+from dscd.search import SearchConfig, run_search, search_profile
 from dscd.train import TrainConfig, train_genotype, train_profile
 
-__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "Executor", "Job", "JobResult",
-           "LocalExecutor", "RunsFailed", "execute", "method_label", "run_budgets", "run_job", "search_claims",
-           "table1_rows", "table2_rows", "train_genotypes"]
+__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "SEEDS", "Evaluation", "Executor", "Job", "JobResult",
+           "LocalExecutor", "RunsFailed", "execute", "method_label", "run_budgets", "run_job", "run_name",
+           "search_jobs", "table1_by_budget", "table1_rows", "table2_rows", "train_genotypes"]
 
-#: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's.
+#: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's (section 4, Table 1).
+#: ``quick``: one budget before FairDARTS' collapse and the longest that fits ``make figures`` in
+#: 75 minutes on 2 cores with 3 seeds for FairDARTS, DSCD and its ablation (measured; see the README).
 BUDGETS: dict[str, dict[str, list[int]]] = {
     "paper": {"adam": [50, 75, 250, 500], "dscd": [1500, 2000, 3000]},
-    "quick": {"adam": [15, 30, 60], "dscd": [20, 40, 60]},
+    "quick": {"adam": [50, 120], "dscd": [120]},
     "smoke": {"adam": [2, 3], "dscd": [3, 4]},
 }
+
+#: Seeds per profile: every budget of notebooks 01 and 02 runs once per seed, and the
+#: ``dscd_refresh_best`` ablation of notebook 02 with the same seeds at the longest DSCD budget.
+SEEDS: dict[str, list[int]] = {"paper": [0], "quick": [0, 1, 2], "smoke": [0, 1]}
 
 
 #: The paper's Table 1, Eval. Test column (%): the final architecture of each search budget.
@@ -54,16 +61,29 @@ PAPER_TABLE2: list[tuple[str, float, float, float]] = [
 ]
 
 
-def method_label(optimizer: str, epochs: int) -> str:
-    """Table 1's row label: ``FairDARTS (50)`` or ``FairDARTS + DSCD (1500)``."""
-    return f"FairDARTS{' + DSCD' if optimizer == 'dscd' else ''} ({epochs})"
+def run_name(optimizer: str, epochs: int, seed: int, refresh_best: bool = False) -> str:
+    """A search's folder name: ``adam-150-s0``, ``dscd-150-s2``, ``dscd-refresh-150-s1`` (the ablation)."""
+    return f"{optimizer}{'-refresh' if refresh_best and optimizer == 'dscd' else ''}-{epochs}-s{seed}"
+
+
+def search_jobs(profile_name: str, optimizer: str, budgets: Sequence[int], runs_dir: str | Path,
+                overrides: dict[str, Any] | None = None, seeds: Sequence[int] = (0,)) -> list[Job]:
+    """One search :class:`Job` per budget and seed into ``runs_dir/<optimizer>-<epochs>-s<seed>`` (see
+    :func:`run_name`), budget by budget, seeds in the order given. Run them with :func:`execute`."""
+    jobs = []
+    for epochs in budgets:
+        for seed in seeds:
+            config: SearchConfig = search_profile(profile_name, **{**(overrides or {}), "optimizer": optimizer,
+                                                                   "epochs": int(epochs), "seed": int(seed)})
+            name = run_name(optimizer, epochs, seed, config.dscd_refresh_best)
+            jobs.append(Job(Path(runs_dir) / name, config.to_dict()))
+    return jobs
 
 
 def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_dir: str | Path,
                 overrides: dict[str, Any] | None = None, progress: bool = False, seeds: Sequence[int] = (0,),
                 executor: Executor | None = None) -> list[Path]:
-    """One search per budget and seed into ``runs_dir/<optimizer>-<epochs>-s<seed>``; returns the run
-    folders, budget by budget, seeds in the order given.
+    """Run :func:`search_jobs` and return their folders.
 
     The searches run on ``executor`` (default :class:`LocalExecutor`: worker processes over all
     cores, one torch thread each). A folder whose ``summary.json`` was written by the same
@@ -71,12 +91,7 @@ def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_
     fresh (a folder holding another configuration is an error, never overwritten). If a search
     fails, the others still finish, then :class:`RunsFailed` names the failed folders.
     """
-    jobs = []
-    for epochs in budgets:
-        for seed in seeds:
-            config: SearchConfig = search_profile(profile_name, **{**(overrides or {}), "optimizer": optimizer,
-                                                                   "epochs": int(epochs), "seed": int(seed)})
-            jobs.append(Job(Path(runs_dir) / f"{optimizer}-{epochs}-s{seed}", config.to_dict()))
+    jobs = search_jobs(profile_name, optimizer, budgets, runs_dir, overrides, seeds)
     execute(jobs, executor or LocalExecutor(progress=progress))
     return [job.folder for job in jobs]
 
@@ -137,7 +152,9 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
         summary = json.loads((folder / "summary.json").read_text())
         optimizer = summary["config"]["optimizer"]
         best = dscd_genotype == "best" and optimizer == "dscd"
-        label = method_label(optimizer, summary["config"]["epochs"]) + (" x_best" if best else "")
+        seed = summary["config"].get("seed")
+        label = config_label(summary["config"]) + (f" seed {seed}" if seed is not None else "") + (
+            " x_best" if best else "")
         genotype = load_genotype(folder / ("genotype_best.json" if best else "genotype.json"))
         jobs.append((label, genotype, Path(runs_dir) / "train" / (folder.name + ("-best" if best else "")),
                      str(folder)))
@@ -178,7 +195,8 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
         cfg = summary["config"]
         pct = lambda v: None if v is None else round(100 * v, 2)  # noqa: E731
         rows.append({
-            "Method": method_label(cfg["optimizer"], cfg["epochs"]),
+            "Method": config_label(cfg),
+            "seed": cfg.get("seed", 0),
             "Split for L_train": pct(final["train_acc"]),
             "Split for L_val": pct(final["val_acc"]),
             "Search Test": pct(final["test_acc"]),
@@ -196,6 +214,34 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
             rows[-1]["run"] = rows[-1].pop("run")  # keep the folder last
     if evaluations is not None and all(r["Eval. Test (paper)"] is None for r in rows):
         for r in rows:  # no row of the paper's budgets (smaller profiles): no column of blanks
+            del r["Eval. Test (paper)"]
+    return rows
+
+
+def table1_by_budget(folders: Sequence[str | Path], evaluations: Sequence[Evaluation] | None = None,
+                     ) -> list[dict[str, Any]]:
+    """Table 1 with the seeds of each method and budget folded into one row: valid architectures as
+    k/n seeds, search-test accuracy as mean ± sd (%), kept normal-cell edges per seed; with
+    ``evaluations``, Eval. Test as mean ± sd over the valid (trained) architectures and the
+    paper's Eval. Test where the paper has the same row."""
+    by_source = {e.source: e for e in evaluations or []}
+    rows = []
+    for label, runs in group_by_method([search_outcome(f) for f in folders]).items():
+        row: dict[str, Any] = {
+            "Method": label, "seeds": len(runs),
+            "Final Arch. valid": f"{sum(o.valid for o in runs)}/{len(runs)}",
+            "Search Test": format_mean_sd([100 * o.search_test for o in runs if o.search_test is not None]),
+            "kept edges normal (per seed)": " ".join(str(o.kept_edges_normal) for o in runs),
+            "kept edges reduce (per seed)": " ".join(str(o.kept_edges_reduce) for o in runs),
+        }
+        if evaluations is not None:
+            trained = [by_source[str(o.folder)] for o in runs if str(o.folder) in by_source]
+            row["Eval. Test"] = format_mean_sd([100 * e.summary["test_acc"] for e in trained if e.summary])
+            row["Eval. Test (paper)"] = PAPER_EVAL_TEST.get(label)
+        row["runs"] = " ".join(o.folder.name for o in runs)
+        rows.append(row)
+    if evaluations is not None and all(r["Eval. Test (paper)"] is None for r in rows):
+        for r in rows:
             del r["Eval. Test (paper)"]
     return rows
 
@@ -221,40 +267,6 @@ def table2_rows(evaluations: Sequence[Evaluation], scale: str) -> list[dict[str,
         rows.append({"Method": method, "Params (M)": params, "FLOPS (M)": flops, "Accuracy (%)": accuracy,
                      "Params as trained (M)": None, "Source": "published (paper Table 2, 600 epochs)"})
     return rows
-
-
-def search_claims(folders: Sequence[str | Path], optimizer: str) -> dict[str, Any]:
-    """Did the paper's claim hold in these runs?
-
-    For Adam (Figure 1): the normal cell's mean weight falls over the search and the
-    longest budget's discretised normal cell is empty (invalid). For DSCD (Figure 2):
-    every budget ends with a valid architecture.
-    """
-    per_run = []
-    for folder in folders:
-        records = load_metrics(folder)
-        first, last = records[0], records[-1]
-        normal_invalid = last["kept_edges_normal"] == 0 or "normal cell" in (last["invalid_reason"] or "")
-        per_run.append({
-            "run": str(folder), "epochs": last["epoch"],
-            "mean_weight_normal_first": first["mean_weight_normal"],
-            "mean_weight_normal_last": last["mean_weight_normal"],
-            "mean_weight_reduce_last": last["mean_weight_reduce"],
-            "normal_weight_fell": last["mean_weight_normal"] < first["mean_weight_normal"],
-            "normal_cell_invalid": normal_invalid,
-            "valid": last["valid"],
-            "first_valid_epoch": next((r["epoch"] for r in records if r["valid"]), None),
-            "last_valid_epoch": next((r["epoch"] for r in reversed(records) if r["valid"]), None),
-        })
-    if optimizer == "adam":
-        longest = max(per_run, key=lambda r: r["epochs"])
-        held = all(r["normal_weight_fell"] for r in per_run) and longest["normal_cell_invalid"]
-        claim = ("FairDARTS (Adam): the normal cell's weights fall and the longest search ends with an invalid "
-                 "(empty) normal cell")
-    else:
-        held = all(r["valid"] for r in per_run)
-        claim = "FairDARTS + DSCD: every budget ends with a valid architecture"
-    return {"claim": claim, "held": bool(held), "runs": per_run}
 
 
 # ------------------------------------------------------------------------------------ running many runs
@@ -324,7 +336,8 @@ class Executor:
 
 class LocalExecutor(Executor):
     """Runs on this machine: in this process when ``jobs == 1``, else in ``jobs`` worker processes
-    (spawned, one torch thread each unless ``threads`` says otherwise).
+    (spawned, one torch thread each unless ``threads`` says otherwise), the longest runs (most
+    epochs) started first so that the workers finish together.
 
     Each run is an ordinary run folder, so a killed call picks every run up again: finished
     ones are reused, interrupted ones resumed.
@@ -352,8 +365,10 @@ class LocalExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
+        longest_first = sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context) as pool:
-            futures = [pool.submit(_run_job_in_worker, job, self.threads or 1) for job in jobs]
+            submitted = {i: pool.submit(_run_job_in_worker, jobs[i], self.threads or 1) for i in longest_first}
+            futures = [submitted[i] for i in range(len(jobs))]
             results = []
             for job, future in zip(jobs, futures, strict=True):
                 try:

@@ -42,7 +42,7 @@ __all__ = [
 #: intended mean and spread there.
 PHI_MAX = 1.0 - 1e-6
 
-_STATE_FORMAT = "dscd.DSCD/1"
+_STATE_FORMAT = "dscd.DSCD/2"  # /2: x_best age, phase counters, refresh_best
 
 
 def phi_schedule(step: int, total_steps: int, phi_max: float = PHI_MAX) -> float:
@@ -221,6 +221,14 @@ class DSCDEngine:
         self.nan_proposals = np.zeros(L, dtype=np.int64)
         self.coord_proposed = np.zeros((L, n), dtype=np.int64)
         self.coord_accepted = np.zeros((L, n), dtype=np.int64)
+        # Where the search stands (section 3): x_best's age is step_count - best_step; local steps
+        # that set x_best; global phases begun, and those in which at least one proposal was accepted.
+        self.best_step = np.zeros(L, dtype=np.int64)
+        self.local_improvements = np.zeros(L, dtype=np.int64)
+        self.global_phases = np.zeros(L, dtype=np.int64)
+        self.phases_accepting = np.zeros(L, dtype=np.int64)
+        self.phase_accepted = np.zeros(L, dtype=np.int64)
+        self.refreshes = np.zeros(L, dtype=np.int64)
 
         if seeds is None:
             seeds = int(np.random.SeedSequence().entropy % (2**63))
@@ -265,6 +273,29 @@ class DSCDEngine:
     def best_value(self) -> np.ndarray:
         """Minimum of the window per lane (``inf`` before any finite value)."""
         return self._best.copy()
+
+    @property
+    def best_age(self) -> np.ndarray:
+        """Steps since ``x_best`` last changed, per lane (0 right after an acceptance)."""
+        return self.step_count - self.best_step
+
+    def restart_window(self, values: Any) -> None:
+        """Forget the window: each lane's window holds only ``values`` (one per lane), its new minimum.
+
+        For a lane whose value is not finite nothing changes. Used by ``DSCD(refresh_best=True)``
+        with ``f(x_best)`` re-evaluated by the current network, so that the acceptance test of
+        the coming global phase compares proposals with ``x_best`` under the same weights.
+        """
+        values = _float64(values).reshape(-1)
+        if values.shape[0] != self.lanes:
+            raise ValueError(f"restart_window needs one value per lane ({self.lanes}), got {values.shape[0]}")
+        lanes = np.isfinite(values)
+        if not lanes.any():
+            return
+        self.window[lanes] = np.inf
+        self.window[lanes, (self.window_pos - 1) % self.K] = values[lanes]
+        self._best[lanes] = values[lanes]
+        self.refreshes += lanes
 
     # -- stepping ------------------------------------------------------------------
     def propose(self) -> np.ndarray:
@@ -318,6 +349,11 @@ class DSCDEngine:
         if accepted.any():
             x_eval = x_eval.detach().cpu().numpy() if isinstance(x_eval, torch.Tensor) else np.asarray(x_eval)
             self.x_best[accepted] = x_eval[accepted]
+            self.best_step[accepted] = self.step_count + 1
+            self.local_improvements += accepted & ~was_global
+            first_in_phase = accepted & was_global & (self.phase_accepted == 0)
+            self.phases_accepting += first_in_phase
+            self.phase_accepted += accepted & was_global
         leaving = self.window[:, self.window_pos].copy()
         self.window[:, self.window_pos] = values
         self.window_pos = (self.window_pos + 1) % self.K
@@ -338,6 +374,9 @@ class DSCDEngine:
         self.run_length += 1
         switched = (self.run_length >= self.T) & ~accepted
         self.is_global = was_global ^ switched
+        starting = switched & self.is_global
+        self.global_phases += starting
+        self.phase_accepted[starting] = 0
         self.run_length[switched] = 0
         self.step_count += 1
         return StepResult(was_global=was_global, accepted=accepted, switched=switched)
@@ -345,7 +384,8 @@ class DSCDEngine:
     # -- persistence ---------------------------------------------------------------
     _ARRAYS = (
         "x_best", "lo", "hi", "window", "is_global", "run_length", "nan_proposals", "coord_proposed",
-        "coord_accepted",
+        "coord_accepted", "best_step", "local_improvements", "global_phases", "phases_accepting", "phase_accepted",
+        "refreshes",
     )
 
     def state_dict(self) -> dict[str, Any]:
@@ -449,6 +489,13 @@ class DSCD(torch.optim.Optimizer):
         reset_local_state: clear the local optimiser's state (Adam's moments) each
             time the schedule switches back to local steps. Default ``False``: the
             moments survive global phases, as the paper describes one optimiser.
+        refresh_best: at each switch from local to global steps, re-evaluate the
+            objective at ``x_best`` (one extra forward pass, on the minibatch of the
+            phase's first proposal) and restart the window with that value alone, so
+            proposals must beat ``x_best`` as the current objective sees it. Default
+            ``False``: Algorithm 2 as published, whose window minimum ``y_best`` was
+            observed under earlier network weights and can become a stale low value
+            that no proposal beats once the weights have moved on.
     """
 
     def __init__(
@@ -463,6 +510,7 @@ class DSCD(torch.optim.Optimizer):
         phi_max: float = PHI_MAX,
         seed: int | None = None,
         reset_local_state: bool = False,
+        refresh_best: bool = False,
     ) -> None:
         params = list(params) if not isinstance(params, torch.Tensor) else [params]
         if not params:
@@ -492,6 +540,7 @@ class DSCD(torch.optim.Optimizer):
                 lo.append(np.full(p.numel(), glo))
                 hi.append(np.full(p.numel(), ghi))
         self.reset_local_state = bool(reset_local_state)
+        self.refresh_best = bool(refresh_best)
         self._engine = DSCDEngine(
             self._read()[None], np.concatenate(lo)[None], np.concatenate(hi)[None], total_steps,
             T=T, K=K, phi_max=phi_max, seeds=[seed] if seed is not None else None,
@@ -533,8 +582,8 @@ class DSCD(torch.optim.Optimizer):
         # must travel too (deepcopy, pickling for multiprocessing).
         state = super().__getstate__()
         state.update(_params=self._params, local=self.local, _engine=self._engine,
-                     reset_local_state=self.reset_local_state, _lr_targets=self._lr_targets,
-                     _lr_seen=self._lr_seen, _constructed=True)
+                     reset_local_state=self.reset_local_state, refresh_best=self.refresh_best,
+                     _lr_targets=self._lr_targets, _lr_seen=self._lr_seen, _constructed=True)
         return state
 
     # -- flat views ------------------------------------------------------------------
@@ -564,6 +613,9 @@ class DSCD(torch.optim.Optimizer):
             raise ValueError("DSCD.step needs a closure that returns the objective (a scalar tensor)")
         engine = self._engine
         if bool(engine.is_global[0]):
+            if self.refresh_best and int(engine.run_length[0]) == 0:  # the first step of a global phase
+                self._write(engine.x_best[0])
+                engine.restart_window(self._value(closure()))
             x_prop = engine.propose()
             self._write(x_prop[0])
             loss = closure()
@@ -603,7 +655,9 @@ class DSCD(torch.optim.Optimizer):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters to log: steps of each type, proposals accepted/rejected, phi, best value."""
+        """Counters to log: steps of each type, proposals accepted/rejected, phi, y_best (the window minimum),
+        x_best's age in steps, whether the parameters sit at x_best, local steps that set x_best, global
+        phases begun and those with an acceptance, and y_best refreshes."""
         e = self._engine
         return {
             "step": e.step_count,
@@ -615,7 +669,18 @@ class DSCD(torch.optim.Optimizer):
             "phi": e.phi,
             "next_step": "global" if bool(e.is_global[0]) else "local",
             "best_value": float(e.best_value()[0]),
+            "best_age": int(e.best_age[0]),
+            "at_best": self.at_best(),
+            "local_improvements": int(e.local_improvements[0]),
+            "global_phases": int(e.global_phases[0]),
+            "phases_accepting": int(e.phases_accepting[0]),
+            "refreshes": int(e.refreshes[0]),
         }
+
+    def at_best(self) -> bool:
+        """Whether the parameters equal ``x_best`` exactly (true between global steps, and while a
+        search is stuck: every global phase ends by setting them back to ``x_best``)."""
+        return bool(np.array_equal(self._read(), self._engine.x_best[0]))
 
     def stats_per_parameter(self) -> list[dict[str, int]]:
         """Proposals made and accepted per parameter tensor, in parameter order."""
@@ -652,6 +717,7 @@ class DSCD(torch.optim.Optimizer):
             "domains": [group["domain"] for group in self.param_groups],
             "shapes": [list(p.shape) for p in self._params],
             "reset_local_state": self.reset_local_state,
+            "refresh_best": self.refresh_best,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
@@ -683,6 +749,7 @@ class DSCD(torch.optim.Optimizer):
         for group, domain in zip(self.param_groups, state_dict["domains"], strict=True):
             group["domain"] = tuple(domain)
         self.reset_local_state = bool(state_dict["reset_local_state"])
+        self.refresh_best = bool(state_dict["refresh_best"])
         for i, (group, target) in enumerate(zip(self.param_groups, self._lr_targets, strict=True)):
             if target is not None:  # the wrapped optimiser's state carries the learning rate
                 target = self._lr_targets[i] = next(

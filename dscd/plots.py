@@ -170,61 +170,113 @@ def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Fi
     return fig
 
 
-def plot_cell_weights(runs: Sequence[tuple[str, Sequence[dict]]], threshold: float = 0.85) -> plt.Figure:
-    """Figures 1 and 2: mean cell weight per epoch, one panel per run (budget).
+Group = tuple[str, Sequence[Sequence[dict]]]  # (title, one metrics list per seed)
 
-    Solid: mean weight (sigmoid(alpha)) of the normal and reduction cell before
-    discretisation; dashed: the mean of the discretised (0/1) weights; dotted: the
-    discretisation threshold; grey: epochs whose discretised architecture is
-    invalid. ``runs`` is ``[(title, metrics records), ...]``.
-    """
-    n = len(runs)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False, sharey=True)
-    for ax, (title, records) in zip(axes[0], runs, strict=True):
-        epochs = [r["epoch"] for r in records]
-        for cell, colour in (("normal", "tab:blue"), ("reduce", "tab:orange")):
-            ax.plot(epochs, [r[f"mean_weight_{cell}"] for r in records], color=colour, lw=1.6,
-                    label=f"{'normal' if cell == 'normal' else 'reduction'} cell")
-            ax.plot(epochs, [r[f"mean_discretised_{cell}"] for r in records], color=colour, lw=1.0, ls="--",
-                    label=f"{'normal' if cell == 'normal' else 'reduction'} cell, discretised")
-        ax.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold}")
+_CELLS = (("normal", "tab:blue", "normal cell"), ("reduce", "tab:orange", "reduction cell"))
+
+
+def _seed_lines(ax: plt.Axes, runs: Sequence[Sequence[dict]], value, colour: str, label: str,
+                step: str | None = None) -> None:
+    """One thin line per seed and their mean as a thick line (over the epochs all seeds share)."""
+    curves = [(np.array([r["epoch"] for r in records]), np.array([value(r) for r in records], dtype=float))
+              for records in runs]
+    for epochs, values in curves:
+        ax.plot(epochs, values, color=colour, lw=0.7, alpha=0.45, drawstyle=step or "default")
+    length = min(len(v) for _, v in curves)
+    mean = np.mean([v[:length] for _, v in curves], axis=0)
+    ax.plot(curves[0][0][:length], mean, color=colour, lw=2.0, label=label + (" (mean)" if len(runs) > 1 else ""),
+            drawstyle=step or "default")
+
+
+def _shade_invalid(ax: plt.Axes, runs: Sequence[Sequence[dict]]) -> None:
+    """Grey behind the epochs whose discretised architecture is invalid, darker the more seeds it is."""
+    invalid: dict[int, int] = {}
+    for records in runs:
         for r in records:
-            if not r["valid"]:
-                ax.axvspan(r["epoch"] - 0.5, r["epoch"] + 0.5, color="0.88", lw=0, zorder=0)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
+            invalid[r["epoch"]] = invalid.get(r["epoch"], 0) + (not r["valid"])
+    for epoch, count in invalid.items():
+        if count:
+            ax.axvspan(epoch - 0.5, epoch + 0.5, color="0.55", alpha=0.35 * count / len(runs), lw=0, zorder=0)
+
+
+def plot_cell_weights(groups: Sequence[Group], threshold: float = 0.85) -> plt.Figure:
+    """Figures 1 and 2: one column per method and budget, one thin line per seed, the mean thick.
+
+    Row 1: mean weight (sigmoid(alpha)) of the normal and the reduction cell, and the
+    discretisation threshold (dotted). Row 2: edges each cell keeps when discretised, the
+    clearest view of the collapse (an empty normal cell is an invalid architecture). Grey:
+    epochs whose discretised architecture is invalid, darker when more seeds are. For DSCD
+    runs (records with ``"dscd"``) two more rows: the age of ``x_best`` in epochs (a dot where
+    alpha sits exactly at ``x_best`` at the epoch's end) and the global phases begun and those
+    in which a proposal was accepted (cumulative, mean over seeds).
+    """
+    dscd = any("dscd" in runs[0][-1] for _, runs in groups)
+    rows = 4 if dscd else 2
+    n = len(groups)
+    fig, axes = plt.subplots(rows, n, figsize=(4.2 * n, 2.6 * rows), squeeze=False, sharex="col", sharey="row")
+    for col, (title, runs) in enumerate(groups):
+        ax_w, ax_k = axes[0][col], axes[1][col]
+        for cell, colour, name in _CELLS:
+            _seed_lines(ax_w, runs, lambda r, c=cell: r[f"mean_weight_{c}"], colour, name)
+            _seed_lines(ax_k, runs, lambda r, c=cell: r[f"kept_edges_{c}"], colour, name, step="steps-mid")
+        ax_w.axhline(threshold, color="k", ls=":", lw=1, label=f"threshold {threshold}")
+        ax_w.set_ylim(0, 1)
+        ax_w.set_title(f"{title}, {len(runs)} seed{'s' if len(runs) > 1 else ''}")
+        ax_k.set_ylim(bottom=-0.3)
+        for ax in (ax_w, ax_k):
+            _shade_invalid(ax, runs)
+        if dscd and "dscd" in runs[0][-1]:
+            ax_a, ax_p = axes[2][col], axes[3][col]
+            steps = runs[0][-1]["steps"]
+            _seed_lines(ax_a, runs, lambda r, s=steps: r["dscd"]["best_age"] / s, "tab:purple", "x_best age")
+            for records in runs:
+                at = [(r["epoch"], r["dscd"]["best_age"] / steps) for r in records if r["dscd"]["at_best"]]
+                if at:
+                    ax_a.plot(*zip(*at, strict=True), ls="none", marker=".", ms=3, color="tab:purple", alpha=0.6)
+            _seed_lines(ax_p, runs, lambda r: r["dscd"]["global_phases"], "tab:red", "global phases begun")
+            _seed_lines(ax_p, runs, lambda r: r["dscd"]["phases_accepting"], "tab:green",
+                        "global phases with an acceptance")
+            ax_p.set_xlabel("epoch")
+        else:
+            ax_k.set_xlabel("epoch")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean cell weight")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.03))
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    axes[1][0].set_ylabel("edges kept (discretised)")
+    if dscd:
+        axes[2][0].set_ylabel("x_best age (epochs)")
+        axes[3][0].set_ylabel("global phases (cumulative)")
+    handles, labels = [], []
+    for ax in axes[:, 0] if rows == 2 else (axes[0][0], axes[2][0], axes[3][0]):
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.1 if rows == 2 else 0.06, 1, 1))
     return fig
 
 
-def plot_dscd_steps(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figure:
-    """DSCD's bookkeeping per epoch: accepted proposals per cell type, and local vs global steps."""
-    n = len(runs)
+def plot_dscd_steps(groups: Sequence[Group]) -> plt.Figure:
+    """DSCD over the search, per method and budget (thin: a seed; thick: the mean): proposals accepted
+    per epoch in each cell type, and the alpha-step loss per epoch against ``y_best``, the window
+    minimum that a proposal must beat (Algorithm 2): when the loss rises past a stale ``y_best``,
+    nothing is accepted any more."""
+    n = len(groups)
     fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 5.4), squeeze=False, sharex="col")
-    for col, (title, records) in enumerate(runs):
-        epochs = np.array([r["epoch"] for r in records])
-
-        def per_epoch(key: str, records=records) -> np.ndarray:
-            cumulative = np.array([r["dscd"][key] for r in records], dtype=float)
-            return np.diff(np.concatenate([[0.0], cumulative]))
-
-        ax = axes[0][col]
-        ax.plot(epochs, per_epoch("accepted_normal"), label="accepted, normal cell", color="tab:blue")
-        ax.plot(epochs, per_epoch("accepted_reduce"), label="accepted, reduction cell", color="tab:orange")
-        ax.set_title(title)
-        ax.set_ylabel("proposals accepted per epoch")
-        ax.grid(alpha=0.3)
-        ax = axes[1][col]
-        ax.plot(epochs, per_epoch("local_steps"), label="local (Adam) steps", color="tab:green")
-        ax.plot(epochs, per_epoch("global_steps"), label="global (DSCD) steps", color="tab:red")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("steps per epoch")
-        ax.grid(alpha=0.3)
+    for col, (title, runs) in enumerate(groups):
+        for cell, colour, name in _CELLS:
+            key = f"accepted_{cell}"
+            per_epoch = [[{"epoch": r["epoch"], "accepted": r["dscd"][key] - (records[i - 1]["dscd"][key] if i else 0)}
+                          for i, r in enumerate(records)] for records in runs]
+            _seed_lines(axes[0][col], per_epoch, lambda r: r["accepted"], colour, f"accepted, {name}")
+        _seed_lines(axes[1][col], runs, lambda r: r["alpha_loss"], "tab:green", "alpha-step loss (epoch mean)")
+        _seed_lines(axes[1][col], runs, lambda r: r["dscd"]["best_value"], "tab:red", "y_best (window minimum)")
+        axes[0][col].set_title(f"{title}, {len(runs)} seed{'s' if len(runs) > 1 else ''}")
+        axes[1][col].set_xlabel("epoch")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("proposals accepted per epoch")
+    axes[1][0].set_ylabel("objective")
     for row in axes:
         row[0].legend(fontsize=8)
     fig.tight_layout()

@@ -40,14 +40,17 @@ PROFILES = ("smoke", "quick", "paper")
 
 #: Per-notebook, per-profile parameters (keyed by the notebook's number).
 NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
+    # smoke (CI) runs the seeds of dscd.experiments.SEEDS in two worker processes, as quick does on two cores
+    "01": {"smoke": {"jobs": 2}},
+    "02": {"smoke": {"jobs": 2}},
     "03": {
         "smoke": {"frames": 8, "fps": 4},
         "quick": {"frames": 60, "fps": 12},
         "paper": {"frames": 120, "fps": 24},
     },
     "04": {
-        "smoke": {"published_names": ["DARTS_V2"]},
-        "quick": {"published_names": ["DARTS_V2", "FairDARTS_a"]},
+        "smoke": {"published_names": ["DARTS_V2"], "jobs": 2},
+        "quick": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the hour
         "paper": {"published_names": []},  # the paper's own published numbers are in Table 2 anyway
     },
     "05": {
@@ -58,20 +61,22 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 #: Which notebooks read what others wrote (by number): a change upstream reruns them, a failure blocks them.
-DEPENDS: dict[str, tuple[str, ...]] = {"04": ("01", "02")}
+DEPENDS: dict[str, tuple[str, ...]] = {"02": ("01",), "04": ("01", "02")}
 
 #: Files each of the repository's notebooks must leave under ``outputs/<profile>/`` (non-empty), by file name.
 EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {
     "01_diagnosis.ipynb": ("figures/01_figure1.png", "figures/01_figure1.pdf", "figures/01_diagnosis.json",
-                           "tables/01_table1_search.csv", "tables/01_table1_search.md"),
+                           "tables/01_table1_search.csv", "tables/01_table1_search.md",
+                           "tables/01_table1_search_runs.md"),
     "02_dscd_search.ipynb": ("figures/02_figure2.png", "figures/02_figure2.pdf", "figures/02_dscd_steps.png",
                              "figures/02_dscd_search.json", "tables/02_table1_search.csv",
-                             "tables/02_table1_search.md"),
+                             "tables/02_table1_search.md", "tables/02_table1_search_runs.md"),
     "03_beta_annealing.ipynb": ("figures/03_beta_annealing.png", "figures/03_beta_annealing.pdf",
                                 "figures/03_beta_annealing.gif", "figures/03_phi_schedule.png",
                                 "figures/03_beta_annealing.json"),
     "04_final_training.ipynb": ("figures/04_learning_curves.png", "figures/04_learning_curves.pdf",
                                 "figures/04_final_training.json", "tables/table1.csv", "tables/table1.md",
+                                "tables/table1_runs.md",
                                 "tables/table2.csv", "tables/table2.md"),
     "05_benchmarks.ipynb": ("figures/05_figure3.png", "figures/05_figure3.pdf", "figures/05_figure3_rotated.png",
                             "figures/05_figure3_d2.png", "figures/05_long_budget.png", "figures/05_benchmarks.json",

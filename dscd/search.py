@@ -57,7 +57,9 @@ class SearchConfig(RunConfig):
     Network: ``channels``, ``layers``, ``nodes``, ``ops``, ``relaxation``, ``w01``.
     Alpha: ``optimizer`` (``adam`` or ``dscd``), Adam's ``alpha_lr``, ``alpha_betas``,
     ``alpha_weight_decay``; DSCD's ``dscd_T``, ``dscd_K``, ``dscd_domain``,
-    ``dscd_reset_local_state`` (phi anneals over the whole search).
+    ``dscd_reset_local_state``, ``dscd_refresh_best`` (off: Algorithm 2 as published; on: y_best
+    re-evaluated at each switch to global steps, see :class:`dscd.optim.DSCD`); phi anneals over the
+    whole search.
     Weights: SGD ``w_lr`` cosine to ``w_lr_min``, ``w_momentum``, ``w_weight_decay``, ``grad_clip``.
     Discretisation: ``rule``, ``threshold``. Run: ``epochs``, ``batch_size``, ``test_every``
     (epochs between Search Test evaluations; the last epoch always), ``seed``, ``device``,
@@ -80,6 +82,7 @@ class SearchConfig(RunConfig):
     dscd_K: int = 1000
     dscd_domain: tuple[float, float] = (-3.0, 3.0)
     dscd_reset_local_state: bool = False
+    dscd_refresh_best: bool = False
     w_lr: float = 0.005
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
@@ -107,6 +110,7 @@ class SearchConfig(RunConfig):
         check_number(self, "w_momentum", 0.0, 1.0)
         check_number(self, "threshold", 0.0, 1.0)
         check_bool(self, "dscd_reset_local_state")
+        check_bool(self, "dscd_refresh_best")
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min ({self.w_lr_min}) must not exceed w_lr ({self.w_lr})")
         if not all(0.0 <= b < 1.0 for b in self.alpha_betas):
@@ -170,7 +174,8 @@ class Searcher:
         if config.optimizer == "dscd":
             self.dscd = DSCD(self.alphas, adam, total_steps=config.epochs * steps_per_epoch,
                              domain=config.dscd_domain, T=config.dscd_T, K=config.dscd_K, seed=config.seed,
-                             reset_local_state=config.dscd_reset_local_state)
+                             reset_local_state=config.dscd_reset_local_state,
+                             refresh_best=config.dscd_refresh_best)
         self.alpha_opt: torch.optim.Optimizer = self.dscd or adam
         self.w_opt = torch.optim.SGD(self.weights, lr=config.w_lr, momentum=config.w_momentum,
                                      weight_decay=config.w_weight_decay)
@@ -363,7 +368,9 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
         if searcher.dscd is not None:
             s = searcher.dscd.stats
             per = searcher.dscd.stats_per_parameter()
-            record["dscd"] = {**{k: s[k] for k in ("local_steps", "global_steps", "accepted", "rejected", "phi")},
+            record["dscd"] = {**{k: s[k] for k in ("local_steps", "global_steps", "accepted", "rejected", "phi",
+                                                   "best_value", "best_age", "at_best", "local_improvements",
+                                                   "global_phases", "phases_accepting", "refreshes")},
                               "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
                               "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
         record["seconds"] = elapsed

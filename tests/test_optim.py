@@ -267,6 +267,8 @@ def test_state_dict_survives_torch_save(tmp_path):
     torch.save(opt.state_dict(), tmp_path / "opt.pt")
     x2, y2, opt2 = quadratic_setup(seed=2)
     opt2.load_state_dict(torch.load(tmp_path / "opt.pt"))  # weights_only: plain tensors and numbers
+    with torch.no_grad():  # the parameters themselves are the model's state, not the optimiser's
+        x2.copy_(x), y2.copy_(y)
     assert opt2.stats == opt.stats
 
 
@@ -484,3 +486,91 @@ def test_the_engine_proposes_through_the_public_kernel():
     expected = x0[0].copy()
     expected[d] = float(propose(x0[0, d], -3.0, 3.0, phi, rng))
     assert np.array_equal(proposal, expected)
+
+
+# ----------------------------------------------------------------------------- where the search stands
+
+
+def test_engine_counts_x_best_age_local_improvements_and_phases():
+    e = engine(T=2)
+    x = torch.zeros(1, 2)
+    e.observe([3.0], x)  # local, accepted (the window was empty)
+    assert int(e.best_age[0]) == 0 and int(e.local_improvements[0]) == 1
+    e.observe([4.0], x)  # local, run length 2 >= T, no improvement: switch to global
+    assert int(e.best_age[0]) == 1 and int(e.global_phases[0]) == 1 and bool(e.is_global[0])
+    e.propose()
+    e.observe([2.0], x + 1)  # global, accepted: the phase accepts, x_best young again
+    assert int(e.best_age[0]) == 0 and int(e.phases_accepting[0]) == 1 and int(e.accepted[0]) == 1
+    e.propose()
+    e.observe([1.0], x + 2)  # a second acceptance in the same phase: still one accepting phase
+    assert int(e.phases_accepting[0]) == 1 and int(e.accepted[0]) == 2
+    e.propose()
+    e.observe([5.0], x)  # rejected: back to local
+    e.observe([6.0], x)
+    e.observe([7.0], x)  # switch to global: a second phase
+    e.propose()
+    e.observe([8.0], x)
+    assert int(e.global_phases[0]) == 2 and int(e.phases_accepting[0]) == 1
+    assert int(e.best_age[0]) == 4 and int(e.local_improvements[0]) == 1  # four steps since x + 2
+
+
+def test_restart_window_makes_the_given_value_the_only_one():
+    e = engine(K=5)
+    x = torch.zeros(1, 2)
+    for val in (0.5, 2.0, 3.0):
+        e.observe([val], x)
+    e.restart_window([1.5])
+    assert float(e.best_value()[0]) == 1.5 and int(e.refreshes[0]) == 1
+    assert np.isinf(e.window).sum() == e.K - 1
+    assert bool(e.observe([1.0], x + 1).accepted[0])  # beats 1.5, though not the forgotten 0.5
+    e.restart_window([float("nan")])  # a non-finite value leaves the window as it was
+    assert float(e.best_value()[0]) == 1.0 and int(e.refreshes[0]) == 1
+
+
+def drifting_problem(refresh_best):
+    """f_t(x) = (x - 1)^2 + t / 50: the objective's floor rises as "training" goes on, the way the
+    alpha loss rises while the network's weights overfit their half of the data."""
+    x = torch.nn.Parameter(torch.full((1,), -2.0))
+    opt = DSCD([x], torch.optim.SGD([x], lr=0.0), total_steps=600, domain=(-3, 3), T=10, K=1000, seed=0,
+               refresh_best=refresh_best)
+    calls = []
+
+    def closure():
+        calls.append(opt.next_step_is_global)
+        return ((x - 1) ** 2).sum() + opt.stats["step"] / 50
+
+    for _ in range(600):
+        opt.step(closure)
+    return opt, calls
+
+
+def test_a_stale_y_best_freezes_the_search_and_refresh_best_keeps_it_moving():
+    plain, plain_calls = drifting_problem(False)
+    fresh, fresh_calls = drifting_problem(True)
+    # Local steps (lr 0) never move x, so only global steps can. Without the refresh, the first
+    # window values stay the minimum: after the first phase nothing is ever accepted again.
+    assert plain.stats["refreshes"] == 0 and plain.stats["phases_accepting"] <= 1
+    assert plain.stats["best_age"] > 400 and plain.stats["at_best"]
+    # With it, every global phase compares proposals with f(x_best) under the current objective.
+    s = fresh.stats
+    assert s["refreshes"] == s["global_phases"] >= 10
+    assert s["phases_accepting"] >= plain.stats["phases_accepting"] + 4 and s["best_age"] < 100
+    assert abs(float(fresh.best_params()[0]) - 1) < abs(float(plain.best_params()[0]) - 1)
+    # one extra evaluation per global phase, nothing else
+    assert len(fresh_calls) == 600 + s["global_phases"] and len(plain_calls) == 600
+
+
+def test_refresh_best_is_saved_and_resumes_lock_step():
+    x, y, opt = quadratic_setup(seed=3, T=4, refresh_best=True)
+    f = closure_for(x, y)
+    for _ in range(37):
+        opt.step(f)
+    state = copy.deepcopy(opt.state_dict())
+    x2, y2 = torch.nn.Parameter(x.detach().clone()), torch.nn.Parameter(y.detach().clone())
+    opt2 = DSCD([x2, y2], torch.optim.Adam([x2, y2], lr=0.05), total_steps=200, T=4, seed=999)
+    opt2.load_state_dict(state)
+    assert opt2.refresh_best
+    f2 = closure_for(x2, y2)
+    for _ in range(60):
+        assert float(opt.step(f).detach()) == float(opt2.step(f2).detach())
+    assert opt.stats == opt2.stats and opt.stats["refreshes"] > 0

@@ -44,15 +44,22 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     first = m05["claims"]["figure3"][0]
     assert m05["dim"] == 3 and first["function"] == "styblinski_tang"
     assert set(first["dscd_improves"]) == {"0.001", "0.01", "0.1", "schedule"}
-    for name in ("01_diagnosis.json", "02_dscd_search.json"):
-        metrics = json.loads((figures / name).read_text())
-        assert metrics["profile"] == "smoke" and isinstance(metrics["claims"]["held"], bool)
-        assert [r["Method"].startswith("FairDARTS") for r in metrics["table1"]] == [True, True]
+    m01, m02 = (json.loads((figures / f"{n}.json").read_text()) for n in ("01_diagnosis", "02_dscd_search"))
+    for metrics in (m01, m02):  # every claim carries a verdict and its evidence; the smoke profile has two seeds
+        assert metrics["profile"] == "smoke" and metrics["seeds"] == [0, 1]
+        assert all(c["verdict"] in ("held", "not held", "inconclusive") and c["evidence"] for c in metrics["claims"])
+    assert [r["Method"] for r in m01["table1"]] == ["FairDARTS (2)", "FairDARTS (3)"]
+    assert [r["Final Arch. valid"].split("/")[1] for r in m01["table1"]] == ["2", "2"]
+    assert [r["run"] for r in m01["table1_runs"]] == ["adam-2-s0", "adam-2-s1", "adam-3-s0", "adam-3-s1"]
+    assert [r["Method"] for r in m02["table1"]] == ["FairDARTS + DSCD (3)", "FairDARTS + DSCD (4)",
+                                                   "FairDARTS + DSCD, y_best refreshed (4)", "FairDARTS (4)"]
+    assert all("x_best_age_steps" in r["dscd"] for r in m02["runs"] + m02["ablation_refresh_best"]["runs"])
     m04 = json.loads((figures / "04_final_training.json").read_text())
     assert [r["Method"] for r in m04["table1"]] == ["FairDARTS (2)", "FairDARTS (3)", "FairDARTS + DSCD (3)",
-                                                   "FairDARTS + DSCD (4)"]
-    for row in m04["table1"]:  # smoke searches are too short to keep edges: refused, reported as the paper does
+                                                   "FairDARTS + DSCD (4)", "FairDARTS + DSCD, y_best refreshed (4)"]
+    for row in m04["table1_runs"]:  # smoke searches are too short to keep edges: refused, reported as the paper does
         assert (row["Eval. Test"] == "Invalid arch.") == (row["Final Arch."] == "Invalid arch.")
+    assert m04["claims"][0]["verdict"] in ("held", "not held", "inconclusive")
     table2 = (tables / "table2.csv").read_text()
     assert "DARTS_V2 (published genotype)" in table2 and "published (paper Table 2" in table2
     trained = [r for r in m04["runs"] if r["summary"]]
@@ -94,15 +101,15 @@ def test_skipping_follows_contents_parameters_dependencies_and_force(tmp_path, m
 
     assert call() == {"01": "ran", "02": "ran", "04": "ran"}
     assert call() == {"01": "skipped", "02": "skipped", "04": "skipped"}
-    _notebook(nbs / "01_nb.ipynb", counter.format(n="01"), "x = 'changed'")  # 04 depends on 01: both rerun
-    assert call() == {"01": "ran", "02": "skipped", "04": "ran"}
+    _notebook(nbs / "01_nb.ipynb", counter.format(n="01"), "x = 'changed'")  # 02 and 04 depend on 01: all rerun
+    assert call() == {"01": "ran", "02": "ran", "04": "ran"}
     monkeypatch.setitem(reproduce_module.NOTEBOOK_PARAMETERS, "02", {"smoke": {"x": 2}})  # a parameter changed
     assert call() == {"01": "skipped", "02": "ran", "04": "ran"}
     (out / "smoke" / "notebooks" / "02_nb.ipynb").unlink()  # its executed copy is gone
     assert call(only=["02"]) == {"02": "ran"}
     assert call() == {"01": "skipped", "02": "skipped", "04": "skipped"}
     assert call(force=True) == {"01": "ran", "02": "ran", "04": "ran"}
-    assert (count("01"), count("02"), count("04")) == (3, 4, 4)
+    assert (count("01"), count("02"), count("04")) == (3, 5, 4)
     record = json.loads((out / "smoke" / "reproduce.json").read_text())
     assert record["notebooks"]["02"]["parameters"]["x"] == 2
 
@@ -111,7 +118,7 @@ def test_a_failure_blocks_its_dependents_runs_the_rest_and_is_reported(tmp_path,
     nbs, out = tmp_path / "nbs", tmp_path / "o"
     nbs.mkdir()
     _notebook(nbs / "01_broken.ipynb", "y = 2", "# the bad cell\nraise RuntimeError('boom at cell two')")
-    _notebook(nbs / "02_fine.ipynb", "x = 1")
+    _notebook(nbs / "03_fine.ipynb", "x = 1")
     _notebook(nbs / "04_after.ipynb", "z = 3")
     code = cli.main(["reproduce", "--profile", "smoke", "--notebooks", str(nbs), "--outputs", str(out), "--quiet"])
     assert code == 1
@@ -119,13 +126,13 @@ def test_a_failure_blocks_its_dependents_runs_the_rest_and_is_reported(tmp_path,
     assert "01_broken.ipynb" in err and "the bad cell" in err and "RuntimeError: boom at cell two" in err
     assert "04_after.ipynb (not run: it depends on notebook 01, which failed)" in err
     record = json.loads((out / "smoke" / "reproduce.json").read_text())
-    assert {n: v["status"] for n, v in record["notebooks"].items()} == {"01": "failed", "02": "ok", "04": "blocked"}
+    assert {n: v["status"] for n, v in record["notebooks"].items()} == {"01": "failed", "03": "ok", "04": "blocked"}
     index = (out / "smoke" / "index.html").read_text()
     assert "boom at cell two" in index and "class='failed'" in index and "html/01_broken.html" in index
 
-    _notebook(nbs / "01_broken.ipynb", "y = 2")  # mended: it and its dependent run, 02 is up to date
+    _notebook(nbs / "01_broken.ipynb", "y = 2")  # mended: it and its dependent run, 03 is up to date
     assert _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)) == {
-        "01": "ran", "02": "skipped", "04": "ran"}
+        "01": "ran", "03": "skipped", "04": "ran"}
 
 
 def test_a_killed_regeneration_resumes_after_the_last_finished_notebook(tmp_path, monkeypatch):

@@ -89,6 +89,16 @@ def test_a_dscd_search_records_its_steps(tmp_path):
     assert last["accepted"] + last["rejected"] == last["global_steps"]
     assert last["proposed_normal"] + last["proposed_reduce"] == last["global_steps"]
     assert "genotype_best" in summary
+    records = load_metrics(tmp_path / "run")
+    assert all(0 <= r["dscd"]["best_age"] <= 10 * r["epoch"] for r in records)
+    assert isinstance(last["at_best"], bool) and last["refreshes"] == 0
+    assert last["global_phases"] >= last["phases_accepting"] and last["global_phases"] >= 1
+
+
+def test_dscd_refresh_best_reevaluates_x_best_at_each_global_phase(tmp_path):
+    run(tiny(optimizer="dscd", dscd_T=3, dscd_refresh_best=True), tmp_path / "run", progress=False)
+    last = load_metrics(tmp_path / "run")[-1]["dscd"]
+    assert last["refreshes"] == last["global_phases"] >= 2
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -175,7 +185,8 @@ def test_cli_search_and_its_errors(tmp_path, capsys):
 
 
 def test_experiment_helpers(tmp_path):
-    from dscd.experiments import run_budgets, search_claims, table1_rows
+    from dscd.claims import collapse_claims
+    from dscd.experiments import run_budgets, table1_rows
     from dscd.tables import markdown_table
 
     overrides = {k: v for k, v in TINY.items() if k != "epochs"}
@@ -183,5 +194,9 @@ def test_experiment_helpers(tmp_path):
     rows = table1_rows(folders)
     assert [r["Method"] for r in rows] == ["FairDARTS (1)", "FairDARTS (2)"]
     assert "| Method |" in markdown_table(rows)
-    claims = search_claims(folders, "adam")
-    assert set(claims) == {"claim", "held", "runs"} and len(claims["runs"]) == 2
+    claims = collapse_claims(folders)
+    assert [c["id"] for c in claims][:2] == ["fairdarts_short_valid", "fairdarts_collapses"]
+    assert all(c["verdict"] in ("held", "not held", "inconclusive") for c in claims)
+    refresh = run_budgets("smoke", "dscd", [1], tmp_path, overrides={**overrides, "dscd_refresh_best": True},
+                          seeds=[3], progress=False)
+    assert [f.name for f in refresh] == ["dscd-refresh-1-s3"]

@@ -6,10 +6,12 @@
 # that, searched long enough, every normal-cell weight sinks below the 0.85
 # discretisation threshold: the discretised normal cell keeps no edge, nothing
 # propagates through it, and the architecture is invalid. This notebook runs the
-# FairDARTS search at several budgets, draws the mean normal- and reduction-cell
-# weights per epoch (Figure 1), the discretised genotypes, and Table 1's
-# search-phase columns, and records whether the claim held at this profile's
-# scale.
+# FairDARTS search at several budgets, each with several seeds, draws the mean
+# normal- and reduction-cell weights and the edges each cell keeps per epoch
+# (Figure 1; a thin line per seed, the mean thick), the discretised genotypes and
+# Table 1's search-phase columns (valid architectures as k/n seeds), and records
+# for each claim whether it held, did not hold or was inconclusive at this
+# profile's scale, with the counts behind it.
 
 # %% parameters
 profile = "quick"
@@ -17,6 +19,7 @@ figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
+seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
 overrides = {}  # configuration fields to change, e.g. {"data": "../../shared/data/cifar10-jpg.zip"}
 
@@ -28,7 +31,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.experiments import BUDGETS, LocalExecutor, method_label, run_budgets, search_claims, table1_rows
+from dscd.claims import collapse_claims, group_by_method, search_outcome
+from dscd.experiments import BUDGETS, SEEDS, LocalExecutor, run_budgets, table1_by_budget, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, save_figure
 from dscd.search import load_metrics, search_profile
@@ -37,55 +41,67 @@ from dscd.tables import markdown_table, write_table
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
 budgets = budgets or BUDGETS[profile]["adam"]
+seeds = seeds or SEEDS[profile]
 config = search_profile(profile, **overrides)
-print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs; network C={config.channels}, "
-      f"{config.layers} cells, {config.image_size}x{config.image_size} images, {config.per_class} per class, "
-      f"batch {config.batch_size}, data {config.data or '$DSCD_DATA'}")
+print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds {seeds}; network "
+      f"C={config.channels}, {config.layers} cells, {config.image_size}x{config.image_size} images, "
+      f"{config.per_class} per class, batch {config.batch_size}, data {config.data or '$DSCD_DATA'}")
 
 # %% [markdown]
-# ## The searches (one per budget; reused or resumed when already there)
+# ## The searches (one per budget and seed; reused or resumed when already there)
 
 # %%
-folders = run_budgets(profile, "adam", budgets, runs_dir, overrides, executor=LocalExecutor(jobs))
-runs = [(method_label("adam", b), load_metrics(f)) for b, f in zip(budgets, folders)]
-for (label, records), folder in zip(runs, folders):
-    seconds = records[-1]["seconds"]
-    print(f"{label}: {len(records)} epochs, {seconds:.0f} s ({seconds / len(records):.1f} s per epoch) in {folder}")
+folders = run_budgets(profile, "adam", budgets, runs_dir, overrides, seeds=seeds, executor=LocalExecutor(jobs))
+groups = group_by_method([search_outcome(f) for f in folders])
+for label, outcomes in groups.items():
+    seconds = [load_metrics(o.folder)[-1]["seconds"] for o in outcomes]
+    print(f"{label}: {len(outcomes)} seeds, {sum(seconds) / len(seconds):.0f} s per search "
+          f"({sum(seconds) / len(seconds) / outcomes[0].epochs:.1f} s per epoch); "
+          + ", ".join(o.folder.name for o in outcomes))
 
 # %% [markdown]
-# ## Figure 1: mean cell weights per epoch
+# ## Figure 1: mean cell weights and kept edges per epoch
 #
-# Solid: mean sigmoid(alpha) per cell type; dashed: mean of the discretised (0/1)
-# weights; grey band: epochs whose discretised architecture is invalid.
+# Thin lines: one seed each; thick: their mean. Top: mean sigmoid(alpha) per cell
+# type and the 0.85 threshold; bottom: edges each cell keeps when discretised;
+# grey: epochs whose discretised architecture is invalid (darker: more seeds).
 
 # %%
-fig = plot_cell_weights(runs, threshold=config.threshold)
+fig = plot_cell_weights([(label, [load_metrics(o.folder) for o in outcomes]) for label, outcomes in groups.items()],
+                        threshold=config.threshold)
 save_figure(fig, out / "01_figure1")
 plt.show()
 
 # %% [markdown]
-# ## The discretised genotypes
+# ## The discretised genotypes (first seed of each budget)
 
 # %%
-for (label, _), folder, budget in zip(runs, folders, budgets):
-    g = load_genotype(folder / "genotype.json")
-    fig = draw_genotype(g, title=label)
-    save_figure(fig, out / f"01_genotype_{budget}", formats=("png",))
+for label, outcomes in groups.items():
+    g = load_genotype(outcomes[0].folder / "genotype.json")
+    fig = draw_genotype(g, title=f"{label}, seed {outcomes[0].seed}")
+    save_figure(fig, out / f"01_genotype_{outcomes[0].epochs}", formats=("png",))
     plt.show()
 
 # %% [markdown]
-# ## Table 1 (search phase)
+# ## Table 1 (search phase): per budget over the seeds, then per run
 
 # %%
-rows = table1_rows(folders)
+rows = table1_by_budget(folders)
 write_table(rows, Path(tables_dir) / "01_table1_search")
 display(Markdown(markdown_table(rows)))
-claims = search_claims(folders, "adam")
+runs = table1_rows(folders)
+write_table(runs, Path(tables_dir) / "01_table1_search_runs")
+display(Markdown(markdown_table(runs)))
+
+# %% [markdown]
+# ## The paper's claims at this scale
+
+# %%
+claims = collapse_claims(folders)
 metrics = {"notebook": "01_diagnosis", "profile": profile, "version": dscd.__version__, "budgets": budgets,
-           "config": config.to_dict(), "table1": rows, "claims": claims}
+           "seeds": seeds, "config": config.to_dict(), "table1": rows, "table1_runs": runs, "claims": claims,
+           "runs": [search_outcome(f).to_dict() for f in folders]}
 (out / "01_diagnosis.json").write_text(json.dumps(metrics, indent=2))
-print(("HELD: " if claims["held"] else "DID NOT HOLD at this scale: ") + claims["claim"])
-for r in claims["runs"]:
-    print(f"  {r['epochs']:>5} epochs: mean normal weight {r['mean_weight_normal_first']:.3f} -> "
-          f"{r['mean_weight_normal_last']:.3f}, reduce -> {r['mean_weight_reduce_last']:.3f}; "
-          f"{'valid' if r['valid'] else 'invalid'} (normal cell {'empty' if r['normal_cell_invalid'] else 'kept'})")
+for c in claims:
+    print(f"{c['verdict'].upper()}: {c['claim']} ({c['paper']})\n    {c['evidence']}"
+          + (f"\n    {c['test']['note']}" if c.get("test") else ""))

@@ -9,9 +9,15 @@
 # 1,000 values), the proposal's concentration annealed over the whole search.
 # The paper reports that the normal cell then no longer empties, even when
 # searched much longer (budgets several times those of FairDARTS), and the
-# architectures stay valid. This notebook draws Figure 2, DSCD's acceptance
-# statistics over the search, the genotypes and Table 1's search-phase rows, and
-# records whether the claim held at this profile's scale.
+# architectures stay valid. This notebook runs DSCD at several budgets with
+# several seeds and draws Figure 2 (a thin line per seed, the mean thick): mean
+# cell weights, kept edges, and why each run ends where it ends (the age of
+# x_best, whether alpha sits at x_best, the global phases in which a proposal was
+# accepted). It compares DSCD's valid architectures with FairDARTS' at the same
+# budget (Fisher's exact test), and runs an ablation that is not the paper's
+# algorithm: `dscd_refresh_best`, which re-evaluates f(x_best) with the current
+# weights at each switch to global steps. Each claim is recorded as held, not
+# held or inconclusive, with its counts.
 
 # %% parameters
 profile = "quick"
@@ -19,6 +25,9 @@ figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
+seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
+ablation = True  # also run DSCD with dscd_refresh_best on, at the longest budget, with the same seeds
+compare = True  # also run (or reuse notebook 01's) FairDARTS at the longest DSCD budget, for the comparison
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
 overrides = {}  # configuration fields to change
 
@@ -30,7 +39,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.experiments import BUDGETS, LocalExecutor, method_label, run_budgets, search_claims, table1_rows
+from dscd.claims import dscd_claims, group_by_method, search_outcome
+from dscd.experiments import BUDGETS, SEEDS, LocalExecutor, execute, search_jobs, table1_by_budget, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, plot_dscd_steps, save_figure
 from dscd.search import load_metrics, search_profile
@@ -39,64 +49,102 @@ from dscd.tables import markdown_table, write_table
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
 budgets = budgets or BUDGETS[profile]["dscd"]
+seeds = seeds or SEEDS[profile]
 config = search_profile(profile, optimizer="dscd", **overrides)
-print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs; network C={config.channels}, "
-      f"{config.layers} cells, {config.image_size}x{config.image_size} images, {config.per_class} per class, "
-      f"batch {config.batch_size}; DSCD T={config.dscd_T}, K={config.dscd_K}, domain {config.dscd_domain}")
+print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds {seeds}; network "
+      f"C={config.channels}, {config.layers} cells, {config.image_size}x{config.image_size} images, "
+      f"{config.per_class} per class, batch {config.batch_size}; DSCD T={config.dscd_T}, K={config.dscd_K}, "
+      f"domain {config.dscd_domain}")
 
 # %% [markdown]
-# ## The searches (one per budget; reused or resumed when already there)
+# ## The searches (one per budget and seed, all at once; reused or resumed when already there)
 
 # %%
-folders = run_budgets(profile, "dscd", budgets, runs_dir, overrides, executor=LocalExecutor(jobs))
-runs = [(method_label("dscd", b), load_metrics(f)) for b, f in zip(budgets, folders)]
-for (label, records), folder in zip(runs, folders):
-    seconds = records[-1]["seconds"]
-    print(f"{label}: {len(records)} epochs, {seconds:.0f} s ({seconds / len(records):.1f} s per epoch) in {folder}")
+planned = {"dscd": search_jobs(profile, "dscd", budgets, runs_dir, overrides, seeds)}
+if ablation:
+    planned["ablation"] = search_jobs(profile, "dscd", [max(budgets)], runs_dir,
+                                      {**overrides, "dscd_refresh_best": True}, seeds)
+if compare:
+    planned["adam"] = search_jobs(profile, "adam", [max(budgets)], runs_dir, overrides, seeds)
+execute([job for group in planned.values() for job in group], LocalExecutor(jobs))
+folders = {name: [job.folder for job in group] for name, group in planned.items()}
+groups = group_by_method([search_outcome(f) for f in folders["dscd"] + folders.get("ablation", [])])
+for label, outcomes in groups.items():
+    seconds = [load_metrics(o.folder)[-1]["seconds"] for o in outcomes]
+    print(f"{label}: {len(outcomes)} seeds, {sum(seconds) / len(seconds):.0f} s per search "
+          f"({sum(seconds) / len(seconds) / outcomes[0].epochs:.1f} s per epoch); "
+          + ", ".join(o.folder.name for o in outcomes))
 
 # %% [markdown]
-# ## Figure 2: mean cell weights per epoch
+# ## Figure 2: mean cell weights, kept edges, and where DSCD stands, per epoch
+#
+# Rows 1-2 as in Figure 1. Row 3: epochs since x_best last changed (a dot: alpha
+# sits exactly at x_best at the epoch's end, as after every global phase). Row 4:
+# global phases begun (red) and those in which at least one proposal was accepted
+# (green), cumulative. A run whose x_best age grows with the epoch and whose green
+# line is flat is stuck: every global phase sends alpha back to an old x_best.
 
 # %%
-fig = plot_cell_weights(runs, threshold=config.threshold)
+series = [(label, [load_metrics(o.folder) for o in outcomes]) for label, outcomes in groups.items()]
+fig = plot_cell_weights(series, threshold=config.threshold)
 save_figure(fig, out / "02_figure2")
 plt.show()
 
 # %% [markdown]
-# ## DSCD over the search: accepted proposals and step types per epoch
+# ## Accepted proposals, and the alpha-step loss against y_best
+#
+# A proposal is accepted when its loss beats y_best, the minimum of the last K
+# observed losses. When the network's weights overfit their half of the data, the
+# alpha-step loss rises; a y_best recorded under earlier weights then stays out of
+# reach. The ablation's y_best follows the loss (it is re-evaluated at each switch
+# to global steps).
 
 # %%
-fig = plot_dscd_steps(runs)
+fig = plot_dscd_steps(series)
 save_figure(fig, out / "02_dscd_steps")
 plt.show()
-for label, records in runs:
-    d = records[-1]["dscd"]
-    print(f"{label}: {d['local_steps']} local and {d['global_steps']} global steps; {d['accepted']} proposals "
-          f"accepted ({d['accepted_normal']} normal, {d['accepted_reduce']} reduction), {d['rejected']} rejected")
 
 # %% [markdown]
-# ## The discretised genotypes
+# ## The discretised genotypes (first seed of each budget)
 
 # %%
-for (label, _), folder, budget in zip(runs, folders, budgets):
-    g = load_genotype(folder / "genotype.json")
-    fig = draw_genotype(g, title=label)
-    save_figure(fig, out / f"02_genotype_{budget}", formats=("png",))
+for label, outcomes in groups.items():
+    g = load_genotype(outcomes[0].folder / "genotype.json")
+    fig = draw_genotype(g, title=f"{label}, seed {outcomes[0].seed}")
+    save_figure(fig, out / f"02_genotype_{outcomes[0].folder.name}", formats=("png",))
     plt.show()
 
 # %% [markdown]
-# ## Table 1 (search phase)
+# ## Table 1 (search phase): per budget over the seeds, then per run
 
 # %%
-rows = table1_rows(folders)
+searched = folders["dscd"] + folders.get("ablation", []) + folders.get("adam", [])
+rows = table1_by_budget(searched)
 write_table(rows, Path(tables_dir) / "02_table1_search")
 display(Markdown(markdown_table(rows)))
-claims = search_claims(folders, "dscd")
+runs = table1_rows(searched)
+write_table(runs, Path(tables_dir) / "02_table1_search_runs")
+display(Markdown(markdown_table(runs)))
+
+# %% [markdown]
+# ## The paper's claims at this scale, and the ablation
+
+# %%
+result = dscd_claims(folders["dscd"], folders.get("adam", []), folders.get("ablation", []))
 metrics = {"notebook": "02_dscd_search", "profile": profile, "version": dscd.__version__, "budgets": budgets,
-           "config": config.to_dict(), "table1": rows, "claims": claims}
+           "seeds": seeds, "config": config.to_dict(), "table1": rows, "table1_runs": runs, **result}
 (out / "02_dscd_search.json").write_text(json.dumps(metrics, indent=2))
-print(("HELD: " if claims["held"] else "DID NOT HOLD at this scale: ") + claims["claim"])
-for r in claims["runs"]:
-    print(f"  {r['epochs']:>5} epochs: mean normal weight {r['mean_weight_normal_first']:.3f} -> "
-          f"{r['mean_weight_normal_last']:.3f}, reduce -> {r['mean_weight_reduce_last']:.3f}; "
-          f"{'valid' if r['valid'] else 'invalid'}")
+for c in result["claims"]:
+    print(f"{c['verdict'].upper()}: {c['claim']} ({c['paper']})\n    {c['evidence']}"
+          + (f"\n    {c['test']['note']}" if c.get("test") else ""))
+for r in result["runs"] + result.get("ablation_refresh_best", {}).get("runs", []):
+    d = r["dscd"]
+    print(f"  {r['run']}: {'valid' if r['valid'] else 'invalid'}, kept edges {r['kept_edges_normal']}/"
+          f"{r['kept_edges_reduce']}; x_best last changed in epoch {d['x_best_last_changed_epoch']}"
+          f"{' (stuck)' if d['stuck'] else ''}; {d['accepted_proposals']} of {d['global_steps']} proposals accepted "
+          f"in {d['phases_accepting']} of {d['global_phases']} global phases; alpha loss "
+          f"{d['alpha_loss_first_epoch']:.2f} -> {d['alpha_loss_last_epoch']:.2f}, y_best {d['y_best_last']:.2f}")
+if "ablation_refresh_best" in result:
+    a = result["ablation_refresh_best"]
+    print(f"ablation ({a['what']}):\n    {a['evidence']}; stuck: {a['stuck']}; mean accepted proposals: "
+          f"{a['mean_accepted_proposals']}" + (f"\n    {a['test']['note']}" if a.get("test") else ""))

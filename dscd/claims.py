@@ -1,0 +1,325 @@
+"""The paper's claims judged from run folders: held, not held or inconclusive, with the counts behind them.
+
+A claim is a dict ready for a notebook's JSON::
+
+    {"id": ..., "claim": what the paper says, "paper": where it says it,
+     "verdict": "held" | "not held" | "inconclusive", "evidence": one line of counts,
+     "counts": {...}, "test": {...} (where two methods are compared)}
+
+The rules are fixed here, not per run: a claim about every seed holds when all seeds
+agree with it, does not hold when none does, and is inconclusive otherwise. Where two
+methods' counts of valid architectures are compared, Fisher's exact test (two-sided)
+gives the p-value; a difference in the claimed direction with p >= 0.05 is
+inconclusive, and the note says the smallest p-value that many seeds can reach
+(3 seeds against 3: 0.1, so nothing is significant at 5%).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from dscd.runfolder import JsonLines
+
+__all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "compare_valid_counts",
+           "config_label", "dscd_claims", "eval_claims", "fisher_exact", "format_mean_sd", "group_by_method", "mean_sd",
+           "method_label", "search_outcome", "verdict_every_seed"]
+
+HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
+
+#: A DSCD run whose x_best did not change over this last fraction of its steps is called stuck.
+STUCK_FRACTION = 0.25
+
+
+def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str:
+    """Table 1's row label: ``FairDARTS (50)``, ``FairDARTS + DSCD (1500)``, or, for this package's
+    ``dscd_refresh_best`` ablation, ``FairDARTS + DSCD, y_best refreshed (1500)``."""
+    if optimizer != "dscd":
+        return f"FairDARTS ({epochs})"
+    return f"FairDARTS + DSCD{', y_best refreshed' if refresh_best else ''} ({epochs})"
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """:func:`method_label` of a search configuration (as a dict, e.g. from ``summary.json``)."""
+    return method_label(config["optimizer"], config["epochs"], bool(config.get("dscd_refresh_best", False)))
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None, int]:
+    """``(mean, sample standard deviation, n)``; the sd is None below two values, both None for none."""
+    values = [float(v) for v in values]
+    if not values:
+        return None, None, 0
+    mean = float(np.mean(values))
+    return mean, (float(np.std(values, ddof=1)) if len(values) > 1 else None), len(values)
+
+
+def format_mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """``"41.20 ± 1.30 (n=3)"``; ``"41.20 (n=1)"``; ``"-"`` for no values.
+
+    >>> format_mean_sd([40.0, 42.0, 41.0]), format_mean_sd([7.5]), format_mean_sd([])
+    ('41.00 ± 1.00 (n=3)', '7.50 (n=1)', '-')
+    """
+    mean, sd, n = mean_sd(values)
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "") + f" (n={n})"
+
+
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test for ``k1`` of ``n1`` against ``k2`` of ``n2``.
+
+    >>> round(fisher_exact(3, 3, 0, 3), 6)   # 2 / C(6, 3)
+    0.1
+    """
+    for k, n in ((k1, n1), (k2, n2)):
+        if not 0 <= k <= n or n < 1:
+            raise ValueError(f"fisher_exact needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="two-sided")[1])
+
+
+def verdict_every_seed(k: int, n: int) -> str:
+    """A claim about every seed: held when all ``n`` agree (``k == n``), not held when none does."""
+    if n == 0:
+        return INCONCLUSIVE
+    return HELD if k == n else NOT_HELD if k == 0 else INCONCLUSIVE
+
+
+def compare_valid_counts(better: tuple[str, int, int], worse: tuple[str, int, int]) -> dict[str, Any]:
+    """Whether ``better`` = (label, valid, seeds) ends valid more often than ``worse``, with Fisher's test."""
+    (label1, k1, n1), (label2, k2, n2) = better, worse
+    p = fisher_exact(k1, n1, k2, n2)
+    reachable = fisher_exact(n1, n1, 0, n2)
+    if k1 / n1 <= k2 / n2:
+        verdict = NOT_HELD
+    else:
+        verdict = HELD if p < 0.05 else INCONCLUSIVE
+    note = (f"Fisher's exact test, two-sided: p = {p:.3g}. With {n1} and {n2} seeds the smallest reachable "
+            f"p-value is {reachable:.3g}" + (", so no difference can be significant at 5%." if reachable >= 0.05
+                                             else "."))
+    return {"verdict": verdict, "evidence": f"{label1}: valid in {k1}/{n1} seeds; {label2}: valid in {k2}/{n2}",
+            "test": {"name": "Fisher's exact test (two-sided)", "table": [[k1, n1 - k1], [k2, n2 - k2]],
+                     "p_value": p, "smallest_reachable_p": reachable, "note": note}}
+
+
+# ------------------------------------------------------------------------------------ one search, read back
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What one finished search folder says about the claims."""
+
+    folder: Path
+    label: str
+    optimizer: str
+    epochs: int
+    seed: int
+    refresh_best: bool
+    valid: bool
+    normal_empty: bool
+    search_test: float | None
+    mean_weight_normal_first: float
+    mean_weight_normal_last: float
+    mean_weight_reduce_last: float
+    kept_edges_normal: int
+    kept_edges_reduce: int
+    first_invalid_epoch: int | None
+    dscd: dict[str, Any] | None
+
+    @property
+    def normal_weight_fell(self) -> bool:
+        return self.mean_weight_normal_last < self.mean_weight_normal_first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.folder.name, "label": self.label, "seed": self.seed, "epochs": self.epochs,
+                "valid": self.valid, "normal_cell_empty": self.normal_empty, "search_test": self.search_test,
+                "mean_weight_normal_first": self.mean_weight_normal_first,
+                "mean_weight_normal_last": self.mean_weight_normal_last,
+                "mean_weight_reduce_last": self.mean_weight_reduce_last,
+                "kept_edges_normal": self.kept_edges_normal, "kept_edges_reduce": self.kept_edges_reduce,
+                "invalid_from_epoch": self.first_invalid_epoch, "dscd": self.dscd}
+
+
+def search_outcome(folder: str | Path) -> SearchOutcome:
+    """Read a finished search folder (its ``summary.json`` and ``metrics.jsonl``)."""
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    records = JsonLines(folder / "metrics.jsonl").read()
+    cfg, last, first = summary["config"], records[-1], records[0]
+    refresh = bool(cfg.get("dscd_refresh_best", False)) and cfg["optimizer"] == "dscd"
+    label = config_label(cfg)
+    invalid_from = None
+    for record in reversed(records):  # the epoch from which every later one is invalid
+        if record["valid"]:
+            break
+        invalid_from = record["epoch"]
+    return SearchOutcome(
+        folder=folder, label=label, optimizer=cfg["optimizer"],
+        epochs=cfg["epochs"], seed=int(cfg.get("seed", 0)), refresh_best=refresh, valid=bool(last["valid"]),
+        normal_empty=last["kept_edges_normal"] == 0 or "normal cell" in (last["invalid_reason"] or ""),
+        search_test=last["test_acc"], mean_weight_normal_first=first["mean_weight_normal"],
+        mean_weight_normal_last=last["mean_weight_normal"], mean_weight_reduce_last=last["mean_weight_reduce"],
+        kept_edges_normal=last["kept_edges_normal"], kept_edges_reduce=last["kept_edges_reduce"],
+        first_invalid_epoch=invalid_from, dscd=_dscd_diagnostics(records) if "dscd" in last else None)
+
+
+def _dscd_diagnostics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Why a DSCD search ends where it ends: x_best's age, alpha at x_best, acceptances per phase."""
+    last = records[-1]["dscd"]
+    steps_per_epoch = records[-1]["steps"]
+    total = len(records) * steps_per_epoch
+    age = last["best_age"]
+    quarter = records[-max(1, len(records) // 4):]
+    return {
+        "x_best_age_steps": age,
+        "x_best_last_changed_epoch": max(0, math.ceil((total - age) / steps_per_epoch)),
+        "stuck": age >= STUCK_FRACTION * total,
+        "alpha_at_x_best_last_epoch": last["at_best"],
+        "alpha_at_x_best_last_quarter": f"{sum(r['dscd']['at_best'] for r in quarter)}/{len(quarter)} epochs",
+        "accepted_proposals": last["accepted"], "global_steps": last["global_steps"],
+        "global_phases": last["global_phases"], "phases_accepting": last["phases_accepting"],
+        "local_improvements": last["local_improvements"], "y_best_refreshes": last["refreshes"],
+        "y_best_last": last["best_value"], "alpha_loss_first_epoch": records[0]["alpha_loss"],
+        "alpha_loss_last_epoch": records[-1]["alpha_loss"],
+    }
+
+
+def group_by_method(outcomes: Sequence[SearchOutcome]) -> dict[str, list[SearchOutcome]]:
+    """Outcomes by Table 1 label (method and budget), labels in order of first appearance."""
+    groups: dict[str, list[SearchOutcome]] = {}
+    for o in outcomes:
+        groups.setdefault(o.label, []).append(o)
+    return groups
+
+
+def _claim(id_: str, claim: str, paper: str, verdict: str, evidence: str, **more: Any) -> dict[str, Any]:
+    return {"id": id_, "claim": claim, "paper": paper, "verdict": verdict, "evidence": evidence, **more}
+
+
+# ------------------------------------------------------------------------------------ the claims
+
+
+def collapse_claims(adam_folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Notebook 01 (paper section 2, Figure 1, Table 1): FairDARTS' short searches end valid, its long
+    ones with an empty normal cell, and its normal-cell weights fall."""
+    groups = group_by_method([search_outcome(f) for f in adam_folders])
+    by_budget = sorted(groups.values(), key=lambda g: g[0].epochs)
+    shortest, longest = by_budget[0], by_budget[-1]
+    k_short, k_long = sum(o.valid for o in shortest), sum(o.normal_empty for o in longest)
+    fell = [o for g in by_budget for o in g if o.normal_weight_fell]
+    n_all = sum(len(g) for g in by_budget)
+    claims = [
+        _claim("fairdarts_short_valid", "A short FairDARTS search ends with a valid architecture",
+               "Table 1: FairDARTS (50) and (75) valid", verdict_every_seed(k_short, len(shortest)),
+               f"{shortest[0].label}: valid in {k_short}/{len(shortest)} seeds",
+               counts={g[0].label: f"{sum(o.valid for o in g)}/{len(g)} valid" for g in by_budget}),
+        _claim("fairdarts_collapses", "Searched long enough, FairDARTS empties its normal cell (invalid architecture)",
+               "Section 2, Figure 1, Table 1: FairDARTS (250) and (500) invalid",
+               verdict_every_seed(k_long, len(longest)),
+               f"{longest[0].label}: normal cell empty in {k_long}/{len(longest)} seeds",
+               counts={g[0].label: f"normal cell empty in {sum(o.normal_empty for o in g)}/{len(g)}"
+                       for g in by_budget},
+               invalid_from_epoch={o.folder.name: o.first_invalid_epoch for o in longest}),
+        _claim("fairdarts_normal_weights_fall", "FairDARTS' mean normal-cell weight falls over the search",
+               "Section 2, Figure 1", verdict_every_seed(len(fell), n_all),
+               f"fell in {len(fell)}/{n_all} searches"),
+    ]
+    if len(by_budget) > 1:
+        claims.append(_claim(
+            "fairdarts_validity_lost_with_budget", "FairDARTS ends valid less often at its longest budget than at "
+            "its shortest", "Table 1", **compare_valid_counts(
+                (shortest[0].label, k_short, len(shortest)),
+                (longest[0].label, sum(o.valid for o in longest), len(longest)))))
+    return claims
+
+
+def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str | Path] = (),
+                ablation_folders: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Notebook 02 (paper section 3, Figure 2, Table 1): DSCD ends valid at every budget and where
+    FairDARTS at the same budget does not; plus why each DSCD run ends where it ends, and the
+    ``dscd_refresh_best`` ablation (this package's option, not the paper's)."""
+    dscd = [search_outcome(f) for f in dscd_folders]
+    groups = group_by_method(dscd)
+    claims = []
+    valid = sum(o.valid for o in dscd)
+    longest = max(groups.values(), key=lambda g: g[0].epochs)
+    verdict = verdict_every_seed(valid, len(dscd))
+    if verdict == INCONCLUSIVE and not any(o.valid for o in longest):
+        verdict = NOT_HELD
+    claims.append(_claim(
+        "dscd_valid_every_budget", "FairDARTS + DSCD ends with a valid architecture at every budget",
+        "Section 3, Figure 2, Table 1: FairDARTS + DSCD (1500), (2000), (3000) valid", verdict,
+        "; ".join(f"{g[0].label}: valid in {sum(o.valid for o in g)}/{len(g)} seeds" for g in groups.values())))
+    adam = group_by_method([search_outcome(f) for f in adam_folders])
+    same = next((g for g in adam.values() if g[0].epochs == longest[0].epochs), None)
+    if same is not None:
+        claims.append(_claim(
+            "dscd_valid_where_fairdarts_is_not", "At the same budget, FairDARTS + DSCD ends valid more often than "
+            "FairDARTS", "Table 1 (DSCD's budgets are all longer than FairDARTS' invalid ones)",
+            **compare_valid_counts((longest[0].label, sum(o.valid for o in longest), len(longest)),
+                                   (same[0].label, sum(o.valid for o in same), len(same)))))
+    moving = [o for o in dscd if o.valid and not o.dscd["stuck"]]
+    valid_runs = [o for o in dscd if o.valid]
+    claims.append(_claim(
+        "dscd_valid_not_stuck", "A valid FairDARTS + DSCD architecture is the result of a search still moving "
+        f"at its end (x_best changed in the last {STUCK_FRACTION:.0%} of the steps), not of one frozen at an old "
+        "x_best", "Section 3, Algorithm 2 (this package's check of why DSCD ends where it ends)",
+        verdict_every_seed(len(moving), len(valid_runs)),
+        f"x_best still changing in {len(moving)}/{len(valid_runs)} valid runs "
+        f"({sum(o.dscd['stuck'] for o in dscd)}/{len(dscd)} runs stuck in all)"))
+    result: dict[str, Any] = {"claims": claims, "runs": [o.to_dict() for o in dscd]}
+    if ablation_folders:
+        ablation = [search_outcome(f) for f in ablation_folders]
+        seeds = {o.seed for o in ablation}
+        plain = [o for o in longest if o.seed in seeds and o.epochs == ablation[0].epochs]
+        comparison = compare_valid_counts((ablation[0].label, sum(o.valid for o in ablation), len(ablation)),
+                                          (plain[0].label, sum(o.valid for o in plain), len(plain))) if plain else {}
+        mean = lambda runs, key: mean_sd([o.dscd[key] for o in runs])[0]  # noqa: E731
+        result["ablation_refresh_best"] = {
+            "what": "dscd_refresh_best=True: f(x_best) re-evaluated with the current weights and the window "
+                    "restarted at each switch to global steps (not the paper's algorithm)",
+            "evidence": comparison.get("evidence"), "test": comparison.get("test"),
+            "stuck": {ablation[0].label: f"{sum(o.dscd['stuck'] for o in ablation)}/{len(ablation)}",
+                      **({plain[0].label: f"{sum(o.dscd['stuck'] for o in plain)}/{len(plain)}"} if plain else {})},
+            "mean_accepted_proposals": {ablation[0].label: mean(ablation, "accepted_proposals"),
+                                        **({plain[0].label: mean(plain, "accepted_proposals")} if plain else {})},
+            "mean_phases_accepting": {ablation[0].label: mean(ablation, "phases_accepting"),
+                                      **({plain[0].label: mean(plain, "phases_accepting")} if plain else {})},
+            "runs": [o.to_dict() for o in ablation],
+        }
+    return result
+
+
+def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
+    """Notebook 04 (Table 1 Eval. Test, Table 2): FairDARTS + DSCD's final architectures train to a higher
+    test accuracy than FairDARTS' (Welch's t-test over the valid ones, pooled over budgets)."""
+    def accuracies(prefix: str) -> list[float]:
+        return [100 * e.summary["test_acc"] for e in evaluations
+                if e.summary is not None and e.label.startswith(prefix) and "refreshed" not in e.label
+                and "published" not in e.label]
+
+    ours, theirs = accuracies("FairDARTS + DSCD ("), accuracies("FairDARTS (")
+    evidence = (f"FairDARTS + DSCD: {format_mean_sd(ours)}%; FairDARTS: {format_mean_sd(theirs)}% "
+                "(Eval. Test of the valid final architectures)")
+    test = None
+    if len(ours) >= 2 and len(theirs) >= 2:
+        t = stats.ttest_ind(ours, theirs, equal_var=False)
+        p = float(t.pvalue) if math.isfinite(t.pvalue) else 1.0
+        better = np.mean(ours) > np.mean(theirs)
+        verdict = (HELD if better else NOT_HELD) if p < 0.05 else INCONCLUSIVE
+        test = {"name": "Welch's t-test (two-sided)", "p_value": p,
+                "note": f"p = {p:.3g} over {len(ours)} and {len(theirs)} trained architectures"}
+    else:
+        verdict = INCONCLUSIVE
+        evidence += "; fewer than two valid architectures on one side, no test"
+    return [_claim("dscd_trains_better", "FairDARTS + DSCD's final architectures reach a higher test accuracy than "
+                   "FairDARTS'", "Table 1 Eval. Test (97.50 vs 97.36), Table 2", verdict, evidence, test=test)]
