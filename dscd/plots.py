@@ -184,7 +184,8 @@ def _seed_lines(ax: plt.Axes, runs: Sequence[Sequence[dict]], value, colour: str
         ax.plot(epochs, values, color=colour, lw=0.7, alpha=0.45, drawstyle=step or "default")
     length = min(len(v) for _, v in curves)
     mean = np.mean([v[:length] for _, v in curves], axis=0)
-    ax.plot(curves[0][0][:length], mean, color=colour, lw=2.0, label=label + (" (mean)" if len(runs) > 1 else ""),
+    ax.plot(curves[0][0][:length], mean, color=colour, lw=2.0,
+            label=label + (" (thick: mean of seeds)" if len(runs) > 1 else ""),
             drawstyle=step or "default")
 
 
@@ -247,7 +248,7 @@ def plot_cell_weights(groups: Sequence[Group], threshold: float = 0.85) -> plt.F
         axes[2][0].set_ylabel("x_best age (epochs)")
         axes[3][0].set_ylabel("global phases (cumulative)")
     handles, labels = [], []
-    for ax in axes[:, 0] if rows == 2 else (axes[0][0], axes[2][0], axes[3][0]):
+    for ax in (axes[0][0],) if rows == 2 else (axes[0][0], axes[2][0], axes[3][0]):  # rows 1-2 share colours
         h, lab = ax.get_legend_handles_labels()
         handles += h
         labels += lab
