@@ -6,16 +6,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dscd-installed
 PROFILE ?= quick
-# CIFAR-10 for the quick/paper profiles: the offline copy beside the repository unless DSCD_DATA is set.
-DSCD_DATA ?= $(abspath ../shared/data/cifar10-jpg.zip)
+# CIFAR-10 for the quick/paper profiles: $DSCD_DATA if set; else the offline copy beside the repository
+# when there is one; else torchvision's files, fetched once into ~/.cache/dscd/cifar10 by `make data`.
+OFFLINE_DATA := $(abspath ../shared/data/cifar10-jpg.zip)
+ifeq ($(wildcard $(OFFLINE_DATA)),)
+DSCD_DATA ?= cifar10
+else
+DSCD_DATA ?= $(OFFLINE_DATA)
+endif
 export DSCD_DATA
 
-.PHONY: install test figures smoke lint bench clean
+.PHONY: install test figures data smoke lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]"  # the library and every extra the tests and notebooks use
 	@touch $@
 
 install: $(STAMP)
@@ -23,8 +29,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-figures: $(STAMP)
+figures: $(STAMP) data
 	$(VENV)/bin/dscd reproduce --profile $(PROFILE)
+
+# torchvision's CIFAR-10 download, only when DSCD_DATA names it (cifar10 or cifar10:DIR); a no-op otherwise
+data: $(STAMP)
+	@case "$(DSCD_DATA)" in cifar10|cifar10:*) $(VENV)/bin/dscd download --data "$(DSCD_DATA)";; esac
 
 smoke: $(STAMP)
 	$(VENV)/bin/dscd reproduce --profile smoke

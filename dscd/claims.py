@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from dscd.runfolder import JsonLines
 
@@ -84,6 +83,8 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
     for k, n in ((k1, n1), (k2, n2)):
         if not 0 <= k <= n or n < 1:
             raise ValueError(f"fisher_exact needs 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    from scipy import stats  # the notebooks' dependency, imported where it is used
+
     return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="two-sided")[1])
 
 
@@ -312,6 +313,8 @@ def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
                 "(Eval. Test of the valid final architectures)")
     test = None
     if len(ours) >= 2 and len(theirs) >= 2:
+        from scipy import stats
+
         t = stats.ttest_ind(ours, theirs, equal_var=False)
         p = float(t.pvalue) if math.isfinite(t.pvalue) else 1.0
         better = np.mean(ours) > np.mean(theirs)

@@ -10,6 +10,11 @@ from typing import Any
 
 from dscd import __version__
 
+#: Which extra brings an optional package (pyproject.toml's optional-dependencies).
+_EXTRAS = {"matplotlib": "notebooks", "seaborn": "notebooks", "papermill": "notebooks", "nbformat": "notebooks",
+           "nbconvert": "notebooks", "ipykernel": "notebooks", "sklearn": "notebooks", "scipy": "bench",
+           "cma": "bench", "onnx": "export", "onnxruntime": "export", "tensorboard": "tensorboard"}
+
 
 class UsageError(Exception):
     """A bad command-line value: printed with the option's name, exit code 2."""
@@ -161,7 +166,8 @@ def _configure(args: argparse.Namespace, config_class: type, choose: Callable[..
 def _cmd_search(args: argparse.Namespace) -> int:
     from dscd.search import SearchConfig, run_search, search_profile
 
-    config = _configure(args, SearchConfig, search_profile, ("optimizer", "epochs", "device", "data", "seed"))
+    config = _configure(args, SearchConfig, search_profile, ("optimizer", "epochs", "device", "data", "seed",
+                                                             "download", "tensorboard"))
     out = args.out or f"runs/{config.profile}-{config.optimizer}-{config.epochs}"
     _output_path(out, "--out")
     summary = run_search(config, out, resume=args.resume, progress=not args.quiet)
@@ -183,7 +189,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         genotype = load_genotype(args.genotype, args.name)
     except GenotypeError as err:
         raise UsageError(str(err)) from None
-    config = _configure(args, TrainConfig, train_profile, ("epochs", "device", "data", "seed"))
+    config = _configure(args, TrainConfig, train_profile, ("epochs", "device", "data", "seed", "download",
+                                                           "tensorboard"))
     name = args.name or Path(args.genotype).stem
     out = args.out or f"runs/train-{config.profile}-{name}"
     _output_path(out, "--out")
@@ -197,6 +204,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"{100 * summary['test_acc']:.2f}% (train {100 * summary['train_acc']:.2f}%); {size['params_m']:.3f} M "
           f"params ({size['params_with_aux_m']:.3f} M with the auxiliary head), {size['flops_m']:.1f} M FLOPs as "
           f"trained; at C=36, 20 cells, 32x32: {paper['params_m']:.2f} M params, {paper['flops_m']:.0f} M FLOPs")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from dscd.models import ModelFileError, export_onnx, load_model
+
+    onnx = _output_file(args.onnx, "--onnx")
+    if args.image_size is not None and args.image_size < 8:
+        raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
+    try:
+        net = load_model(args.run)
+    except ModelFileError as err:
+        raise UsageError(str(err)) from None
+    size = args.image_size or net.image_size
+    export_onnx(net, onnx, image_size=size, opset=args.opset)
+    print(f"wrote {onnx}: input 'images' (batch, {net.stem[0].in_channels}, {size}, {size}), output 'logits' "
+          f"(batch, {net.classifier.out_features}); {net.size.params_m:.3f} M params")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from dscd.data import download_cifar10
+
+    source = download_cifar10(args.data)
+    print(f"CIFAR-10 is in place: use --data {source} (or DSCD_DATA={source})")
     return 0
 
 
@@ -243,8 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
     p.add_argument("--epochs", type=int, help="search budget in epochs")
     p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="fetch a cifar10[:DIR] source through torchvision first (never by default)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="live logs for TensorBoard in <out>/tensorboard (pip install 'dscd[tensorboard]')")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any configuration field")
     p.add_argument("--out", help="run folder (default runs/<profile>-<optimizer>-<epochs>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -252,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("train", help="train a genotype from scratch (final architecture, paper Tables 1-2)")
-    p.add_argument("--genotype", required=True, metavar="FILE",
-                   help="genotype JSON: one genotype (e.g. a search's genotype.json) or named ones (then --name)")
+    p.add_argument("--genotype", required=True, metavar="FILE|NAME",
+                   help="a genotype: JSON (a search's genotype.json, or named ones with --name), DARTS' "
+                        "Genotype(...) text in a file, or a published name (DARTS_V2, PC_DARTS, FairDARTS_a, ...)")
     p.add_argument("--name", help="which genotype of a file holding several")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
@@ -261,8 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="named configuration (default quick; paper: 20 cells, C=36, batch 96, 600 epochs)")
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="fetch a cifar10[:DIR] source through torchvision first (never by default)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="live logs for TensorBoard in <out>/tensorboard (pip install 'dscd[tensorboard]')")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any configuration field, e.g. --set amp=true --set channels_last=false")
     p.add_argument("--out", help="run folder (default runs/train-<profile>-<name>)")
@@ -270,14 +311,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (JSON)")
-    p.add_argument("genotype", help="genotype JSON: one genotype, or {name: genotype, ...}")
+    p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (file or published name)")
+    p.add_argument("genotype", help="genotype JSON (one, or {name: genotype, ...}), DARTS' Genotype(...) text "
+                                    "(e.g. a genotypes.py), or a published name such as DARTS_V2")
     p.add_argument("--name", help="which genotype of a file holding several (default: all)")
     p.add_argument("--plot", metavar="FILE", help="draw the two cells to FILE (png, pdf, svg)")
     p.add_argument("--channels", type=int, default=36, help="initial channels of the final network (36)")
     p.add_argument("--layers", type=int, default=20, help="cells of the final network (20)")
     p.add_argument("--image-size", type=int, default=32, help="input side for FLOPs (32)")
     p.set_defaults(func=_cmd_describe)
+
+    p = sub.add_parser("export", help="export a trained network (dscd train's run folder or model.pt) to ONNX")
+    p.add_argument("run", help="a training run folder, or its model.pt")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write (dynamic batch size)")
+    p.add_argument("--image-size", type=int, help="input side (default: the size it was trained at)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("download", help="fetch CIFAR-10 through torchvision (for --data cifar10:DIR)")
+    p.add_argument("--data", default="cifar10", help="cifar10 (into ~/.cache/dscd/cifar10) or cifar10:DIR")
+    p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("animate", help="animate the beta-annealed proposal (GIF, and MP4 with ffmpeg)")
     p.add_argument("--out", default="beta_annealing.gif", help="output path; the suffix is replaced per format")
@@ -308,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the environment: permissions, a missing or read-only folder
         where = f" {err.filename}" if err.filename else ""
         print(f"dscd {args.command}: {err.strerror or err}:{where}", file=sys.stderr)
+        return 1
+    except ImportError as err:  # an optional dependency of this command is not installed
+        extra = _EXTRAS.get((err.name or "").split(".")[0])
+        hint = f": pip install 'dscd[{extra}]'" if extra else ""
+        print(f"dscd {args.command}: {err}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

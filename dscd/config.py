@@ -117,19 +117,26 @@ def parse_assignment(item: str) -> tuple[str, Any]:
 # ------------------------------------------------------------------------------------ the base
 
 
+#: RunConfig fields that do not change what a run computes: a checkpoint is resumed whatever they say.
+NOT_COMPUTED = ("profile", "device", "test_every", "download", "tensorboard")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The fields the search and the final training share, their validation, and file round trips.
 
-    Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``), ``per_class``
+    Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``), ``download``
+    (fetch a ``cifar10[:DIR]`` source through torchvision first; never by default), ``per_class``
     / ``test_per_class`` (subset sizes, ``None`` for all), ``image_size``. Network:
     ``channels``, ``layers``. Run: ``epochs``, ``batch_size``, ``test_every`` (epochs between
     test evaluations; the last epoch always), ``seed``, ``device``, ``amp`` (bfloat16
-    autocast on CUDA), ``channels_last``. Subclasses set their own defaults.
+    autocast on CUDA), ``channels_last``, ``tensorboard`` (live logs in ``<run folder>/tensorboard``).
+    Subclasses set their own defaults.
     """
 
     profile: str = "paper"
     data: str | None = None
+    download: bool = False
     per_class: int | None = None
     test_per_class: int | None = None
     image_size: int = 32
@@ -142,6 +149,7 @@ class RunConfig:
     device: str = "auto"
     amp: bool = False
     channels_last: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.profile, str):
@@ -154,7 +162,7 @@ class RunConfig:
             check_integer(self, name, minimum)
         check_integer(self, "per_class", 2, allow_none=True)
         check_integer(self, "test_per_class", 2, allow_none=True)
-        for name in ("amp", "channels_last"):
+        for name in ("amp", "channels_last", "download", "tensorboard"):
             check_bool(self, name)
         check_device(self.device)
 
@@ -167,10 +175,16 @@ class RunConfig:
 
     def with_data_resolved(self: C) -> C:
         """This configuration with ``data`` set to the source it reads (``DSCD_DATA`` when ``data`` is null),
-        so that a run folder records where its images came from."""
-        if self.data is not None:
+        so that a run folder records where its images came from. With ``download`` set, a
+        ``cifar10[:DIR]`` source is fetched first (and ``download`` is cleared: the data is there)."""
+        source = self.data if self.data is not None else self.data_config.resolved_source()
+        if self.download:
+            from dscd.data import download_cifar10
+
+            download_cifar10(source)
+        if source == self.data and not self.download:
             return self
-        return self.replace(data=self.data_config.resolved_source())
+        return self.replace(data=source, download=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

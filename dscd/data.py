@@ -86,6 +86,24 @@ class DataConfig:
         return source
 
 
+def download_cifar10(source: str) -> str:
+    """Fetch CIFAR-10 (both splits) through torchvision for a ``cifar10[:DIR]`` source and return
+    the source; files already there are checked, not fetched again. Only ever called on request
+    (``--download``, ``download: true``, ``dscd download``); nothing downloads by default."""
+    if not (source == "cifar10" or source.startswith("cifar10:")):
+        raise DataError(f"--download applies to a cifar10[:DIR] source (torchvision's files), not {source!r}")
+    from torchvision.datasets import CIFAR10
+
+    root = Path(source.partition(":")[2] or _cache_dir() / "cifar10").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for train in (True, False):
+            CIFAR10(str(root), train=train, download=True)
+    except Exception as err:  # noqa: BLE001 - no network, a proxy, a full disk: one line
+        raise DataError(f"could not download CIFAR-10 into {root}: {type(err).__name__}: {err}") from None
+    return source
+
+
 @dataclass
 class ImageSet:
     """Images ``uint8 (N, 3, H, W)``, labels ``long (N,)``, class names, and normalisation constants."""
@@ -206,7 +224,11 @@ def _cache_dir() -> Path:
 def _read_source(source: str, split: str, per_class: int | None, seed: int, download: bool
                  ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     if source == "digits":
-        from sklearn.datasets import load_digits
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise DataError("the digits source (the smoke profile) needs scikit-learn: "
+                            "pip install 'dscd[notebooks]'") from None
 
         digits = load_digits()
         images = np.repeat((digits.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None], 3, axis=1)
@@ -222,8 +244,9 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
         try:
             ds = CIFAR10(str(root), train=split == "train", download=download)
         except RuntimeError as err:
-            raise DataError(f"no CIFAR-10 at {root} ({err}); pass download=True (--download) where there is "
-                            "internet, or point source/DSCD_DATA at an ImageFolder folder or zip") from None
+            raise DataError(f"no CIFAR-10 at {root} ({err}); add --download (or download: true in the "
+                            "configuration, or run `dscd download --data cifar10:DIR`) where there is internet, or "
+                            "point --data/DSCD_DATA at an ImageFolder folder or zip") from None
         labels = np.asarray(ds.targets, dtype=np.int64)
         keep = _choose(labels, per_class, seed, split)
         return (torch.from_numpy(ds.data[keep]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels[keep]),

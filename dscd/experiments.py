@@ -18,7 +18,7 @@ import torch
 
 from dscd.claims import config_label, format_mean_sd, group_by_method, method_label, search_outcome
 from dscd.data import source_fingerprint
-from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes
+from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
 from dscd.search import SearchConfig, run_search, search_profile
 from dscd.train import TrainConfig, train_genotype, train_profile
 
@@ -133,7 +133,8 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
                     published: str | Path | None = None, published_names: Sequence[str] = (),
                     overrides: dict[str, Any] | None = None, progress: bool = False,
                     dscd_genotype: str = "final", executor: Executor | None = None) -> list[Evaluation]:
-    """Train the final genotype of every search folder, then the named published genotypes.
+    """Train the final genotype of every search folder, then the named published genotypes (from the
+    file ``published``, or with ``published=None`` those shipped with the package).
 
     ``dscd_genotype="best"`` trains a DSCD search's ``genotype_best.json`` (Algorithm 2's
     ``x_best``, discretised) instead of its final genotype; the paper's Table 1 uses the final one.
@@ -159,15 +160,14 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
         jobs.append((label, genotype, Path(runs_dir) / "train" / (folder.name + ("-best" if best else "")),
                      str(folder)))
     if published_names:
-        if published is None:
-            raise ValueError("published_names given without a published genotypes file")
-        available = load_genotypes(published)
+        available = published_genotypes() if published is None else load_genotypes(published)
+        where = published or "the genotypes shipped with dscd"
         unknown = [n for n in published_names if n not in available]
         if unknown:
-            raise ValueError(f"no genotype named {', '.join(unknown)} in {published} (have: {', '.join(available)})")
+            raise ValueError(f"no genotype named {', '.join(unknown)} in {where} (have: {', '.join(available)})")
         for name in published_names:
             jobs.append((f"{name} (published genotype)", available[name],
-                         Path(runs_dir) / "train" / f"published-{name}", f"{published} [{name}]"))
+                         Path(runs_dir) / "train" / f"published-{name}", f"{where} [{name}]"))
     trainable = [(label, genotype, folder) for label, genotype, folder, _ in jobs if check_validity(genotype).valid]
     summaries = execute([Job(folder, config.to_dict(), genotype.to_dict(), label)
                          for label, genotype, folder in trainable], executor or LocalExecutor(progress=progress))

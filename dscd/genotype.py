@@ -10,6 +10,13 @@ node exactly two edges. The JSON format (one genotype, or named ones)::
 
     {"style": "threshold", "normal": [["sep_conv_3x3", 0, 2], ...], "reduce": [...]}
 
+The DARTS family's own text format, ``Genotype(normal=[('sep_conv_3x3', 0), ...],
+normal_concat=range(2, 6), reduce=..., reduce_concat=...)``, is read and written by
+:meth:`Genotype.from_darts` and :meth:`Genotype.to_darts`: pairs ``(op, from_node)``,
+two per intermediate node in node order (DARTS, PC-DARTS, P-DARTS), or FairDARTS'
+triples ``(op, to_node, from_node)``. The published genotypes ship with the package
+(:func:`published_genotypes`) and load by name: ``load_genotype("DARTS_V2")``.
+
 This module also turns architecture weights into genotypes (:func:`discretise`),
 decides validity (:func:`check_validity`), summarises weights per cell and draws
 a genotype.
@@ -17,6 +24,7 @@ a genotype.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +38,8 @@ from dscd.ops import FAIRDARTS_OPS, OPS
 
 __all__ = [
     "CELLS", "DISCRETISATION_RULES", "Genotype", "GenotypeError", "Validity", "cell_summary", "check_validity",
-    "discretise", "draw_genotype", "load_genotype", "load_genotypes", "reachable_nodes", "topological_edges",
+    "discretise", "draw_genotype", "load_genotype", "load_genotypes", "published_genotypes", "reachable_nodes",
+    "topological_edges",
 ]
 
 CELLS = ("normal", "reduce")
@@ -115,6 +124,38 @@ class Genotype:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+    def to_darts(self) -> str:
+        """This genotype in the DARTS repositories' text format (one line).
+
+        A ``darts``-style genotype whose edges come two per node in node order is written as
+        DARTS writes it, pairs ``(op, from_node)``; any other as FairDARTS writes its
+        genotypes, triples ``(op, to_node, from_node)``. :meth:`from_darts` reads either back
+        to an equal genotype.
+        """
+        pairs = self.style == "darts" and all(_darts_pairs(getattr(self, c), self.nodes) for c in CELLS)
+
+        def cell(edges: tuple[Edge, ...]) -> str:
+            if pairs:
+                return "[" + ", ".join(f"({op!r}, {i})" for op, i, _ in edges) + "]"
+            return "[" + ", ".join(f"({op!r}, {j}, {i})" for op, i, j in edges) + "]"
+
+        concat = f"range(2, {self.nodes + 2})"
+        return (f"Genotype(normal={cell(self.normal)}, normal_concat={concat}, reduce={cell(self.reduce)}, "
+                f"reduce_concat={concat})")
+
+    @classmethod
+    def from_darts(cls, text: str) -> Genotype:
+        """Read one ``Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)``
+        (pairs: DARTS style; FairDARTS' triples ``(op, to, from)``: threshold style).
+
+        A concat other than all intermediate nodes (NASNet's, AmoebaNet's) is refused: the
+        cells built here concatenate every intermediate node that receives input.
+        """
+        genotypes = parse_darts(text, "text")
+        if len(genotypes) != 1:
+            raise GenotypeError(f"expected one Genotype(...), found {len(genotypes)} ({', '.join(genotypes)})")
+        return next(iter(genotypes.values()))
 
     def is_valid(self) -> bool:
         return check_validity(self).valid
@@ -264,16 +305,111 @@ def cell_summary(weights: Any, genotype_edges: Sequence[Edge], threshold: float 
     }
 
 
+def _darts_pairs(edges: Sequence[Edge], nodes: int) -> bool:
+    """Whether ``edges`` are two per intermediate node, in node order (DARTS' pair format)."""
+    return len(edges) == 2 * nodes and all(j == 2 + k // 2 for k, (_, _, j) in enumerate(edges))
+
+
+def _literal(node: ast.AST, what: str) -> Any:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+        return list(range(*(_literal(a, what) for a in node.args)))
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise GenotypeError(f"{what}: {ast.unparse(node)!r} is not a literal list, tuple or range") from None
+
+
+def _darts_cell(entries: Any, concat: Any, cell: str, where: str) -> tuple[list[Edge], int, str]:
+    if not isinstance(entries, (list, tuple)) or not all(
+            isinstance(e, (list, tuple)) and len(e) in (2, 3) and isinstance(e[0], str) for e in entries):
+        raise GenotypeError(f"{where}: {cell} must be a list of (op, from_node) pairs or (op, to, from) triples")
+    sizes = {len(e) for e in entries}
+    if len(sizes) > 1:
+        raise GenotypeError(f"{where}: {cell} mixes pairs and triples")
+    concat = list(concat)
+    if not concat or concat != list(range(2, max(concat) + 1)):
+        raise GenotypeError(f"{where}: {cell}_concat={concat} is not supported: cells here concatenate every "
+                            "intermediate node 2..n that receives input (concat=range(2, n + 1))")
+    nodes = len(concat)
+    if sizes == {3}:
+        return [(op, int(i), int(j)) for op, j, i in entries], nodes, "threshold"
+    if len(entries) != 2 * nodes:
+        raise GenotypeError(f"{where}: {cell} has {len(entries)} pairs; DARTS' format gives each of the {nodes} "
+                            f"intermediate nodes two ({2 * nodes} pairs)")
+    return [(op, int(i), 2 + k // 2) for k, (op, i) in enumerate(entries)], nodes, "darts"
+
+
+def parse_darts(text: str, where: str = "text") -> dict[str, Genotype]:
+    """Every ``Genotype(...)`` in ``text`` (e.g. a DARTS ``genotypes.py``): ``NAME = Genotype(...)``
+    lines by name, a bare ``Genotype(...)`` as ``"genotype"``. Names bound to another name
+    (``DARTS = DARTS_V2``) and other statements are skipped."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:
+        raise GenotypeError(f"{where}: not a Genotype(...) expression ({err.msg}, line {err.lineno})") from None
+    found: dict[str, Genotype] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(
+                statement.targets[0], ast.Name):
+            name, call = statement.targets[0].id, statement.value
+        elif isinstance(statement, ast.Expr):
+            name, call = "genotype", statement.value
+        else:
+            continue
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
+            continue
+        fields = {k.arg: k.value for k in call.keywords}
+        for key, value in zip(("normal", "normal_concat", "reduce", "reduce_concat"), call.args, strict=False):
+            fields[key] = value
+        missing = [k for k in ("normal", "normal_concat", "reduce", "reduce_concat") if k not in fields]
+        if missing:
+            raise GenotypeError(f"{where} [{name}]: Genotype(...) lacks {', '.join(missing)}")
+        here = f"{where} [{name}]"
+        normal, n_normal, style = _darts_cell(_literal(fields["normal"], here), _literal(fields["normal_concat"], here),
+                                              "normal", here)
+        reduce, n_reduce, style_r = _darts_cell(_literal(fields["reduce"], here),
+                                                _literal(fields["reduce_concat"], here), "reduce", here)
+        if n_normal != n_reduce or style != style_r:
+            raise GenotypeError(f"{here}: the normal and reduction cells differ in format or node count")
+        try:
+            found[name] = Genotype(normal=tuple(normal), reduce=tuple(reduce), style=style, nodes=n_normal)
+        except GenotypeError as err:
+            raise GenotypeError(f"{here}: {err}") from None
+    if not found:
+        raise GenotypeError(f"{where}: no Genotype(normal=..., reduce=...) found")
+    return found
+
+
+_PUBLISHED = Path(__file__).with_name("genotypes.json")
+
+
+def published_genotypes() -> dict[str, Genotype]:
+    """The published genotypes shipped with the package: DARTS_V1, DARTS_V2, PC_DARTS, PDARTS and
+    FairDARTS_a to FairDARTS_g (their sources are in the file's ``_about``)."""
+    return load_genotypes(_PUBLISHED)
+
+
 def load_genotypes(path: str | Path) -> dict[str, Genotype]:
-    """All genotypes of a file: either one genotype object, or ``{name: genotype, ...}``
-    (keys starting with ``_`` are comments)."""
+    """All genotypes of a file, or a published genotype by name (:func:`published_genotypes`).
+
+    A file holds JSON (one genotype object, or ``{name: genotype, ...}``; keys starting
+    with ``_`` are comments) or DARTS' text format (one or more ``Genotype(...)``, e.g. a
+    ``genotypes.py``; see :func:`parse_darts`).
+    """
     path = Path(path)
     if not path.is_file():
-        raise GenotypeError(f"no genotype file at {path}")
+        if str(path) in (published := published_genotypes()):
+            return {str(path): published[str(path)]}
+        raise GenotypeError(f"no genotype file at {path}, and no published genotype of that name "
+                            f"(published: {', '.join(published_genotypes())})")
+    text = path.read_text()
+    if "Genotype(" in text and not text.lstrip().startswith("{"):
+        found = parse_darts(text, str(path))
+        return {path.stem: found["genotype"]} if list(found) == ["genotype"] else found  # a bare one: the file's
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise GenotypeError(f"{path} is not valid JSON: {err}") from None
+        raise GenotypeError(f"{path} is not valid JSON ({err}), nor DARTS' Genotype(...) text") from None
     if isinstance(data, dict) and any(k in data for k in CELLS):
         return {path.stem: Genotype.from_dict(data, where=str(path))}
     if not isinstance(data, dict):
@@ -285,7 +421,8 @@ def load_genotypes(path: str | Path) -> dict[str, Genotype]:
 
 
 def load_genotype(path: str | Path, name: str | None = None) -> Genotype:
-    """One genotype from a file; ``name`` picks one from a file of several."""
+    """One genotype from a file (JSON or DARTS' text) or a published one by name
+    (``load_genotype("DARTS_V2")``); ``name`` picks one from a file of several."""
     genotypes = load_genotypes(path)
     if name is None:
         if len(genotypes) != 1:

@@ -87,9 +87,10 @@ class AuxiliaryHead(nn.Module):
 class EvalNetwork(nn.Module):
     """The network a genotype becomes for final training.
 
-    ``forward`` returns ``(logits, aux_logits)``; ``aux_logits`` is ``None`` in eval
-    mode or without the auxiliary head. ``drop_prob`` (drop path) is an attribute the
-    training loop ramps over epochs.
+    In training mode ``forward`` returns ``(logits, aux_logits)`` (``aux_logits`` is
+    ``None`` without the auxiliary head); in eval mode the logits alone, so a trained
+    network is an ordinary classifier (``dscd.load_model``, ONNX export). ``drop_prob``
+    (drop path) is an attribute the training loop ramps over epochs.
     """
 
     def __init__(self, genotype: Genotype, channels: int = 36, num_classes: int = 10, layers: int = 20,
@@ -103,6 +104,7 @@ class EvalNetwork(nn.Module):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         self.genotype = genotype
         self.drop_prob = 0.0
+        self.channels = channels
         self.layers = layers
         c_stem = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
@@ -127,14 +129,15 @@ class EvalNetwork(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         aux = None
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_prob)
             if i == self.aux_position and self.aux_head is not None and self.training:
                 aux = self.aux_head(s1)
-        return self.classifier(self.pool(s1).flatten(1)), aux
+        logits = self.classifier(self.pool(s1).flatten(1))
+        return (logits, aux) if self.training else logits
 
 
 @dataclass(frozen=True)

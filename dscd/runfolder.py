@@ -50,7 +50,7 @@ PREVIOUS = "checkpoint.prev.pt"
 LOCK = ".lock"
 #: Files that make a folder a run folder: any of them present and the folder is never started afresh.
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "alphas.jsonl", "summary.json", "genotype.json",
-             "genotype_best.json", CHECKPOINT, PREVIOUS)
+             "genotype_best.json", "model.pt", CHECKPOINT, PREVIOUS)
 
 
 class RunFolderError(RuntimeError):

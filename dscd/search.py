@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from dscd.config import RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
+from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
+from dscd.livelog import Progress, TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD, NonFiniteLoss
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
@@ -132,7 +132,7 @@ class SearchConfig(RunConfig):
 
 #: Fields that change the computation: a checkpoint must agree on them to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
-                    if f.name not in ("profile", "device", "checkpoint_minutes", "test_every")) + ("data_fingerprint",)
+                    if f.name not in (*NOT_COMPUTED, "checkpoint_minutes")) + ("data_fingerprint",)
 
 #: Named configurations. ``paper`` is the FairDARTS reference; the others are CPU-sized.
 SEARCH_PROFILES: dict[str, SearchConfig] = {
@@ -318,8 +318,8 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
             raise diverged(" and ".join(bad), step)
 
     total = config.epochs * steps
-    bar = tqdm(total=total, initial=epoch * steps + start_batch, disable=not progress, unit="it",
-               desc=f"search {config.optimizer}", dynamic_ncols=True)
+    bar = Progress(total, epoch * steps + start_batch, f"search {config.optimizer}", progress)
+    board = TensorBoardLog(out, epoch) if config.tensorboard else None
     last_save = time.monotonic()
     searcher.net.train()
     while epoch < config.epochs:
@@ -342,13 +342,13 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
             acc.count("train", yt.numel())
             acc.count("val", yv.numel())
             bar.update(1)
-            if progress and (b % 10 == 0 or b == steps - 1):
+            if progress and not bar.plain and (b % 10 == 0 or b == steps - 1):
                 post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
                 if searcher.dscd is not None:
                     s = searcher.dscd.stats
                     post.update(step=s["next_step"],
                                 accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
-                bar.set_postfix(post, refresh=False)
+                bar.show(post)
             if time.monotonic() - last_save > 60 * config.checkpoint_minutes and b + 1 < steps:
                 check_finite(b + 1)
                 elapsed += time.perf_counter() - epoch_start
@@ -376,10 +376,23 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
         record["seconds"] = elapsed
         metrics.append(record)
         alpha_log.append({"epoch": epoch + 1, "normal": normal, "reduce": reduce})
+        shown = {"epoch": epoch + 1, "alpha_loss": f"{record['alpha_loss']:.3f}",
+                 "val": f"{100 * record['val_acc']:.1f}%", "kept": f"{cells['kept_edges_normal']}/"
+                 f"{cells['kept_edges_reduce']}", "valid": record["valid"]}
+        if record["test_acc"] is not None:
+            shown["test"] = f"{100 * record['test_acc']:.1f}%"
+        bar.epoch(shown)
+        if board is not None:
+            board.scalars(epoch + 1, {k: v for k, v in record.items() if k not in ("genotype", "invalid_reason")})
+            with torch.no_grad():
+                for cell, w in zip(("normal", "reduce"), searcher.net.edge_weights(), strict=True):
+                    board.heatmap(epoch + 1, f"weights/{cell}", w.detach().float().cpu().numpy())
         epoch, start_batch, acc = epoch + 1, 0, EpochSums()
         checkpoint(epoch, 0)
         last_save = time.monotonic()
     bar.close()
+    if board is not None:
+        board.close()
 
     final = metrics.read()[-1]
     genotype = Genotype.from_dict(final["genotype"])

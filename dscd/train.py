@@ -29,11 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from dscd.config import RunConfig, check_bool, check_integer, check_number, choose_profile
+from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, choose_profile
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.genotype import Genotype, check_validity, load_genotype
+from dscd.livelog import Progress, TensorBoardLog
+from dscd.models import MODEL_FILE, save_model
 from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.runfolder import RunFolder
 from dscd.runs import (
@@ -116,7 +117,7 @@ class TrainConfig(RunConfig):
 
 #: Fields that change the computation: a checkpoint must agree on them (and on the genotype) to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
-                    if f.name not in ("profile", "device", "test_every")) + ("genotype", "data_fingerprint")
+                    if f.name not in NOT_COMPUTED) + ("genotype", "data_fingerprint")
 
 #: Named configurations. ``paper`` is the reference's evaluation; the others fit a CPU.
 TRAIN_PROFILES: dict[str, TrainConfig] = {
@@ -158,7 +159,8 @@ class Trainer:
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits, aux = self.net(x.to(memory_format=self.memory_format))
+            out = self.net(x.to(memory_format=self.memory_format))
+        logits, aux = out if isinstance(out, tuple) else (out, None)  # eval mode: the logits alone
         return logits.float(), None if aux is None else aux.float()
 
     def start_epoch(self, epoch: int) -> tuple[float, float]:
@@ -254,8 +256,8 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
         folder.write_json("genotype.json", genotype.to_dict())
 
     steps = len(train_loader)
-    bar = tqdm(total=config.epochs * steps, initial=epoch * steps, disable=not progress, unit="it",
-               desc=f"train {name}", dynamic_ncols=True)
+    bar = Progress(config.epochs * steps, epoch * steps, f"train {name}", progress)
+    board = TensorBoardLog(out, epoch) if config.tensorboard else None
     trainer.net.train()
     while epoch < config.epochs:
         start = time.perf_counter()
@@ -291,19 +293,25 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
                  "train": f"{100 * record['train_acc']:.1f}%"}
         if record["test_acc"] is not None:
             shown["test"] = f"{100 * record['test_acc']:.1f}%"
-        bar.set_postfix(shown, refresh=True)
+        bar.epoch(shown)
+        if board is not None:
+            board.scalars(epoch, record)
     bar.close()
+    if board is not None:
+        board.close()
 
     records = metrics.read()
     final = records[-1]
     tested = [r["test_acc"] for r in records if r["test_acc"] is not None]
     paper = network_size(EvalNetwork(genotype, num_classes=train_data.num_classes, in_channels=in_channels))
+    save_model(trainer.net, out / MODEL_FILE, num_classes=train_data.num_classes, in_channels=in_channels,
+               image_size=config.image_size, name=name)  # weights only: dscd.load_model, dscd export
     summary = {
         "name": name, "folder": str(out), "config": config.to_dict(), "genotype": genotype.to_dict(),
         "data_fingerprint": identity["data_fingerprint"],
         "epochs": config.epochs, "seconds": elapsed, "test_acc": final["test_acc"], "test_loss": final["test_loss"],
         "best_test_acc": max(tested), "train_acc": final["train_acc"], "size": size.as_dict(),
-        "paper_size": paper.as_dict(), "device": str(device),
+        "paper_size": paper.as_dict(), "device": str(device), "model": MODEL_FILE,
     }
     folder.write_json("summary.json", summary)
     return summary

@@ -15,6 +15,7 @@ from dscd.genotype import (
     draw_genotype,
     load_genotype,
     load_genotypes,
+    published_genotypes,
     topological_edges,
 )
 
@@ -143,3 +144,87 @@ def test_draw_genotype_returns_a_figure():
     fig = draw_genotype(load_genotype(REFERENCE, "FairDARTS_a"), title="a")
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- published, DARTS' format
+
+# As the DARTS, PC-DARTS and P-DARTS repositories print them (pairs: (op, from_node), two per node).
+DARTS_V2_TEXT = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+                 "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+                 "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+                 "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+                 "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+# FairDARTS' own file writes triples (op, to_node, from_node).
+FAIRDARTS_A_TEXT = ("FairDARTS_a = Genotype(normal=[('sep_conv_3x3', 2, 0), ('sep_conv_5x5', 2, 1), "
+                    "('max_pool_3x3', 4, 0), ('sep_conv_3x3', 5, 0)], normal_concat=range(2, 6),\n"
+                    "         reduce=[('max_pool_3x3', 2, 0), ('avg_pool_3x3', 2, 1), ('avg_pool_3x3', 3, 0), "
+                    "('dil_conv_5x5', 3, 1), ('avg_pool_3x3', 4, 0), ('sep_conv_5x5', 4, 1),\n"
+                    "                 ('skip_connect', 5, 0), ('skip_connect', 5, 1)], reduce_concat=range(2, 6))\n")
+
+
+def test_published_genotypes_ship_with_the_package_and_load_by_name():
+    published = published_genotypes()
+    assert {"DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS"} | {f"FairDARTS_{c}" for c in "abcdefg"} == set(published)
+    reference = load_genotypes(REFERENCE)
+    for name, genotype in reference.items():  # the same data as the reference copy
+        assert published[name] == genotype, name
+    assert load_genotype("DARTS_V2") == published["DARTS_V2"] and all(g.is_valid() for g in published.values())
+    with pytest.raises(GenotypeError, match="no published genotype of that name .*DARTS_V2"):
+        load_genotype("DARTS_V3")
+
+
+def test_darts_text_reads_to_the_same_genotypes_and_round_trips_exactly(tmp_path):
+    assert Genotype.from_darts(DARTS_V2_TEXT) == load_genotype("DARTS_V2")
+    assert Genotype.from_darts(FAIRDARTS_A_TEXT) == load_genotype("FairDARTS_a")
+    for name, genotype in published_genotypes().items():
+        text = genotype.to_darts()
+        assert Genotype.from_darts(text) == genotype, name
+        assert Genotype.from_darts(text).to_darts() == text
+    assert load_genotype("DARTS_V2").to_darts().startswith("Genotype(normal=[('sep_conv_3x3', 0), ")
+    assert load_genotype("FairDARTS_a").to_darts().startswith("Genotype(normal=[('sep_conv_3x3', 2, 0), ")
+    # a genotypes.py with several, an alias and other statements: by name
+    source = tmp_path / "genotypes.py"
+    source.write_text("from collections import namedtuple\nGenotype = namedtuple('Genotype', 'normal normal_concat "
+                      "reduce reduce_concat')\n" + FAIRDARTS_A_TEXT + f"DARTS_V2 = {DARTS_V2_TEXT}\nDARTS = DARTS_V2\n")
+    assert set(load_genotypes(source)) == {"FairDARTS_a", "DARTS_V2"}
+    assert load_genotype(source, "DARTS_V2") == load_genotype("DARTS_V2")
+
+
+@pytest.mark.parametrize("text,match", [
+    ("Genotype(normal=[('sep_conv_5x5', 1)], normal_concat=[4, 5, 6], reduce=[], reduce_concat=[4, 5, 6])",
+     "normal_concat=\\[4, 5, 6\\] is not supported"),
+    ("Genotype(normal=[('sep_conv_7x7', 0), ('sep_conv_3x3', 1)], normal_concat=[2], "
+     "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1)], reduce_concat=[2])", "unknown operation 'sep_conv_7x7'"),
+    ("Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=range(2, 6), reduce=[], reduce_concat=range(2, 6))",
+     "two"),
+    ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 2, 1)], normal_concat=[2], reduce=[], "
+     "reduce_concat=[2])", "mixes pairs and triples"),
+    ("Genotype(normal=[('sep_conv_3x3', 0)]", "not a Genotype"),
+    ("x = 1", "no Genotype"),
+])
+def test_darts_text_errors_say_what_is_wrong(text, match):
+    with pytest.raises(GenotypeError, match=match):
+        Genotype.from_darts(text)
+
+
+def test_published_sizes_match_the_papers():
+    """Parameters of the evaluation network (C=36, 20 cells, auxiliary head excluded), as published:
+    DARTS 3.3 M, PC-DARTS 3.6 M, P-DARTS 3.4 M. (FairDARTS' threshold genotypes build cells whose width
+    depends on the nodes with input, so their published sizes are not this network's.)"""
+    from dscd.network import EvalNetwork, network_size
+
+    for name, params in (("DARTS_V2", 3.3), ("PC_DARTS", 3.6), ("PDARTS", 3.4)):
+        size = network_size(EvalNetwork(load_genotype(name)))
+        assert size.params_m == pytest.approx(params, abs=0.1), name
+
+
+def test_describe_and_train_take_names_and_darts_text(tmp_path, capsys):
+    from dscd import cli
+
+    assert cli.main(["describe", "PC_DARTS"]) == 0
+    assert "PC_DARTS" in capsys.readouterr().out
+    path = tmp_path / "mine.txt"
+    path.write_text(DARTS_V2_TEXT)
+    assert cli.main(["describe", str(path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mine "))
+    assert row.split()[1] == "darts" and float(row.split()[2]) == pytest.approx(3.35, abs=0.01)  # as DARTS_V2

@@ -1,6 +1,7 @@
 """Set-up files agree with each other; notebooks are committed clean and match their sources."""
 
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -23,14 +24,16 @@ def _pins(requirements):
 
 
 def test_environment_yml_pins_torch_like_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = meta["dependencies"] + [r for extra in meta["optional-dependencies"].values() for r in extra
+                                      if not r.startswith("dscd[")]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     py, conda = _pins(project), _pins(pip_section)
     for name in ("torch", "torchvision"):
         assert py[name] == conda[name], f"{name}: pyproject {py[name]!r} vs environment.yml {conda[name]!r}"
     assert py["torch"] == ">=2.2,<2.15" and py["torchvision"] == ">=0.17,<0.30"
-    # everything else pyproject needs is in the conda file too
+    # everything else pyproject needs, extras included (conda users get JupyterLab too), is in the conda file
     conda_all = set(conda) | {
         re.split(r"[<>=!~ ]", d)[0].lower() for d in env["dependencies"] if isinstance(d, str)
     }
@@ -49,3 +52,27 @@ def test_notebooks_are_clean_and_built_from_their_source(path):
     expected = build(src.read_text())
     assert [c.source for c in nb.cells] == [c.source for c in expected.cells], (
         f"{path.name} differs from {src.name}: run python tools/make_notebook.py {src} {path}")
+
+
+CORE_ONLY = """
+import importlib.abc, sys
+BLOCKED = {"matplotlib", "seaborn", "scipy", "sklearn", "cma", "papermill", "nbformat", "nbconvert", "ipykernel",
+           "IPython", "onnx", "onnxruntime", "tensorboard", "jupyterlab", "pytest"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked: {name} is not a core dependency")
+sys.meta_path.insert(0, Block())
+import dscd
+from dscd import DSCD, load_genotype, load_model
+import dscd.search, dscd.train, dscd.models, dscd.experiments, dscd.space, dscd.cli
+assert load_genotype("DARTS_V2").is_valid()
+print("core ok")
+"""
+
+
+def test_the_library_imports_with_only_the_core_dependencies():
+    """`pip install dscd` (no extras) must be enough for the optimiser, the search space, search, training
+    and models: a subprocess in which every notebook, benchmark, export and logging package is blocked."""
+    out = subprocess.run([sys.executable, "-c", CORE_ONLY], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "core ok" in out.stdout, out.stderr[-2000:]

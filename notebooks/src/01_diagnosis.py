@@ -21,7 +21,7 @@ runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
 seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
-overrides = {}  # configuration fields to change, e.g. {"data": "../../shared/data/cifar10-jpg.zip"}
+overrides = {}  # configuration fields to change, e.g. {"data": "cifar10:~/data/cifar10", "download": True}
 
 # %%
 import json

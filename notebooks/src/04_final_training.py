@@ -25,7 +25,7 @@ profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
-published = "../../shared/reference/genotypes.json"  # a file of named genotypes
+published = None  # None: the published genotypes shipped with dscd; or a file of named genotypes
 published_names = ["DARTS_V2", "FairDARTS_a"]  # trained alongside as a yardstick ([] for none)
 overrides = {}  # training configuration fields to change, e.g. {"epochs": 50}
 dscd_genotype = "final"  # "best": train DSCD's x_best genotype (genotype_best.json) instead of its final one
@@ -83,8 +83,8 @@ for folder in searches:
 # ## Final training (reused or resumed when already there)
 
 # %%
-evaluations = train_genotypes(profile, searches, runs_dir, published if published_names else None,
-                              published_names, overrides, dscd_genotype=dscd_genotype,
+evaluations = train_genotypes(profile, searches, runs_dir, published, published_names, overrides,
+                              dscd_genotype=dscd_genotype,
                               executor=LocalExecutor(jobs))
 for e in evaluations:
     if e.summary is None:

@@ -1,0 +1,139 @@
+"""Trained networks as files: a weights-only model file, loading it back, ONNX export.
+
+``dscd train`` ends by writing ``model.pt`` into its run folder: the final network's
+``state_dict`` with everything needed to rebuild it (genotype, channels, cells,
+classes, input channels and size), as plain tensors and Python values, so
+``torch.load(path, weights_only=True)`` reads it without running any code::
+
+    from dscd import load_model
+    net = load_model("runs/train-quick-DARTS_V2")       # EvalNetwork, eval mode
+    logits = net(images)                                 # (batch, classes)
+    print(net.genotype, net.size)
+
+A training folder from before ``model.pt`` existed still loads, from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dscd.genotype import Genotype
+from dscd.network import EvalNetwork, network_size
+from dscd.runfolder import CHECKPOINT, write_atomic
+
+__all__ = ["MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
+
+MODEL_FILE = "model.pt"
+_FORMAT = "dscd.model/1"
+
+
+class ModelFileError(ValueError):
+    """A path that holds no loadable dscd model: the message says what was found and what to give."""
+
+
+def save_model(net: EvalNetwork, path: str | Path, *, num_classes: int, in_channels: int, image_size: int,
+               name: str | None = None) -> Path:
+    """Write ``net`` (an :class:`EvalNetwork`) as a weights-only model file, atomically."""
+    payload = {
+        "format": _FORMAT, "name": name, "genotype": net.genotype.to_dict(), "channels": net.channels,
+        "layers": net.layers, "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
+        "auxiliary": net.aux_head is not None,
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+def _from_checkpoint(folder: Path) -> dict[str, Any]:
+    """A model payload rebuilt from a training folder's checkpoint (folders written before model.pt)."""
+    # a run's own checkpoint (it holds NumPy random states, so not weights-only), as resuming reads it
+    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
+    if state.get("kind") != "train" or "trainer" not in state:
+        raise ModelFileError(f"{folder} holds a {state.get('kind', 'unknown')} run, not a training: a model "
+                             "comes from `dscd train` (a search's genotype is trained first)")
+    config = state["config"]
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    net = state["trainer"]["net"]
+    classes = net["classifier.weight"].shape[0]
+    in_channels = net["stem.0.weight"].shape[1]
+    return {"format": _FORMAT, "name": summary.get("name"), "genotype": config["genotype"],
+            "channels": config["channels"], "layers": config["layers"], "num_classes": classes,
+            "in_channels": in_channels, "image_size": config["image_size"], "auxiliary": config["auxiliary"],
+            "state_dict": net}
+
+
+def _payload(source: Path) -> dict[str, Any]:
+    if source.is_dir():
+        if (source / MODEL_FILE).is_file():
+            source = source / MODEL_FILE
+        elif (source / CHECKPOINT).is_file():
+            return _from_checkpoint(source)
+        else:
+            raise ModelFileError(f"{source} holds no {MODEL_FILE} and no {CHECKPOINT}: give a training run folder "
+                                 f"(`dscd train --out DIR`) or a {MODEL_FILE} file")
+    if not source.is_file():
+        raise ModelFileError(f"no model at {source}: give a training run folder or a {MODEL_FILE} file")
+    try:
+        payload = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets one message
+        raise ModelFileError(f"{source} is not a readable model file ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ModelFileError(f"{source} is not a dscd model file (expected format {_FORMAT!r}; a plain state_dict "
+                             "does not say which network it belongs to)")
+    return payload
+
+
+def load_model(source: str | Path, genotype: Genotype | None = None, device: str | torch.device = "cpu"
+               ) -> EvalNetwork:
+    """The trained network of a training run folder or a ``model.pt`` file, in eval mode on ``device``.
+
+    Its ``forward`` returns the logits alone (the auxiliary head is used only in training);
+    ``net.genotype`` is its genotype and ``net.size`` its :class:`~dscd.network.NetworkSize`
+    at the size it was trained at. ``genotype``, when given, must be the one the model was
+    trained with (a check, e.g. before deploying a named architecture).
+    """
+    payload = _payload(Path(source))
+    stored = Genotype.from_dict(payload["genotype"])
+    if genotype is not None and genotype != stored:
+        raise ModelFileError(f"{source} was trained with another genotype than the one given "
+                             f"(stored: {stored.to_dict()})")
+    net = EvalNetwork(stored, channels=payload["channels"], num_classes=payload["num_classes"],
+                      layers=payload["layers"], auxiliary=payload["auxiliary"], in_channels=payload["in_channels"])
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    net.size = network_size(net, payload["image_size"], payload["in_channels"])
+    net.image_size = payload["image_size"]
+    net.name = payload.get("name")
+    return net.to(device)
+
+
+def export_onnx(net: EvalNetwork, path: str | Path, image_size: int | None = None, opset: int = 17) -> Path:
+    """Write ``net`` (eval mode) as ONNX with a dynamic batch size: input ``images`` of shape
+    ``(batch, in_channels, image_size, image_size)``, output ``logits`` of shape ``(batch, classes)``.
+
+    Needs the ``onnx`` package (``pip install dscd[export]``).
+    """
+    try:
+        import onnx  # noqa: F401 - torch's exporter needs it
+    except ImportError:
+        raise ModelFileError("ONNX export needs the onnx package: pip install 'dscd[export]'") from None
+    size = image_size or getattr(net, "image_size", None) or 32
+    first = next(net.parameters())
+    example = torch.zeros(2, net.stem[0].in_channels, size, size, device=first.device, dtype=first.dtype)
+    was_training = net.training
+    net.eval()
+    try:
+        torch.onnx.export(net, (example,), str(path), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+    finally:
+        net.train(was_training)
+    return Path(path)
