@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 def _pins(requirements):
@@ -41,17 +40,21 @@ def test_environment_yml_pins_torch_like_pyproject():
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
-def test_notebooks_are_clean_and_built_from_their_source(path):
-    from make_notebook import build
-
+def test_notebooks_are_clean_and_paired_with_their_source(path):
+    """Each notebook is committed without outputs and holds exactly the cells of its jupytext pair
+    notebooks/src/NN.py (percent format; notebooks/jupytext.toml), parameters cell tagged for papermill."""
+    jupytext = pytest.importorskip("jupytext")
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one papermill parameters cell"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
     src = ROOT / "notebooks" / "src" / path.with_suffix(".py").name
-    expected = build(src.read_text())
-    assert [c.source for c in nb.cells] == [c.source for c in expected.cells], (
-        f"{path.name} differs from {src.name}: run python tools/make_notebook.py {src} {path}")
+    expected = jupytext.read(src, fmt="py:percent")
+    assert [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells] == [
+        (c.cell_type, c.source, c.metadata.get("tags", [])) for c in expected.cells], (
+        f"{path.name} differs from {src.name}: run jupytext --sync {src}")
+    assert "ipynb,src//py:percent" in (ROOT / "notebooks" / "jupytext.toml").read_text()
 
 
 CORE_ONLY = """

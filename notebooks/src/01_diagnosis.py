@@ -13,7 +13,7 @@
 # for each claim whether it held, did not hold or was inconclusive at this
 # profile's scale, with the counts behind it.
 
-# %% parameters
+# %% tags=["parameters"]
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"

@@ -19,7 +19,7 @@
 # weights at each switch to global steps. Each claim is recorded as held, not
 # held or inconclusive, with its counts.
 
-# %% parameters
+# %% tags=["parameters"]
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"

@@ -16,7 +16,7 @@
 # sampling that the sampler has the intended mean and spread, and writes the
 # animation.
 
-# %% parameters
+# %% tags=["parameters"]
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 v = 0.75

@@ -20,7 +20,7 @@
 # 32x32), computed here from each genotype, so they compare directly with the
 # published ones at every profile.
 
-# %% parameters
+# %% tags=["parameters"]
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"

@@ -22,7 +22,7 @@
 # it to stall. Both functions are separable, which favours coordinate-wise
 # methods; the rotated variants f(R(x - x*) + x*) test DSCD without that help.
 
-# %% parameters
+# %% tags=["parameters"]
 profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
