@@ -16,7 +16,7 @@ DSCD_DATA ?= $(OFFLINE_DATA)
 endif
 export DSCD_DATA
 
-.PHONY: install test figures data smoke lint bench clean
+.PHONY: install test figures data smoke lint bench clean browser-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ data: $(STAMP)
 
 smoke: $(STAMP)
 	$(VENV)/bin/dscd reproduce --profile smoke
+
+# Every notebook run through JupyterLab's UI in a headless Chromium (Debian's chromium and chromium-driver,
+# installed here with apt-get when missing; needs root); not part of `make test`.
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(PY) -m pip install -q -e ".[dev,browser]"
+	$(PY) -m pytest -m browser tests/test_jupyterlab.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dscd tests benchmarks
