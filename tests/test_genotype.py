@@ -218,7 +218,7 @@ def test_published_sizes_match_the_papers():
         assert size.params_m == pytest.approx(params, abs=0.1), name
 
 
-def test_describe_and_train_take_names_and_darts_text(tmp_path, capsys):
+def test_describe_takes_names_and_darts_text_files(tmp_path, capsys):
     from dscd import cli
 
     assert cli.main(["describe", "PC_DARTS"]) == 0
