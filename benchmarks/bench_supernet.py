@@ -1,11 +1,15 @@
-"""Time and peak memory of the FairDARTS supernet (issue: search space library).
+"""Time and peak memory of the FairDARTS supernet, per computation mode.
 
-    python benchmarks/bench_supernet.py [--device cpu|cuda|auto] [--configs full,small] [--repeats 2]
+    python benchmarks/bench_supernet.py [--device cpu|cuda|auto] [--configs quick,paper] [--repeats 3]
+                                        [--modes plain,shared] [--layouts channels_last]
                                         [--out benchmarks/results/supernet.json]
 
-For each configuration (full: C=16, 8 layers, batch 64, 32x32 as in the reference's
-measurement; small: C=8, 5 layers, batch 64, 16x16 as the reference's CPU-sized
-run) and each memory layout (NCHW, channels_last), in a fresh subprocess so that
+Modes: ``plain`` computes every operation of every edge (``SearchNetwork(share_ops=False)``),
+``shared`` computes the parameter-free operations once per source state (the default).
+Configurations: ``quick`` (the quick search profile: C=4, 5 cells, batch 50, 16x16),
+``paper`` (C=16, 8 cells, batch 64, 32x32, as in the reference's CPU measurement),
+``paper128`` (the same at batch 128, the reference's GPU measurement). For each
+configuration, layout (NCHW, channels_last) and mode, in a fresh subprocess so that
 peak memory is its own:
 
 - forward (training mode, with autograd), forward + backward, forward without autograd;
@@ -26,13 +30,16 @@ import sys
 import time
 
 CONFIGS = {
-    "full": {"channels": 16, "layers": 8, "batch": 64, "size": 32},
-    "small": {"channels": 8, "layers": 5, "batch": 64, "size": 16},
+    "quick": {"channels": 4, "layers": 5, "batch": 50, "size": 16},
+    "paper": {"channels": 16, "layers": 8, "batch": 64, "size": 32},
+    "paper128": {"channels": 16, "layers": 8, "batch": 128, "size": 32},
 }
-REFERENCE = {("full", "cpu"): 12.8, ("full", "cuda"): 0.85}
+MODES = {"plain": {"share_ops": False}, "shared": {"share_ops": True}}
+#: The FairDARTS reference's iteration (s): 2-core CPU at batch 64, one H200 at batch 128.
+REFERENCE = {("paper", "cpu"): 12.8, ("paper128", "cuda"): 0.85}
 
 
-def measure(config: str, layout: str, device: str, repeats: int) -> dict:
+def measure(config: str, layout: str, mode: str, device: str, repeats: int) -> dict:
     import torch
 
     from dscd.space import SearchNetwork, fairdarts_objective
@@ -40,11 +47,12 @@ def measure(config: str, layout: str, device: str, repeats: int) -> dict:
     cfg = CONFIGS[config]
     torch.manual_seed(0)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    net = SearchNetwork(cfg["channels"], 10, cfg["layers"]).to(device=device, memory_format=fmt)
+    net = SearchNetwork(cfg["channels"], 10, cfg["layers"], **MODES[mode]).to(device=device, memory_format=fmt)
     x = torch.randn(cfg["batch"], 3, cfg["size"], cfg["size"], device=device).to(memory_format=fmt)
     y = torch.randint(0, 10, (cfg["batch"],), device=device)
     weights, alphas = net.weights(), net.alphas()
     sgd = torch.optim.SGD(weights, lr=0.005, momentum=0.9, weight_decay=3e-4)
+    adam = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
 
     def sync():
         if device == "cuda":
@@ -75,6 +83,7 @@ def measure(config: str, layout: str, device: str, repeats: int) -> dict:
     def iteration():
         loss = fairdarts_objective(net(x), y, alphas)
         loss.backward(inputs=alphas)
+        adam.step()
         loss = fairdarts_objective(net(x), y, alphas)
         loss.backward(inputs=weights)
         torch.nn.utils.clip_grad_norm_(weights, 5.0)
@@ -98,11 +107,12 @@ def measure(config: str, layout: str, device: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--configs", default="full,small")
-    parser.add_argument("--layouts", default="contiguous,channels_last")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--configs", default="quick,paper")
+    parser.add_argument("--layouts", default="channels_last", help="contiguous, channels_last or both")
+    parser.add_argument("--modes", default="plain,shared")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/supernet.json")
-    parser.add_argument("--child", nargs=3, metavar=("CONFIG", "LAYOUT", "DEVICE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("CONFIG", "LAYOUT", "MODE", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(*args.child, args.repeats)))
@@ -112,20 +122,30 @@ def main() -> None:
     from dscd.runs import run_metadata, write_json
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    modes = args.modes.split(",")
     rows = []
+    print(f"{'config':8} {'layout':14} {'mode':7} {'fwd s':>7} {'fwd+bwd s':>9} {'iteration s':>11} "
+          f"{'vs ' + modes[0]:>9} {'vs reference':>12} {'peak GiB':>8}", flush=True)
     for config in args.configs.split(","):
         for layout in args.layouts.split(","):
-            proc = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats), "--child", config,
-                                   layout, device], capture_output=True, text=True, check=True)
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append({"config": config, **CONFIGS[config], "layout": layout, "device": device, **result,
-                         "reference_iteration_s": REFERENCE.get((config, device))})
-            r = rows[-1]
-            ref = r["reference_iteration_s"]
-            speedup = f"{ref / r['iteration_s']:.2f}x" if ref else "-"
-            print(f"{config:6} {layout:14} {device:5} fwd {r['forward_s']:.3f}  fwd+bwd {r['forward_backward_s']:.3f}  "
-                  f"no-grad {r['forward_no_grad_s']:.3f}  iteration {r['iteration_s']:.3f} s "
-                  f"(reference {ref or '-'}; speed-up {speedup})  peak {r['peak_memory_gib']:.2f} GiB", flush=True)
+            baseline = None
+            for mode in modes:
+                proc = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats), "--child", config,
+                                       layout, mode, device], capture_output=True, text=True, check=True)
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                baseline = baseline or result
+                ref = REFERENCE.get((config, device))
+                row = {"config": config, **CONFIGS[config], "layout": layout, "mode": mode, "device": device,
+                       **result, "ratio_to_" + modes[0]: result["iteration_s"] / baseline["iteration_s"],
+                       "memory_ratio_to_" + modes[0]: result["peak_memory_gib"] / baseline["peak_memory_gib"],
+                       "reference_iteration_s": ref,
+                       "ratio_to_reference": result["iteration_s"] / ref if ref else None}
+                rows.append(row)
+                vs_reference = f"{row['ratio_to_reference']:.2f}x" if ref else "-"
+                print(f"{config:8} {layout:14} {mode:7} {row['forward_s']:7.3f} {row['forward_backward_s']:9.3f} "
+                      f"{row['iteration_s']:11.3f} {row['ratio_to_' + modes[0]]:8.2f}x "
+                      f"{vs_reference:>12} "
+                      f"{row['peak_memory_gib']:8.2f}", flush=True)
     write_json(args.out, {**run_metadata(), "rows": rows})
     print(f"wrote {args.out}")
 

@@ -10,7 +10,7 @@ export PYTHONPATH=.
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))" | tee "$OUT/torch.txt"
 python3 -m pytest -q -m cuda tests -p no:cacheprovider > "$OUT/pytest_cuda.txt" 2>&1; echo "cuda tests rc=$?" >> "$OUT/pytest_cuda.txt"
-timeout 300 python3 benchmarks/bench_supernet.py --device cuda --configs full --repeats 3 \
+timeout 300 python3 benchmarks/bench_supernet.py --device cuda --configs paper128,paper --repeats 3 \
     --out "$OUT/supernet.json" > "$OUT/supernet.txt" 2>&1
 timeout 240 python3 benchmarks/bench_search.py --device cuda --out "$OUT/search.json" > "$OUT/search.txt" 2>&1
 timeout 120 python3 benchmarks/bench_train.py --device cuda --out "$OUT/train.json" > "$OUT/train.txt" 2>&1

@@ -45,8 +45,8 @@ class EvalCell(nn.Module):
         super().__init__()
         self.reduction = reduction
         self.pre0 = (FactorizedReduce(c_prev_prev, channels) if reduction_prev
-                     else ReLUConvBN(c_prev_prev, channels, 1, 1, 0))
-        self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0)
+                     else ReLUConvBN(c_prev_prev, channels, kernel=1))
+        self.pre1 = ReLUConvBN(c_prev, channels, kernel=1)
         self.concat = reachable_nodes(edges)
         live = {0, 1, *self.concat}
         self.edges = [(op, i, j) for op, i, j in topological_edges(edges) if i in live]

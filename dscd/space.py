@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dscd.ops import FAIRDARTS_OPS, FactorizedReduce, ReLUConvBN, check_ops, make_op, uses_relu
+from dscd.ops import FAIRDARTS_OPS, OPS, FactorizedReduce, ReLUConvBN, check_ops, make_op
 
 __all__ = ["RELAXATIONS", "MixedOp", "SearchCell", "SearchNetwork", "fairdarts_objective", "num_edges",
            "zero_one_loss"]
@@ -37,22 +37,28 @@ class MixedOp(nn.Module):
 
     def __init__(self, channels: int, stride: int, ops: Sequence[str]) -> None:
         super().__init__()
+        specs = [OPS[name] for name in ops]
         modules = []
-        for name in ops:
-            op = make_op(name, channels, stride, affine=False, pre_relu=True)
-            if "pool" in name:
+        for spec in specs:
+            op = make_op(spec.name, channels, stride, affine=False, pre_relu=True)
+            if spec.pool:
                 op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
             modules.append(op)
         self.ops = nn.ModuleList(modules)
-        self.takes_relu = [uses_relu(name, stride) for name in ops]
-        self.is_none = [name == "none" for name in ops]
+        self.takes_relu = [spec.starts_with_relu(stride) for spec in specs]
+        self.is_none = [spec.zero for spec in specs]
+        #: operations whose output is the same for every edge that leaves one state (pool + BN, identity)
+        self.shareable = [spec.parameter_free(stride) and not spec.zero for spec in specs]
 
-    def forward(self, x: torch.Tensor, relu_x: torch.Tensor | None, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, relu_x: torch.Tensor | None, weights: torch.Tensor,
+                shared: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """``shared`` maps an operation's index to its output computed once for the source state."""
         out = None
         for k, (op, takes_relu) in enumerate(zip(self.ops, self.takes_relu, strict=True)):
             if self.is_none[k]:
                 continue  # w * 0: contributes nothing (and no gradient to w)
-            y = weights[k] * op(relu_x if takes_relu else x)
+            h = shared[k] if shared is not None and k in shared else op(relu_x if takes_relu else x)
+            y = weights[k] * h
             out = y if out is None else out + y
         if out is None:
             raise RuntimeError("an edge whose only operation is 'none' has no output")
@@ -60,47 +66,83 @@ class MixedOp(nn.Module):
 
 
 class SearchCell(nn.Module):
-    """A search cell: 2 preprocessed inputs, ``nodes`` intermediate nodes, output = their concatenation."""
+    """A search cell: 2 preprocessed inputs, ``nodes`` intermediate nodes, output = their concatenation.
+
+    With ``shared=True`` (the default) each parameter-free operation (pool + non-affine
+    BatchNorm, identity) runs once per source state instead of once per edge: every edge
+    that leaves a state has the same stride, so these outputs are equal, in training mode
+    too (the batch statistics are the same). The running statistics of the first edge's
+    BatchNorm are copied to its siblings after each training forward, so every edge's
+    buffers hold what the per-edge computation (``shared=False``) would give and the
+    ``state_dict`` is the same in both modes.
+    """
 
     def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
-                 reduction_prev: bool, ops: Sequence[str]) -> None:
+                 reduction_prev: bool, ops: Sequence[str], shared: bool = True) -> None:
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
+        self.shared = shared
         self.pre0 = (FactorizedReduce(c_prev_prev, channels, affine=False) if reduction_prev
-                     else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False))
-        self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
+                     else ReLUConvBN(c_prev_prev, channels, kernel=1, affine=False))
+        self.pre1 = ReLUConvBN(c_prev, channels, kernel=1, affine=False)
         self.edges = nn.ModuleList()
-        self.relu_needed: list[bool] = []  # per source state: does any of its edges take relu(x)?
         for i in range(nodes):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
                 self.edges.append(MixedOp(channels, stride, ops))
-        for j in range(2 + nodes - 1):
-            self.relu_needed.append(any(
-                any(edge.takes_relu) for edge in self._edges_from(j)))
-
-    def _edges_from(self, source: int) -> list[MixedOp]:
-        out, offset = [], 0
-        for i in range(self.nodes):
-            if source < 2 + i:
-                out.append(self.edges[offset + source])
+        #: per source state (0 .. nodes): the indices of the edges that leave it
+        self.out_edges: list[list[int]] = [[] for _ in range(2 + nodes - 1)]
+        offset = 0
+        for i in range(nodes):
+            for j in range(2 + i):
+                self.out_edges[j].append(offset + j)
             offset += 2 + i
-        return out
+        self.relu_needed = [any(any(self.edges[e].takes_relu) for e in edges) for edges in self.out_edges]
+
+    def _shared_outputs(self, source: int, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        first = self.edges[self.out_edges[source][0]]
+        return {k: first.ops[k](x) for k, share in enumerate(first.shareable) if share}
+
+    def _sync_shared_statistics(self) -> None:
+        """Copy the running statistics of each state's first-edge pool BatchNorms to its other edges."""
+        sources, targets = [], []
+        for edges in self.out_edges:
+            first = self.edges[edges[0]]
+            for k, share in enumerate(first.shareable):
+                if not share or not isinstance(first.ops[k], nn.Sequential):
+                    continue
+                bn = first.ops[k][-1]
+                if not bn.track_running_stats:
+                    continue
+                for e in edges[1:]:
+                    sibling = self.edges[e].ops[k][-1]
+                    for name in ("running_mean", "running_var", "num_batches_tracked"):
+                        sources.append(getattr(bn, name))
+                        targets.append(getattr(sibling, name))
+        if sources:
+            with torch.no_grad():
+                torch._foreach_copy_(targets, sources)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         relus = [F.relu(s) if self.relu_needed[j] else None for j, s in enumerate(states)]
+        shared = [self._shared_outputs(j, s) for j, s in enumerate(states)] if self.shared else None
         offset = 0
         for i in range(self.nodes):
             node = None
             for j in range(2 + i):
-                y = self.edges[offset + j](states[j], relus[j], weights[offset + j])
+                y = self.edges[offset + j](states[j], relus[j], weights[offset + j],
+                                           shared[j] if shared is not None else None)
                 node = y if node is None else node + y
             offset += 2 + i
             states.append(node)
             if i < self.nodes - 1:
                 relus.append(F.relu(node) if self.relu_needed[2 + i] else None)
+                if shared is not None:
+                    shared.append(self._shared_outputs(2 + i, node))
+        if shared is not None and self.training:
+            self._sync_shared_statistics()
         return torch.cat(states[2:], dim=1)
 
 
@@ -119,12 +161,15 @@ class SearchNetwork(nn.Module):
         stem_multiplier: the stem outputs ``stem_multiplier * C`` channels (3).
         alpha_init_std: 0 gives alpha = 0 (FairDARTS); DARTS uses 1e-3 * randn.
         generator: random generator for a non-zero alpha initialisation.
+        share_ops: compute each parameter-free operation once per source state rather than once per
+            edge (see :class:`SearchCell`); ``False`` is the plain per-edge computation. Both give the
+            same outputs and gradients up to floating-point summation order, and the same ``state_dict``.
     """
 
     def __init__(self, channels: int = 16, num_classes: int = 10, layers: int = 8, nodes: int = 4,
                  ops: Sequence[str] = FAIRDARTS_OPS, relaxation: str = "sigmoid", in_channels: int = 3,
                  stem_multiplier: int = 3, alpha_init_std: float = 0.0,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, share_ops: bool = True) -> None:
         super().__init__()
         for name, value, minimum in (("channels", channels, 2), ("num_classes", num_classes, 2),
                                      ("layers", layers, 1), ("nodes", nodes, 1), ("in_channels", in_channels, 1),
@@ -154,7 +199,8 @@ class SearchNetwork(nn.Module):
             reduction = i in self.reduction_layers
             if reduction:
                 c *= 2
-            self.cells.append(SearchCell(nodes, c_pp, c_p, c, reduction, reduction_prev, self.ops))
+            self.cells.append(SearchCell(nodes, c_pp, c_p, c, reduction, reduction_prev, self.ops,
+                                         shared=share_ops))
             reduction_prev = reduction
             c_pp, c_p = c_p, nodes * c
         self.pool = nn.AdaptiveAvgPool2d(1)

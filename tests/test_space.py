@@ -93,3 +93,48 @@ def test_bad_configuration_is_named():
         check_ops(())
     with pytest.raises(ValueError, match="unknown operation"):
         make_op("conv_7x7", 4, 1)
+
+
+def _plain_and_shared(relaxation, ops, layers=3):
+    torch.manual_seed(0)
+    plain = SearchNetwork(4, 5, layers, nodes=3, ops=ops, relaxation=relaxation, alpha_init_std=0.5,
+                          share_ops=False)
+    shared = SearchNetwork(4, 5, layers, nodes=3, ops=ops, relaxation=relaxation, share_ops=True)
+    shared.load_state_dict(plain.state_dict())
+    return plain, shared
+
+
+@pytest.mark.parametrize("relaxation,ops", [("sigmoid", FAIRDARTS_OPS), ("softmax", DARTS_OPS)])
+@pytest.mark.parametrize("training", [True, False])
+def test_shared_operations_match_the_per_edge_computation(relaxation, ops, training):
+    """Outputs, alpha gradients, weight gradients and BatchNorm buffers agree between the per-edge
+    computation and parameter-free operations computed once per state (3 cells: normal, reduction,
+    normal after a reduction)."""
+    plain, shared = _plain_and_shared(relaxation, ops)
+    x = torch.randn(6, 3, 8, 8)
+    y = torch.randint(0, 5, (6,))
+    grads = []
+    for net in (plain, shared):
+        net.train(training)
+        for _ in range(2):  # a second pass sees the updated running statistics in eval mode
+            net.zero_grad(set_to_none=True)
+            out = net(x)
+            fairdarts_objective(out, y, net.alphas(), w01=1.0).backward()
+        grads.append((out.detach(), {name: p.grad.clone() for name, p in net.named_parameters()}))
+    (out_p, g_p), (out_s, g_s) = grads
+    torch.testing.assert_close(out_s, out_p, rtol=1e-5, atol=1e-6)
+    assert g_p.keys() == g_s.keys()
+    for name in g_p:
+        torch.testing.assert_close(g_s[name], g_p[name], rtol=1e-4, atol=1e-6, msg=name)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), shared.state_dict().items(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    if training:  # the siblings' pool BatchNorm statistics moved, and moved alike
+        pool = 1 if relaxation == "softmax" else 0  # max_pool_3x3's index
+        means = [v for k, v in shared.state_dict().items() if k.endswith(f"ops.{pool}.1.running_mean")]
+        assert len(means) > 2 and not torch.equal(means[0], torch.zeros_like(means[0]))
+
+
+def test_shared_operations_change_nothing_in_the_state_dict_format():
+    plain, shared = _plain_and_shared("sigmoid", FAIRDARTS_OPS)
+    assert list(plain.state_dict()) == list(shared.state_dict())
+    assert [p.shape for p in plain.parameters()] == [p.shape for p in shared.parameters()]
