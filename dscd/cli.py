@@ -57,9 +57,26 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from dscd.reproduce import NotebookFailed, reproduce
 
     _output_path(args.outputs, "--outputs")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    devices = None
+    if args.devices:
+        try:
+            devices = [int(d) for d in _split([args.devices])]
+        except ValueError:
+            raise UsageError(f"--devices takes GPU indices such as 0,1; got {args.devices!r}") from None
+    if args.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("--executor ray needs Ray: pip install 'dscd[ray]'")
+    elif args.address:
+        raise UsageError("--address names a Ray cluster: use it with --executor ray")
+    execution = {"executor": args.executor, "address": args.address, "jobs": args.jobs, "devices": devices}
     try:
         runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
-                         notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force)
+                         notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force,
+                         execution=execution)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
     except NotebookFailed as err:
@@ -250,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="rerun every notebook, even those whose inputs and parameters have not changed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the searches and trainings of notebooks 01, 02, 04 run: local worker processes "
+                        "(default) or a Ray cluster")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (e.g. auto, ray://head:10001); default: start a local one")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="local runs at once (default: one per core; one per device with --devices)")
+    p.add_argument("--devices", default=None, metavar="0,1,...",
+                   help="GPUs to spread runs over, one run per GPU at a time")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("bench", help="synthetic benchmark (paper Figure 3): Adam +/- DSCD, CMA-ES, sampling")

@@ -22,9 +22,10 @@ from dscd.genotype import Genotype, check_validity, load_genotype, load_genotype
 from dscd.search import SearchConfig, run_search, search_profile
 from dscd.train import TrainConfig, train_genotype, train_profile
 
-__all__ = ["BUDGETS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "SEEDS", "Evaluation", "Executor", "Job", "JobResult",
-           "LocalExecutor", "RunsFailed", "execute", "method_label", "run_budgets", "run_job", "run_name",
-           "search_jobs", "table1_by_budget", "table1_rows", "table2_rows", "train_genotypes"]
+__all__ = ["BUDGETS", "EXECUTORS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "SEEDS", "Evaluation", "Executor", "Job",
+           "JobResult", "LocalExecutor", "RayExecutor", "RunsFailed", "execute", "make_executor", "method_label",
+           "run_budgets", "run_job", "run_name", "search_jobs", "table1_by_budget", "table1_rows", "table2_rows",
+           "train_genotypes"]
 
 #: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's (section 4, Table 1).
 #: ``quick``: one budget before FairDARTS' collapse and the longest that fits ``make figures`` in
@@ -314,11 +315,6 @@ def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
                           resume=_resumable(job.folder), progress=progress)
 
 
-def _run_job_in_worker(job: Job, threads: int) -> JobResult:
-    torch.set_num_threads(threads)
-    return _attempt(job)
-
-
 def _attempt(job: Job, progress: bool = False) -> JobResult:
     try:
         return JobResult(job, summary=run_job(job, progress))
@@ -339,21 +335,31 @@ class LocalExecutor(Executor):
     (spawned, one torch thread each unless ``threads`` says otherwise), the longest runs (most
     epochs) started first so that the workers finish together.
 
+    ``devices=[0, 1, ...]`` gives each worker process one GPU of its own (it sees only that one,
+    through ``CUDA_VISIBLE_DEVICES``); ``jobs`` is then the number of devices.
+
     Each run is an ordinary run folder, so a killed call picks every run up again: finished
     ones are reused, interrupted ones resumed.
     """
 
-    def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False) -> None:
+    def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False,
+                 devices: Sequence[int] | None = None) -> None:
+        if devices is not None:
+            devices = [int(d) for d in devices]
+            if not devices or len(set(devices)) != len(devices) or min(devices) < 0:
+                raise ValueError(f"devices must be distinct GPU indices such as [0, 1], got {devices!r}")
+            jobs = len(devices)
         jobs = (os.cpu_count() or 1) if jobs is None else jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
         self.jobs = jobs
+        self.devices = devices
         self.threads = threads if threads is not None else (1 if jobs > 1 else None)
         self.progress = progress
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:
         jobs = list(jobs)
-        if self.jobs == 1 or len(jobs) <= 1:
+        if self.devices is None and (self.jobs == 1 or len(jobs) <= 1):
             before = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
@@ -365,9 +371,14 @@ class LocalExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
-        longest_first = sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context) as pool:
-            submitted = {i: pool.submit(_run_job_in_worker, jobs[i], self.threads or 1) for i in longest_first}
+        free_devices = None
+        if self.devices is not None:
+            free_devices = context.Queue()
+            for device in self.devices:
+                free_devices.put(device)
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context,
+                                 initializer=_start_worker, initargs=(self.threads or 1, free_devices)) as pool:
+            submitted = {i: pool.submit(_attempt, jobs[i]) for i in _longest_first(jobs)}
             futures = [submitted[i] for i in range(len(jobs))]
             results = []
             for job, future in zip(jobs, futures, strict=True):
@@ -377,6 +388,87 @@ class LocalExecutor(Executor):
                     results.append(JobResult(job, error=f"{job.folder}: the worker died ({type(err).__name__}: "
                                                         f"{err}); run again to resume it"))
         return results
+
+
+def _longest_first(jobs: Sequence[Job]) -> list[int]:
+    return sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
+
+
+def _start_worker(threads: int, free_devices: Any = None) -> None:
+    """A worker process's set-up: its torch threads and, with devices, the one GPU it may see (taken
+    before CUDA is first used, so that ``cuda`` is that GPU)."""
+    torch.set_num_threads(threads)
+    if free_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(free_devices.get())
+
+
+def _ray_task(job: Job, threads: int) -> JobResult:
+    torch.set_num_threads(threads)
+    return _attempt(job)
+
+
+class RayExecutor(Executor):
+    """Runs each job as a Ray task on an existing cluster (``address``, e.g. ``"auto"`` or
+    ``"ray://head:10001"``) or on a local one started for the call (``address=None``).
+
+    Each task asks for ``num_cpus`` CPUs (and as many torch threads) and ``num_gpus`` GPUs. A task
+    whose worker dies (killed, node lost) is retried up to ``max_retries`` times and resumes from
+    its run folder's last checkpoint, so run folders must be on storage that every node sees at
+    the same path, with working ``flock`` (a shared POSIX file system: NFSv4, Lustre, GPFS, CephFS).
+    A run that fails with an error is not retried: it is reported, as :class:`LocalExecutor` does.
+    Needs ``pip install 'dscd[ray]'``.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+                 max_retries: int = 3, init_kwargs: dict[str, Any] | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ImportError("the ray executor needs Ray: pip install 'dscd[ray]'") from None
+        if num_cpus <= 0 or num_gpus < 0 or max_retries < 0:
+            raise ValueError(f"num_cpus must be > 0, num_gpus and max_retries >= 0; got {num_cpus}, {num_gpus}, "
+                             f"{max_retries}")
+        self.address = address
+        self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
+        self.init_kwargs = init_kwargs or {}
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        import ray
+
+        jobs = list(jobs)
+        if not ray.is_initialized():
+            # workers inherit DSCD_DATA and the like from this process's environment
+            env = {k: v for k, v in os.environ.items() if k.startswith("DSCD_")}
+            ray.init(address=self.address, runtime_env={"env_vars": env} if env else None,
+                     **{"log_to_driver": False, **self.init_kwargs})
+        task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
+                          retry_exceptions=False)(_ray_task)
+        threads = max(1, int(self.num_cpus))
+        refs = {i: task.remote(jobs[i], threads) for i in _longest_first(jobs)}
+        results = []
+        for i, job in enumerate(jobs):
+            try:
+                results.append(ray.get(refs[i]))
+            except Exception as err:  # noqa: BLE001 - retries exhausted, node lost for good
+                results.append(JobResult(job, error=f"{job.folder}: the Ray task failed after {self.max_retries} "
+                                                    f"retries ({type(err).__name__}); run again to resume it"))
+        return results
+
+
+#: Executors by name, as ``dscd reproduce --executor`` and the notebooks' ``executor`` parameter say them.
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", jobs: int | None = None, devices: Sequence[int] | None = None,
+                  address: str | None = None) -> Executor:
+    """The executor a notebook's parameters describe: ``local`` (``jobs`` processes, or one per device
+    in ``devices``) or ``ray`` (the cluster at ``address``, or a local one; one GPU per run when
+    ``devices`` is given, i.e. when the cluster has GPUs)."""
+    if kind == "local":
+        return LocalExecutor(jobs, devices=devices)
+    if kind == "ray":
+        return RayExecutor(address, num_gpus=1 if devices else 0)
+    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
 
 
 def execute(jobs: Sequence[Job], executor: Executor | None = None) -> list[dict[str, Any]]:

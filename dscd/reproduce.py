@@ -33,12 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEPENDS", "EXPECTED_OUTPUTS", "NOTEBOOK_PARAMETERS", "PROFILES", "NotebookFailed", "NotebookRun",
-           "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
+__all__ = ["DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS", "NOTEBOOK_PARAMETERS", "PROFILES",
+           "NotebookFailed", "NotebookRun", "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
 
 PROFILES = ("smoke", "quick", "paper")
 
 #: Per-notebook, per-profile parameters (keyed by the notebook's number).
+#: Notebook parameters that say where runs execute, not what they compute (left out of the fingerprint).
+EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices")
+
 NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     # smoke (CI) runs the seeds of dscd.experiments.SEEDS in two worker processes, as quick does on two cores
     "01": {"smoke": {"jobs": 2}},
@@ -219,10 +222,15 @@ def reproduce(
     notebooks_dir: str | Path | None = None,
     progress: bool = True,
     force: bool = False,
+    execution: dict[str, Any] | None = None,
 ) -> list[NotebookRun]:
     """Execute the numbered notebooks under ``profile`` in dependency order; returns what happened to each.
 
-    Up-to-date notebooks are skipped unless ``force``. Writes ``reproduce.json`` and
+    ``execution`` says where the notebooks that launch runs (01, 02, 04) run them:
+    ``{"executor": "local" | "ray", "address": ..., "jobs": ..., "devices": [...]}`` (see
+    :func:`dscd.experiments.make_executor`); these change where runs execute, not what they
+    compute, so they never make a notebook out of date. Up-to-date notebooks are skipped unless
+    ``force``. Writes ``reproduce.json`` and
     ``index.html`` under ``outputs/<profile>/`` whatever happens, then raises
     :class:`NotebookFailed` if any notebook failed.
     """
@@ -277,6 +285,8 @@ def reproduce(
             continue
         parameters = {k: v for k, v in parameters.items() if declared is None or k in declared or k == "profile"}
         parameters.update(NOTEBOOK_PARAMETERS.get(number, {}).get(profile, {}))
+        parameters.update({k: v for k, v in (execution or {}).items()
+                           if v is not None and (declared is None or k in declared)})
         output = dirs["notebooks"] / path.name
         upstream = [n for n in DEPENDS.get(number, ()) if n in failed]
         if upstream:
@@ -286,7 +296,8 @@ def reproduce(
             state[number] = {**state.get(number, {}), "notebook": path.name, "status": "blocked", "error": message}
             save()
             continue
-        fingerprint = _fingerprint(path, parameters, source,
+        computed = {k: v for k, v in parameters.items() if k not in EXECUTION_PARAMETERS}
+        fingerprint = _fingerprint(path, computed, source,
                                    [state.get(n, {}).get("fingerprint") for n in DEPENDS.get(number, ())])
         previous = state.get(number, {})
         if (not force and previous.get("status") == "ok" and previous.get("fingerprint") == fingerprint

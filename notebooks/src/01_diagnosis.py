@@ -21,6 +21,9 @@ runs_dir = "../outputs/notebook/runs"
 budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
 seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
+executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
+address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
+devices = None  # GPU indices, e.g. [0, 1]: one run per GPU at a time
 overrides = {}  # configuration fields to change, e.g. {"data": "cifar10:~/data/cifar10", "download": True}
 
 # %%
@@ -32,11 +35,13 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.claims import collapse_claims, group_by_method, search_outcome
-from dscd.experiments import BUDGETS, SEEDS, LocalExecutor, run_budgets, table1_by_budget, table1_rows
+from dscd.experiments import BUDGETS, SEEDS, make_executor, run_budgets, table1_by_budget, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, save_figure
 from dscd.search import load_metrics, search_profile
 from dscd.tables import markdown_table, write_table
+
+runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +56,7 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, 
 # ## The searches (one per budget and seed; reused or resumed when already there)
 
 # %%
-folders = run_budgets(profile, "adam", budgets, runs_dir, overrides, seeds=seeds, executor=LocalExecutor(jobs))
+folders = run_budgets(profile, "adam", budgets, runs_dir, overrides, seeds=seeds, executor=runner)
 groups = group_by_method([search_outcome(f) for f in folders])
 for label, outcomes in groups.items():
     seconds = [load_metrics(o.folder)[-1]["seconds"] for o in outcomes]

@@ -29,6 +29,9 @@ seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget
 ablation = True  # also run DSCD with dscd_refresh_best on, at the longest budget, with the same seeds
 compare = True  # also run (or reuse notebook 01's) FairDARTS at the longest DSCD budget, for the comparison
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
+executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
+address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
+devices = None  # GPU indices, e.g. [0, 1]: one run per GPU at a time
 overrides = {}  # configuration fields to change
 
 # %%
@@ -40,11 +43,13 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.claims import dscd_claims, group_by_method, search_outcome
-from dscd.experiments import BUDGETS, SEEDS, LocalExecutor, execute, search_jobs, table1_by_budget, table1_rows
+from dscd.experiments import BUDGETS, SEEDS, make_executor, execute, search_jobs, table1_by_budget, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, plot_dscd_steps, save_figure
 from dscd.search import load_metrics, search_profile
 from dscd.tables import markdown_table, write_table
+
+runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,7 @@ if ablation:
                                       {**overrides, "dscd_refresh_best": True}, seeds)
 if compare:
     planned["adam"] = search_jobs(profile, "adam", [max(budgets)], runs_dir, overrides, seeds)
-execute([job for group in planned.values() for job in group], LocalExecutor(jobs))
+execute([job for group in planned.values() for job in group], runner)
 folders = {name: [job.folder for job in group] for name, group in planned.items()}
 groups = group_by_method([search_outcome(f) for f in folders["dscd"] + folders.get("ablation", [])])
 for label, outcomes in groups.items():

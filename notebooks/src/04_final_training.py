@@ -33,6 +33,9 @@ search_overrides = {}  # as notebooks 01/02's overrides (their runs are reused w
 seeds = None  # as notebooks 01/02's seeds; None: the profile's (dscd.experiments.SEEDS)
 ablation = True  # also train the genotypes of notebook 02's dscd_refresh_best ablation
 jobs = None  # runs at once in worker processes (one torch thread each); None: one per core
+executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
+address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
+devices = None  # GPU indices, e.g. [0, 1]: one run per GPU at a time
 
 # %%
 import json
@@ -45,11 +48,13 @@ from IPython.display import Markdown, display
 import dscd
 from dscd.train import train_profile
 from dscd.claims import eval_claims
-from dscd.experiments import (BUDGETS, SEEDS, LocalExecutor, execute, search_jobs, table1_by_budget, table1_rows,
+from dscd.experiments import (BUDGETS, SEEDS, make_executor, execute, search_jobs, table1_by_budget, table1_rows,
                               table2_rows, train_genotypes)
 from dscd.plots import plot_learning_curves, save_figure
 from dscd.runfolder import JsonLines
 from dscd.tables import markdown_table, write_table
+
+runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
 
 out, tables = Path(figures_dir), Path(tables_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +77,7 @@ planned = [job for optimizer in ("adam", "dscd")
 if ablation:
     planned += search_jobs(profile, "dscd", [max(BUDGETS[profile]["dscd"])], runs_dir,
                            {**search_overrides, "dscd_refresh_best": True}, seeds)
-execute(planned, LocalExecutor(jobs))
+execute(planned, runner)
 searches = [job.folder for job in planned]
 for folder in searches:
     summary = json.loads((folder / "summary.json").read_text())
@@ -85,7 +90,7 @@ for folder in searches:
 # %%
 evaluations = train_genotypes(profile, searches, runs_dir, published, published_names, overrides,
                               dscd_genotype=dscd_genotype,
-                              executor=LocalExecutor(jobs))
+                              executor=runner)
 for e in evaluations:
     if e.summary is None:
         print(f"{e.label}: Invalid arch., not trained ({e.invalid_reason})")
