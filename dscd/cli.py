@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -188,6 +189,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{config.profile}-{config.optimizer}-{config.epochs}"
     _output_path(out, "--out")
     summary = run_search(config, out, resume=args.resume, progress=not args.quiet)
+    if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     final = summary["final"]
     test = "-" if final["test_acc"] is None else f"{100 * final['test_acc']:.2f}%"
     print(f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
@@ -216,6 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except InvalidArchitectureError as err:
         print(f"dscd train: Invalid arch.: {err}", file=sys.stderr)
         return 1
+    if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     size, paper = summary["size"], summary["paper_size"]
     print(f"{out}: {name}, {summary['epochs']} epochs in {summary['seconds']:.0f} s; test accuracy "
           f"{100 * summary['test_acc']:.2f}% (train {100 * summary['train_acc']:.2f}%); {size['params_m']:.3f} M "
@@ -383,6 +388,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RunFolderError, DataError, FloatingPointError, ValueError) as err:
         # a run folder in use or holding another run, a full disk, bad data, a diverged run: one line, exit 1
         print(f"dscd {args.command}: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            raise
+        # under torchrun: another rank died or a collective timed out (DSCD_DIST_TIMEOUT)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"dscd {args.command}: rank {os.environ.get('RANK', '?')} lost the other ranks ({first}); the run "
+              "folder keeps its last checkpoint: rerun the same torchrun command with --resume", file=sys.stderr)
         return 1
     except OSError as err:  # the environment: permissions, a missing or read-only folder
         where = f" {err.filename}" if err.filename else ""

@@ -129,6 +129,19 @@ class EpochSums:
     def state(self) -> dict[str, Any]:
         return {"sums": {k: v.cpu() for k, v in self.sums.items()}, "counts": dict(self.counts)}
 
+    def reduced(self, dist: Any) -> EpochSums:
+        """Sums and counts added over the ranks of ``dist`` (a :class:`dscd.distributed.Distributed`);
+        this object itself when there is one process."""
+        if not dist.active:
+            return self
+        names, counted = sorted(self.sums), sorted(self.counts)
+        device = next(iter(self.sums.values())).device if self.sums else torch.device("cpu")
+        sums = dist.sum_(torch.stack([self.sums[n].reshape(()) for n in names]).to(device))
+        counts = dist.sum_(torch.tensor([float(self.counts[n]) for n in counted], dtype=torch.float64,
+                                        device=device))
+        return EpochSums(dict(zip(names, sums.unbind(), strict=True)),
+                         {n: int(c) for n, c in zip(counted, counts.tolist(), strict=True)})
+
     @classmethod
     def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochSums:
         return cls({k: v.to(device) for k, v in state["sums"].items()}, dict(state["counts"]))

@@ -30,6 +30,7 @@ from torch import nn
 
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
+from dscd.distributed import Distributed, open_run_folder
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
 from dscd.livelog import Progress, TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
@@ -157,17 +158,20 @@ class Searcher:
     """The network, the two optimisers and the two steps of one search iteration."""
 
     def __init__(self, config: SearchConfig, num_classes: int, in_channels: int, steps_per_epoch: int,
-                 device: torch.device) -> None:
+                 device: torch.device, dist: Distributed | None = None) -> None:
         self.config = config
         self.device = device
+        self.dist = dist or Distributed()
         gen = torch.Generator().manual_seed(config.seed)
         self.net = SearchNetwork(config.channels, num_classes, config.layers, config.nodes, config.ops,
                                  config.relaxation, in_channels,
                                  alpha_init_std=1e-3 if config.relaxation == "softmax" else 0.0, generator=gen)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.net.to(device=device, memory_format=self.memory_format)
+        self.dist.broadcast_module(self.net)  # the same start on every rank (the seeds agree already)
         self.alphas = self.net.alphas()
         self.weights = self.net.weights()
+        self.dist.average_gradients_on_backward(self.alphas)  # Adam's and DSCD's local steps alike
         adam = torch.optim.Adam(self.alphas, lr=config.alpha_lr, betas=config.alpha_betas,
                                 weight_decay=config.alpha_weight_decay)
         self.dscd = None
@@ -196,7 +200,7 @@ class Searcher:
 
             def closure() -> torch.Tensor:
                 loss, seen["logits"] = self.objective(x, y)
-                return loss
+                return self.dist.averaged_loss(loss)  # every rank accepts or rejects alike
 
             loss = self.dscd.step(closure)
             return loss.detach(), seen["logits"].detach()
@@ -211,6 +215,7 @@ class Searcher:
         self.w_opt.zero_grad(set_to_none=True)
         loss, logits = self.objective(x, y)
         loss.backward(inputs=self.weights)
+        self.dist.average_gradients(self.weights)
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
@@ -268,15 +273,25 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     """
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    fingerprint = source_fingerprint(config.data)
-    identity = {**config.to_dict(), "data_fingerprint": fingerprint}
-    with RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
-                        required=("epoch", "batch", "accumulator", "searcher", "elapsed")) as folder:
-        return _search(config, folder, device, identity, progress)
+    dist = Distributed.from_environment(config.device)
+    try:
+        dist.check_batch(config.batch_size)
+        fingerprint = source_fingerprint(config.data)
+        identity = {**config.to_dict(), "data_fingerprint": fingerprint}
+
+        def opener() -> RunFolder:
+            return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
+                                  required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
+
+        with open_run_folder(dist, opener, Path(out)) as folder:
+            return _search(config, folder, dist.device(device), identity, progress, dist)
+    finally:
+        dist.close()
 
 
 def _search(config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
-            progress: bool) -> dict[str, Any]:
+            progress: bool, dist: Distributed) -> dict[str, Any] | None:
+    """The search loop; under torchrun every rank runs it and rank 0 alone returns the summary."""
     out, state = folder.path, folder.state
     seed_everything(config.seed)
     train_data, val_data = search_split(config.data_config)
@@ -289,21 +304,24 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
     val_loader = ImageLoader(val_data, bs, augment=True, drop_last=True, seed=config.seed + 1, device=device)
     test_loader = ImageLoader(test_data, max(bs, 256), shuffle=False, device=device)
     steps = min(len(train_loader), len(val_loader))
-    searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device)
+    searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device, dist)
 
     metrics, alpha_log = folder.log("metrics"), folder.log("alphas")
     epoch, start_batch, acc, elapsed = 0, 0, EpochSums(), 0.0
     if state is not None:
         searcher.load_state_dict(state["searcher"])
         epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
-        acc = EpochSums.from_state(state["accumulator"], device)
+        acc = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
     else:
         folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
                                         "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
 
     def checkpoint(next_epoch: int, next_batch: int) -> None:
+        accumulators = dist.gather(acc.state())  # each rank's partial sums, so that a resume is exact
         folder.save_checkpoint({"config": identity, "epoch": next_epoch, "batch": next_batch,
-                                "accumulator": acc.state(), "searcher": searcher.state_dict(), "elapsed": elapsed})
+                                "accumulator": acc.state(), "accumulators": accumulators,
+                                "world_size": dist.world_size, "searcher": searcher.state_dict(),
+                                "elapsed": elapsed})
 
     def diverged(what: str, step: int) -> SearchDiverged:
         bar.close()
@@ -314,12 +332,12 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
     def check_finite(step: int) -> None:
         """Losses are checked before every checkpoint, not every step (no device sync per step)."""
         bad = acc.nonfinite()
-        if bad:
-            raise diverged(" and ".join(bad), step)
+        if dist.any(bool(bad)):  # every rank stops together
+            raise diverged(" and ".join(bad) or "a loss on another rank", step)
 
     total = config.epochs * steps
-    bar = Progress(total, epoch * steps + start_batch, f"search {config.optimizer}", progress)
-    board = TensorBoardLog(out, epoch) if config.tensorboard else None
+    bar = Progress(total, epoch * steps + start_batch, f"search {config.optimizer}", progress and dist.is_main)
+    board = TensorBoardLog(out, epoch) if config.tensorboard and dist.is_main else None
     last_save = time.monotonic()
     searcher.net.train()
     while epoch < config.epochs:
@@ -329,6 +347,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
         for b, ((xt, yt), (xv, yv)) in enumerate(batches, start=start_batch):
             if b >= steps:
                 break
+            (xt, yt), (xv, yv) = dist.shard(xt, yt), dist.shard(xv, yv)  # this rank's part of the global batch
             try:
                 loss_a, logits_v = searcher.alpha_step(xv, yv)
             except NonFiniteLoss:  # DSCD reads every local loss and refuses a non-finite one before any change
@@ -349,7 +368,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                     post.update(step=s["next_step"],
                                 accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
                 bar.show(post)
-            if time.monotonic() - last_save > 60 * config.checkpoint_minutes and b + 1 < steps:
+            if dist.agree(time.monotonic() - last_save > 60 * config.checkpoint_minutes) and b + 1 < steps:
                 check_finite(b + 1)
                 elapsed += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()
@@ -357,12 +376,14 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                 last_save = time.monotonic()
         check_finite(steps)
         elapsed += time.perf_counter() - epoch_start
+        total_acc = acc.reduced(dist)  # sums and counts over the ranks
         record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.counts["steps"], "lr": lr}
-        record.update(alpha_loss=acc.mean("alpha_loss", "steps"), weight_loss=acc.mean("weight_loss", "steps"),
-                      train_acc=acc.mean("train_correct", "train"), val_acc=acc.mean("val_correct", "val"))
+        record.update(alpha_loss=total_acc.mean("alpha_loss", "steps"),
+                      weight_loss=total_acc.mean("weight_loss", "steps"),
+                      train_acc=total_acc.mean("train_correct", "train"), val_acc=total_acc.mean("val_correct", "val"))
         last = epoch + 1 == config.epochs
         test_now = last or (config.test_every and (epoch + 1) % config.test_every == 0)
-        record["test_acc"] = searcher.accuracy(test_loader) if test_now else None
+        record["test_acc"] = searcher.accuracy(test_loader) if test_now and dist.is_main else None
         cells, genotype, normal, reduce = _cell_numbers(searcher, config)
         record.update(cells)
         if searcher.dscd is not None:
@@ -393,6 +414,8 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
     bar.close()
     if board is not None:
         board.close()
+    if not dist.is_main:
+        return None
 
     final = metrics.read()[-1]
     genotype = Genotype.from_dict(final["genotype"])

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, choose_profile
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
+from dscd.distributed import Distributed, open_run_folder
 from dscd.genotype import Genotype, check_validity, load_genotype
 from dscd.livelog import Progress, TensorBoardLog
 from dscd.models import MODEL_FILE, save_model
@@ -146,13 +147,15 @@ class Trainer:
     """The network and its optimiser: one training step, test evaluation, state for checkpoints."""
 
     def __init__(self, config: TrainConfig, genotype: Genotype, num_classes: int, in_channels: int,
-                 device: torch.device) -> None:
+                 device: torch.device, dist: Distributed | None = None) -> None:
         self.config = config
         self.device = device
+        self.dist = dist or Distributed()
         self.net = EvalNetwork(genotype, channels=config.channels, num_classes=num_classes, layers=config.layers,
                                auxiliary=config.auxiliary, in_channels=in_channels)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.net.to(device=device, memory_format=self.memory_format)
+        self.dist.broadcast_module(self.net)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.autocast = config.amp and device.type == "cuda"
@@ -179,6 +182,7 @@ class Trainer:
         if aux is not None and self.config.aux_weight:
             loss = loss + self.config.aux_weight * F.cross_entropy(aux, y)
         loss.backward()
+        self.dist.average_gradients(list(self.net.parameters()))
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -221,15 +225,25 @@ def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: st
     check_trainable(genotype, name)
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    identity = {**config.to_dict(), "genotype": genotype.to_dict(),
-                "data_fingerprint": source_fingerprint(config.data)}
-    with RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
-                        required=("epoch", "elapsed", "trainer", "rng")) as folder:
-        return _train(config, genotype, name, folder, device, identity, progress)
+    dist = Distributed.from_environment(config.device)
+    try:
+        dist.check_batch(config.batch_size)
+        identity = {**config.to_dict(), "genotype": genotype.to_dict(),
+                    "data_fingerprint": source_fingerprint(config.data)}
+
+        def opener() -> RunFolder:
+            return RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
+                                  required=("epoch", "elapsed", "trainer", "rng"))
+
+        with open_run_folder(dist, opener, Path(out)) as folder:
+            return _train(config, genotype, name, folder, dist.device(device), identity, progress, dist)
+    finally:
+        dist.close()
 
 
 def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder, device: torch.device,
-           identity: dict[str, Any], progress: bool) -> dict[str, Any]:
+           identity: dict[str, Any], progress: bool, dist: Distributed) -> dict[str, Any] | None:
+    """The training loop; under torchrun every rank runs it and rank 0 alone returns the summary."""
     out, state = folder.path, folder.state
     seed_everything(config.seed)
     train_data, test_data = train_set(config.data_config), test_set(config.data_config)
@@ -241,7 +255,9 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
     train_loader = ImageLoader(train_data, config.batch_size, augment=True, cutout=config.cutout, drop_last=True,
                                seed=config.seed, device=device)
     test_loader = ImageLoader(test_data, max(config.batch_size, 256), shuffle=False, device=device)
-    trainer = Trainer(config, genotype, train_data.num_classes, in_channels, device)
+    trainer = Trainer(config, genotype, train_data.num_classes, in_channels, device, dist)
+    if dist.rank:  # drop path draws its own masks on each rank (rank 0 draws what one process would)
+        seed_everything(config.seed + dist.rank)
     size = network_size(trainer.net, config.image_size, in_channels)
 
     metrics = folder.log("metrics")
@@ -249,36 +265,38 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         epoch, elapsed = state["epoch"], state["elapsed"]
-        set_rng_state(state["rng"])
+        set_rng_state(state.get("rngs", [state["rng"]])[dist.rank])
     else:
         folder.start(config.to_dict(), {**run_metadata(), "name": name, "device": str(device), "data": config.data,
                                         "data_fingerprint": identity["data_fingerprint"]})
         folder.write_json("genotype.json", genotype.to_dict())
 
     steps = len(train_loader)
-    bar = Progress(config.epochs * steps, epoch * steps, f"train {name}", progress)
-    board = TensorBoardLog(out, epoch) if config.tensorboard else None
+    bar = Progress(config.epochs * steps, epoch * steps, f"train {name}", progress and dist.is_main)
+    board = TensorBoardLog(out, epoch) if config.tensorboard and dist.is_main else None
     trainer.net.train()
     while epoch < config.epochs:
         start = time.perf_counter()
         lr, drop = trainer.start_epoch(epoch)
         sums = EpochSums()
         for x, y in train_loader.epoch(epoch):
+            x, y = dist.shard(x, y)  # this rank's part of the global batch
             loss, logits = trainer.train_step(x, y)
             sums.add("loss", loss * y.numel())
             sums.add("correct", correct_count(logits, y))
             sums.count("samples", y.numel())
             bar.update(1)
-        if sums.nonfinite():  # checked once per epoch: no device sync per step
+        if dist.any(bool(sums.nonfinite())):  # checked once per epoch: no device sync per step
             bar.close()
             kept = (f"the checkpoint of epoch {epoch} in {out} is intact" if epoch
                     else "no checkpoint had been written yet")
             raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); {kept}")
+        sums = sums.reduced(dist)  # over the ranks
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop,
                                   "train_loss": sums.mean("loss", "samples"),
                                   "train_acc": sums.mean("correct", "samples")}
         last = epoch + 1 == config.epochs
-        if last or (config.test_every and (epoch + 1) % config.test_every == 0):
+        if dist.is_main and (last or (config.test_every and (epoch + 1) % config.test_every == 0)):
             record["test_acc"], record["test_loss"] = trainer.test(test_loader)
         else:
             record["test_acc"] = record["test_loss"] = None
@@ -287,8 +305,9 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
         record.update(epoch_seconds=epoch_seconds, seconds=elapsed)
         metrics.append(record)
         epoch += 1  # one record per epoch: the checkpoint's epoch is also the number of records to keep
-        folder.save_checkpoint({"config": identity, "epoch": epoch, "elapsed": elapsed,
-                                "trainer": trainer.state_dict(), "rng": get_rng_state()})
+        rngs = dist.gather(get_rng_state())  # each rank's generators, so that a resume is exact
+        folder.save_checkpoint({"config": identity, "epoch": epoch, "elapsed": elapsed, "world_size": dist.world_size,
+                                "trainer": trainer.state_dict(), "rng": get_rng_state(), "rngs": rngs})
         shown = {"epoch": epoch, "loss": f"{record['train_loss']:.3f}",
                  "train": f"{100 * record['train_acc']:.1f}%"}
         if record["test_acc"] is not None:
@@ -299,6 +318,8 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
     bar.close()
     if board is not None:
         board.close()
+    if not dist.is_main:
+        return None
 
     records = metrics.read()
     final = records[-1]
