@@ -14,4 +14,5 @@ timeout 300 python3 benchmarks/bench_supernet.py --device cuda --configs paper12
     --out "$OUT/supernet.json" > "$OUT/supernet.txt" 2>&1
 timeout 240 python3 benchmarks/bench_search.py --device cuda --out "$OUT/search.json" > "$OUT/search.txt" 2>&1
 timeout 120 python3 benchmarks/bench_train.py --device cuda --out "$OUT/train.json" > "$OUT/train.txt" 2>&1
+timeout 120 python3 benchmarks/bench_scaling.py --device cuda --ranks 1 --configs paper --out "$OUT/scaling.json" > "$OUT/scaling.txt" 2>&1
 tail -n 5 "$OUT"/*.txt

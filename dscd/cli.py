@@ -14,7 +14,7 @@ from dscd import __version__
 #: Which extra brings an optional package (pyproject.toml's optional-dependencies).
 _EXTRAS = {"matplotlib": "notebooks", "seaborn": "notebooks", "papermill": "notebooks", "nbformat": "notebooks",
            "nbconvert": "notebooks", "ipykernel": "notebooks", "sklearn": "notebooks", "scipy": "bench",
-           "cma": "bench", "onnx": "export", "onnxruntime": "export", "tensorboard": "tensorboard"}
+           "cma": "bench", "onnx": "export", "onnxruntime": "export", "tensorboard": "tensorboard", "ray": "ray"}
 
 
 class UsageError(Exception):
