@@ -67,3 +67,24 @@ def test_a_killed_parallel_call_resumes_every_run(tmp_path):
                         executor=LocalExecutor(jobs=2))
     for a, b in zip(folders, whole, strict=True):
         assert _strip(load_metrics(a)) == _strip(load_metrics(b))
+
+
+def test_each_local_worker_process_sees_one_gpu_of_its_own(monkeypatch):
+    import queue
+
+    import torch
+
+    from dscd.experiments import _start_worker
+
+    free = queue.Queue()
+    for device in (3, 5):
+        free.put(device)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "unset")  # restored after the test
+    threads = torch.get_num_threads()
+    try:
+        _start_worker(1, free)
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "3" and torch.get_num_threads() == 1
+        _start_worker(1, free)
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    finally:
+        torch.set_num_threads(threads)
