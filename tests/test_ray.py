@@ -67,4 +67,3 @@ def test_make_executor_names_what_it_builds():
         make_executor("slurm")
     with pytest.raises(ValueError, match="distinct GPU indices"):
         LocalExecutor(devices=[0, 0])
-
