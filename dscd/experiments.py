@@ -436,11 +436,19 @@ class RayExecutor(Executor):
         import ray
 
         jobs = list(jobs)
-        if not ray.is_initialized():
+        started = not ray.is_initialized()  # a Ray this call starts, it also shuts down
+        if started:
             # workers inherit DSCD_DATA and the like from this process's environment
             env = {k: v for k, v in os.environ.items() if k.startswith("DSCD_")}
             ray.init(address=self.address, runtime_env={"env_vars": env} if env else None,
                      **{"log_to_driver": False, **self.init_kwargs})
+        try:
+            return self._map(ray, jobs)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _map(self, ray: Any, jobs: list[Job]) -> list[JobResult]:
         task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
                           retry_exceptions=False)(_ray_task)
         threads = max(1, int(self.num_cpus))
