@@ -45,8 +45,9 @@ class WorldSizeMismatch(ValueError):
 class Distributed:
     """The ranks of one run (``torchrun``'s ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), or one process."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0) -> None:
+    def __init__(self, rank: int = 0, world_size: int = 1, local_rank: int = 0, owns_group: bool = False) -> None:
         self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+        self.owns_group = owns_group  # initialised here, so :meth:`close` destroys it
 
     @classmethod
     def from_environment(cls, device: str = "auto") -> Distributed:
@@ -60,10 +61,11 @@ class Distributed:
         use_cuda = device != "cpu" and torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(local_rank)
-        if not dist.is_initialized():
+        owns_group = not dist.is_initialized()  # a caller's own process group is used, never destroyed
+        if owns_group:
             timeout = timedelta(seconds=float(os.environ.get("DSCD_DIST_TIMEOUT", "600")))
             dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
-        return cls(rank, world_size, local_rank)
+        return cls(rank, world_size, local_rank, owns_group)
 
     @property
     def is_main(self) -> bool:
@@ -194,7 +196,7 @@ class Distributed:
         return self._object_device() or torch.device("cpu")
 
     def close(self) -> None:
-        if self.active:
+        if self.active and self.owns_group:
             import torch.distributed as dist
 
             if dist.is_initialized():
