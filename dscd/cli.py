@@ -379,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from dscd.data import DataError
+    from dscd.distributed import RanksLost
     from dscd.runfolder import RunFolderError
 
     try:
@@ -389,13 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a run folder in use or holding another run, a full disk, bad data, a diverged run: one line, exit 1
         print(f"dscd {args.command}: {err}", file=sys.stderr)
         return 1
-    except RuntimeError as err:
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            raise
-        # under torchrun: another rank died or a collective timed out (DSCD_DIST_TIMEOUT)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"dscd {args.command}: rank {os.environ.get('RANK', '?')} lost the other ranks ({first}); the run "
-              "folder keeps its last checkpoint: rerun the same torchrun command with --resume", file=sys.stderr)
+    except RanksLost as err:  # under torchrun: another rank died or a collective timed out
+        print(f"dscd {args.command}: rank {os.environ.get('RANK', '?')} {err}; the run folder keeps its last "
+              "checkpoint: rerun the same torchrun command with --resume", file=sys.stderr)
         return 1
     except OSError as err:  # the environment: permissions, a missing or read-only folder
         where = f" {err.filename}" if err.filename else ""

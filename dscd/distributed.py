@@ -35,11 +35,27 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Distributed", "FollowerFolder", "WorldSizeMismatch", "open_run_folder"]
+__all__ = ["Distributed", "FollowerFolder", "RanksLost", "WorldSizeMismatch", "open_run_folder", "ranks_and_folder"]
 
 
 class WorldSizeMismatch(ValueError):
     """A checkpoint written by N ranks is resumed with another number of ranks."""
+
+
+class RanksLost(RuntimeError):
+    """A collective failed: another rank died, or the collective timed out (``DSCD_DIST_TIMEOUT``)."""
+
+
+@contextmanager
+def _collective():
+    """Turn a failed collective (gloo and NCCL raise plain RuntimeErrors) into :class:`RanksLost`."""
+    try:
+        yield
+    except RanksLost:
+        raise
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RanksLost(f"lost the other ranks ({first})") from err
 
 
 class Distributed:
@@ -98,7 +114,8 @@ class Distributed:
         if self.active:
             import torch.distributed as dist
 
-            dist.all_reduce(tensor)
+            with _collective():
+                dist.all_reduce(tensor)
             tensor.div_(self.world_size)
         return tensor
 
@@ -106,7 +123,8 @@ class Distributed:
         if self.active:
             import torch.distributed as dist
 
-            dist.all_reduce(tensor)
+            with _collective():
+                dist.all_reduce(tensor)
         return tensor
 
     def agree(self, decision: bool) -> bool:
@@ -116,7 +134,8 @@ class Distributed:
         import torch.distributed as dist
 
         flag = torch.tensor([1.0 if decision else 0.0], device=self._tensor_device())
-        dist.broadcast(flag, src=0)
+        with _collective():
+            dist.broadcast(flag, src=0)
         return bool(flag.item())
 
     def any(self, flag: bool) -> bool:
@@ -151,6 +170,7 @@ class Distributed:
         backward runs inside an optimiser, such as DSCD's local step)."""
         if not self.active:
             return
+
         def average(param: torch.Tensor) -> None:
             self.average_(param.grad)
 
@@ -164,7 +184,8 @@ class Distributed:
         import torch.distributed as dist
 
         box = [obj if self.is_main else None]
-        dist.broadcast_object_list(box, src=0, device=self._object_device())
+        with _collective():
+            dist.broadcast_object_list(box, src=0, device=self._object_device())
         return box[0]
 
     def gather(self, obj: Any) -> list[Any] | None:
@@ -174,7 +195,8 @@ class Distributed:
         import torch.distributed as dist
 
         boxes: list[Any] = [None] * self.world_size
-        dist.all_gather_object(boxes, obj)
+        with _collective():
+            dist.all_gather_object(boxes, obj)
         return boxes if self.is_main else None
 
     def broadcast_module(self, module: nn.Module) -> None:
@@ -185,7 +207,8 @@ class Distributed:
 
         with torch.no_grad():
             for tensor in [*module.parameters(), *module.buffers()]:
-                dist.broadcast(tensor, src=0)
+                with _collective():
+                    dist.broadcast(tensor, src=0)
 
     def _object_device(self) -> torch.device | None:
         import torch.distributed as dist
@@ -277,3 +300,17 @@ def open_run_folder(dist: Distributed, opener: Callable[[], Any], path: Path):
             raise
     else:
         context.__exit__(None, None, None)
+
+
+@contextmanager
+def ranks_and_folder(device: str, batch_size: int, opener: Callable[[], Any], path: str | Path):
+    """What a search or a training loop starts with: the ranks of this run (torchrun's, or one
+    process) and the run folder as this rank sees it (:func:`open_run_folder`); the global
+    ``batch_size`` must divide by the ranks. A process group created here is destroyed on exit."""
+    dist = Distributed.from_environment(device)
+    try:
+        dist.check_batch(batch_size)
+        with open_run_folder(dist, opener, Path(path)) as folder:
+            yield dist, folder
+    finally:
+        dist.close()

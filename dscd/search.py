@@ -30,7 +30,7 @@ from torch import nn
 
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
-from dscd.distributed import Distributed, open_run_folder
+from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
 from dscd.livelog import Progress, TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
@@ -273,20 +273,14 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     """
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    dist = Distributed.from_environment(config.device)
-    try:
-        dist.check_batch(config.batch_size)
-        fingerprint = source_fingerprint(config.data)
-        identity = {**config.to_dict(), "data_fingerprint": fingerprint}
+    identity = {**config.to_dict(), "data_fingerprint": source_fingerprint(config.data)}
 
-        def opener() -> RunFolder:
-            return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
-                                  required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
+    def opener() -> RunFolder:
+        return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
+                              required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
 
-        with open_run_folder(dist, opener, Path(out)) as folder:
-            return _search(config, folder, dist.device(device), identity, progress, dist)
-    finally:
-        dist.close()
+    with ranks_and_folder(config.device, config.batch_size, opener, out) as (dist, folder):
+        return _search(config, folder, dist.device(device), identity, progress, dist)
 
 
 def _search(config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
@@ -368,7 +362,10 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                     post.update(step=s["next_step"],
                                 accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
                 bar.show(post)
-            if dist.agree(time.monotonic() - last_save > 60 * config.checkpoint_minutes) and b + 1 < steps:
+            due = time.monotonic() - last_save > 60 * config.checkpoint_minutes
+            if dist.active:  # rank 0's clock decides, asked every 16 steps (a broadcast and a device sync)
+                due = b % 16 == 15 and dist.agree(due)
+            if due and b + 1 < steps:
                 check_finite(b + 1)
                 elapsed += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()

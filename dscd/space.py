@@ -20,6 +20,7 @@ __all__ = ["RELAXATIONS", "MixedOp", "SearchCell", "SearchNetwork", "fairdarts_o
            "zero_one_loss"]
 
 RELAXATIONS = ("sigmoid", "softmax")
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def num_edges(nodes: int) -> int:
@@ -99,6 +100,16 @@ class SearchCell(nn.Module):
                 self.out_edges[j].append(offset + j)
             offset += 2 + i
         self.relu_needed = [any(any(self.edges[e].takes_relu) for e in edges) for edges in self.out_edges]
+        #: (computing BatchNorm, sibling BatchNorm) of every shared pool: the first edge leaving a state
+        #: computes, its siblings receive its running statistics (the modules, not their buffers, which
+        #: ``.to()`` replaces)
+        self._bn_siblings: list[tuple[nn.BatchNorm2d, nn.BatchNorm2d]] = []
+        for edges in self.out_edges:
+            first = self.edges[edges[0]]
+            for k, share in enumerate(first.shareable):
+                bn = first.ops[k][-1] if share and isinstance(first.ops[k], nn.Sequential) else None
+                if bn is not None and bn.track_running_stats:
+                    self._bn_siblings += [(bn, self.edges[e].ops[k][-1]) for e in edges[1:]]
 
     def _shared_outputs(self, source: int, x: torch.Tensor) -> dict[int, torch.Tensor]:
         first = self.edges[self.out_edges[source][0]]
@@ -106,20 +117,8 @@ class SearchCell(nn.Module):
 
     def _sync_shared_statistics(self) -> None:
         """Copy the running statistics of each state's first-edge pool BatchNorms to its other edges."""
-        sources, targets = [], []
-        for edges in self.out_edges:
-            first = self.edges[edges[0]]
-            for k, share in enumerate(first.shareable):
-                if not share or not isinstance(first.ops[k], nn.Sequential):
-                    continue
-                bn = first.ops[k][-1]
-                if not bn.track_running_stats:
-                    continue
-                for e in edges[1:]:
-                    sibling = self.edges[e].ops[k][-1]
-                    for name in ("running_mean", "running_var", "num_batches_tracked"):
-                        sources.append(getattr(bn, name))
-                        targets.append(getattr(sibling, name))
+        sources = [getattr(first, name) for first, _ in self._bn_siblings for name in _BN_BUFFERS]
+        targets = [getattr(other, name) for _, other in self._bn_siblings for name in _BN_BUFFERS]
         if sources:
             with torch.no_grad():
                 torch._foreach_copy_(targets, sources)

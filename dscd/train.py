@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, choose_profile
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
-from dscd.distributed import Distributed, open_run_folder
+from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import Genotype, check_validity, load_genotype
 from dscd.livelog import Progress, TensorBoardLog
 from dscd.models import MODEL_FILE, save_model
@@ -225,20 +225,15 @@ def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: st
     check_trainable(genotype, name)
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    dist = Distributed.from_environment(config.device)
-    try:
-        dist.check_batch(config.batch_size)
-        identity = {**config.to_dict(), "genotype": genotype.to_dict(),
-                    "data_fingerprint": source_fingerprint(config.data)}
+    identity = {**config.to_dict(), "genotype": genotype.to_dict(),
+                "data_fingerprint": source_fingerprint(config.data)}
 
-        def opener() -> RunFolder:
-            return RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
-                                  required=("epoch", "elapsed", "trainer", "rng"))
+    def opener() -> RunFolder:
+        return RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
+                              required=("epoch", "elapsed", "trainer", "rng"))
 
-        with open_run_folder(dist, opener, Path(out)) as folder:
-            return _train(config, genotype, name, folder, dist.device(device), identity, progress, dist)
-    finally:
-        dist.close()
+    with ranks_and_folder(config.device, config.batch_size, opener, out) as (dist, folder):
+        return _train(config, genotype, name, folder, dist.device(device), identity, progress, dist)
 
 
 def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder, device: torch.device,
