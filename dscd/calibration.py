@@ -1,0 +1,174 @@
+"""Calibrating a CPU-sized protocol: where does FairDARTS collapse, and what does reaching it cost?
+
+The paper's claim (section 3, Figure 1, Table 1) is about a FairDARTS search long enough that its
+normal cell empties. A small profile decides that claim only if its budgets sit clearly on either
+side of the collapse: a long budget ``B`` after which FairDARTS ends invalid in most seeds, and a
+short one (the paper's ratio is 50 : 250) after which it ends valid in most. This module runs
+FairDARTS (Adam on alpha) for candidate configurations on *calibration seeds* (100-109 by default:
+never the seeds used for results) and records, per run, its collapse time
+(:func:`dscd.survival.collapse_time`) and its cost. No DSCD run is part of a calibration.
+
+Run it as a script; it is resumable (every search is an ordinary run folder) and writes its JSON
+summary from whatever runs have finished, so it can be read while the rest still run::
+
+    python -m dscd.calibration --profile quick --candidates base,8px --epochs 300 --jobs 2
+    python -m dscd.calibration --profile quick --summarise-only     # the JSON from finished runs
+
+A candidate is a name and a set of configuration changes to the profile (:data:`CANDIDATES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dscd.search import load_metrics
+from dscd.survival import collapse_time
+
+__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "calibration_jobs", "main", "summarise"]
+
+#: Seeds used only to choose a protocol, never for results (results use 0, 1, ...).
+CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(100, 110))
+
+#: Candidate configurations per profile: changes to that profile's search configuration. Each makes a
+#: search cheaper in another way (smaller images, smaller batches, fewer cells); the search space,
+#: the zero-one loss and the 0.85 threshold are never changed.
+CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {"base": {}, "8px": {"image_size": 8}, "batch25": {"batch_size": 25}, "3cells": {"layers": 3}},
+    "smoke": {"base": {}, "batch5": {"batch_size": 5}},
+}
+
+
+def calibration_jobs(profile: str, candidates: Sequence[str], budgets: Sequence[int], seeds: Sequence[int],
+                     runs_dir: str | Path) -> list[Any]:
+    """One FairDARTS search job per candidate, budget and seed into ``runs_dir/<candidate>/adam-<epochs>-s<seed>``,
+    seed by seed (so that a partial calibration covers every candidate with the same seeds)."""
+    from dscd.experiments import search_jobs
+
+    known = CANDIDATES.get(profile, {})
+    unknown = [c for c in candidates if c not in known]
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {unknown} for profile {profile!r}; choose from {sorted(known)}")
+    jobs = []
+    for seed in seeds:
+        for epochs in budgets:
+            for name in candidates:
+                jobs += search_jobs(profile, "adam", [epochs], Path(runs_dir) / name, known[name], seeds=[seed])
+    return jobs
+
+
+def _run_summary(folder: Path) -> dict[str, Any] | None:
+    path = folder / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    records = load_metrics(folder)
+    collapse = collapse_time(records)
+    seconds = [float(r["seconds"]) for r in records]
+    per_epoch = seconds[-1] / len(records)
+    return {"seed": summary["config"]["seed"], "epochs": summary["epochs"], **collapse.to_dict(),
+            "valid_at_end": not collapse.collapsed,
+            "kept_normal_edges_at_end": records[-1]["kept_edges_normal"],
+            "seconds": round(seconds[-1], 1), "seconds_per_epoch": round(per_epoch, 3),
+            "seconds_to_collapse": round(seconds[collapse.epoch - 1], 1) if collapse.collapsed else None}
+
+
+def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+    """The calibration's JSON: per candidate and budget, every finished run's collapse time and cost,
+    and how many runs ended invalid. Runs still in progress are left out."""
+    runs_dir = Path(runs_dir)
+    known = CANDIDATES.get(profile, {})
+    out: dict[str, Any] = {"profile": profile, "seeds": "calibration seeds only (never used for results)",
+                           "measure": "collapse epoch: the first epoch from which the normal cell stays invalid "
+                                      "until the end; censored when it is valid at the end",
+                           "timing": "seconds are each run's own search time as recorded in its folder; runs "
+                                     "shared the machine with other work, so compare them only as ratios "
+                                     "within one calibration",
+                           "candidates": {}}
+    for name in candidates or sorted(known):
+        budgets: dict[str, Any] = {}
+        for folder in sorted((runs_dir / name).glob("adam-*-s*")):
+            run = _run_summary(folder)
+            if run is None:
+                continue
+            budgets.setdefault(str(run["epochs"]), []).append(run)
+        for key, runs in budgets.items():
+            runs.sort(key=lambda r: r["seed"])
+            collapsed = [r for r in runs if r["collapsed"]]
+            budgets[key] = {"runs": runs, "invalid_at_end": f"{len(collapsed)}/{len(runs)}",
+                            "collapse_epochs": sorted(r["epoch"] for r in collapsed),
+                            "mean_seconds_per_epoch": round(sum(r["seconds_per_epoch"] for r in runs) / len(runs), 3)}
+        out["candidates"][name] = {"changes": known.get(name, {}), "budgets": dict(sorted(budgets.items(),
+                                                                                         key=lambda kv: int(kv[0])))}
+    return out
+
+
+def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
+    from dscd.runfolder import write_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dscd.calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="quick", choices=sorted(CANDIDATES))
+    parser.add_argument("--candidates", default=None, help="comma-separated candidate names (default: all)")
+    parser.add_argument("--epochs", default="300", help="comma-separated FairDARTS budgets (default 300)")
+    parser.add_argument("--seeds", default=None, help="comma-separated calibration seeds (default 100-109)")
+    parser.add_argument("--runs", default=None, help="run folders (default runs/calibration/<profile>)")
+    parser.add_argument("--json", default=None, help="summary file (default results/calibration/<profile>.json)")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument("--summarise-only", action="store_true", help="write the summary of finished runs and stop")
+    return parser
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {what} must be comma-separated integers, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    known = CANDIDATES[args.profile]
+    candidates = args.candidates.split(",") if args.candidates else sorted(known)
+    if [c for c in candidates if c not in known]:
+        print(f"error: unknown candidate(s) {[c for c in candidates if c not in known]}; choose from {sorted(known)}",
+              file=sys.stderr)
+        return 2
+    runs = Path(args.runs or f"runs/calibration/{args.profile}")
+    path = Path(args.json or f"results/calibration/{args.profile}.json")
+    if not args.summarise_only:
+        from dscd.experiments import LocalExecutor, execute
+
+        seeds = _ints(args.seeds, "--seeds") if args.seeds else list(CALIBRATION_SEEDS)
+        jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs)
+        from dscd.experiments import RunsFailed
+
+        try:
+            execute(jobs, LocalExecutor(args.jobs))
+        except RunsFailed as err:
+            write_summary(summarise(args.profile, runs, candidates), path)
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            write_summary(summarise(args.profile, runs, candidates), path)
+            print("interrupted: run the same command again to resume", file=sys.stderr)
+            return 130
+        write_summary(summarise(args.profile, runs, candidates), path)
+    else:
+        write_summary(summarise(args.profile, runs, candidates), path)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Time to collapse: when a search's normal cell empties for good, and how methods compare on it.
+
+The paper's failure (section 3, Figure 1) is a normal cell whose every weight sinks below the
+discretisation threshold, so the discretised architecture is invalid. Read as a time-to-event
+problem, each search run is one subject:
+
+- its *collapse epoch* is the first epoch from which the normal cell stays invalid until the end
+  of the run (a cell that empties and later recovers has not collapsed at that earlier epoch);
+- a run whose normal cell is valid at its last epoch is *censored* at its budget: it did not
+  collapse within the epochs it was given.
+
+:func:`kaplan_meier` gives the fraction of runs still valid per epoch, and :func:`logrank` compares
+two methods' collapse times with :func:`scipy.stats.logrank` (a two-sided log-rank test, which
+assumes that censoring is unrelated to the outcome: here every run is censored only by its budget).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dscd.genotype import Genotype, check_validity
+
+__all__ = ["CollapseTime", "LogRank", "collapse_time", "kaplan_meier", "logrank", "normal_cell_valid"]
+
+
+def normal_cell_valid(record: Mapping[str, Any]) -> bool:
+    """Whether the normal cell of one per-epoch search record (``metrics.jsonl``) is valid."""
+    return "normal" not in check_validity(Genotype.from_dict(record["genotype"])).reasons
+
+
+@dataclass(frozen=True)
+class CollapseTime:
+    """One run as a survival subject: ``epoch`` is the collapse epoch, or the last epoch when ``collapsed``
+    is False (censored: the normal cell was still valid at the end of the budget)."""
+
+    epoch: int
+    collapsed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "collapsed": self.collapsed}
+
+
+def collapse_time(records: Sequence[Mapping[str, Any]]) -> CollapseTime:
+    """The :class:`CollapseTime` of a run from its per-epoch records (in epoch order).
+
+    >>> ok, empty = {"genotype": {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}}, \\
+    ...     {"genotype": {"normal": [], "reduce": [["skip_connect", 0, 2]]}}
+    >>> collapse_time([ok, empty, ok, empty, empty])   # the first empty spell recovered
+    CollapseTime(epoch=4, collapsed=True)
+    >>> collapse_time([ok, empty, ok])
+    CollapseTime(epoch=3, collapsed=False)
+    """
+    if not records:
+        raise ValueError("a run with no per-epoch records has no collapse time")
+    epochs = [int(r["epoch"]) for r in records] if all("epoch" in r for r in records) \
+        else list(range(1, len(records) + 1))
+    valid = [normal_cell_valid(r) for r in records]
+    if valid[-1]:
+        return CollapseTime(epochs[-1], False)
+    first = len(valid) - 1
+    while first > 0 and not valid[first - 1]:
+        first -= 1
+    return CollapseTime(epochs[first], True)
+
+
+def kaplan_meier(times: Iterable[CollapseTime]) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaplan-Meier estimate of the fraction of runs whose normal cell is still valid.
+
+    Returns ``(epochs, surviving)``: a step function that starts at ``(0, 1.0)`` and drops at each
+    collapse epoch; censored runs leave the risk set after their last epoch without a drop.
+
+    >>> kaplan_meier([CollapseTime(10, True), CollapseTime(20, False), CollapseTime(30, True)])
+    (array([ 0, 10, 30]), array([1.        , 0.66666667, 0.        ]))
+    """
+    times = list(times)
+    epochs, surviving, s = [0], [1.0], 1.0
+    for t in sorted({c.epoch for c in times if c.collapsed}):
+        at_risk = sum(c.epoch >= t for c in times)
+        events = sum(c.epoch == t and c.collapsed for c in times)
+        s *= 1.0 - events / at_risk
+        epochs.append(t)
+        surviving.append(s)
+    return np.array(epochs), np.array(surviving)
+
+
+@dataclass(frozen=True)
+class LogRank:
+    """A two-sided log-rank test of two groups' collapse times (:func:`scipy.stats.logrank`)."""
+
+    statistic: float
+    pvalue: float
+    collapsed: tuple[int, int]
+    runs: tuple[int, int]
+    medians: tuple[float | None, float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"test": "log-rank, two-sided (scipy.stats.logrank)", "statistic": self.statistic,
+                "p": self.pvalue, "collapsed": list(self.collapsed), "runs": list(self.runs),
+                "median_collapse_epoch": list(self.medians)}
+
+
+def median_time(times: Sequence[CollapseTime]) -> float | None:
+    """The Kaplan-Meier median: the first epoch at which at most half the runs are still valid, or
+    ``None`` when more than half survive to the end (the median is then beyond the budgets)."""
+    epochs, surviving = kaplan_meier(times)
+    below = np.nonzero(surviving <= 0.5)[0]
+    return float(epochs[below[0]]) if below.size else None
+
+
+def logrank(a: Sequence[CollapseTime], b: Sequence[CollapseTime]) -> LogRank:
+    """Compare the collapse times of groups ``a`` and ``b`` with a two-sided log-rank test.
+
+    A test needs at least one collapse in the two groups together; otherwise ``p`` is 1 (nothing
+    happened, so nothing differs) and the statistic 0.
+    """
+    from scipy import stats
+
+    if not a or not b:
+        raise ValueError("the log-rank test needs at least one run in each group")
+    counts = (sum(c.collapsed for c in a), sum(c.collapsed for c in b))
+    medians = (median_time(a), median_time(b))
+    if not sum(counts):
+        return LogRank(0.0, 1.0, counts, (len(a), len(b)), medians)
+
+    def censored(group: Sequence[CollapseTime]) -> Any:
+        return stats.CensoredData(uncensored=[c.epoch for c in group if c.collapsed],
+                                  right=[c.epoch for c in group if not c.collapsed])
+
+    result = stats.logrank(censored(a), censored(b))
+    return LogRank(float(result.statistic), float(result.pvalue), counts, (len(a), len(b)), medians)
