@@ -138,3 +138,30 @@ def test_shared_operations_change_nothing_in_the_state_dict_format():
     plain, shared = _plain_and_shared("sigmoid", FAIRDARTS_OPS)
     assert list(plain.state_dict()) == list(shared.state_dict())
     assert [p.shape for p in plain.parameters()] == [p.shape for p in shared.parameters()]
+
+
+def test_factorized_reduce_equals_two_strided_convolutions():
+    from dscd.ops import FactorizedReduce
+
+    torch.manual_seed(0)
+    for size in (8, 7):
+        op = FactorizedReduce(4, 6).eval()
+        x = torch.randn(3, 4, size, size)
+        shifted = torch.nn.functional.pad(x.relu()[:, :, 1:, 1:], (0, 1, 0, 1))
+        expected = op.bn(torch.cat([torch.nn.functional.conv2d(x.relu(), op.conv_1.weight, stride=2),
+                                    torch.nn.functional.conv2d(shifted, op.conv_2.weight, stride=2)], dim=1))
+        assert torch.allclose(op(x), expected, atol=1e-6)
+
+
+def test_one_thread_channels_last_backward_of_a_reduction_does_not_crash():
+    """torch 2.14.1 corrupts the heap in this backward with a strided 1x1 convolution (one thread)."""
+    import subprocess
+    import sys
+
+    script = ("import torch; torch.set_num_threads(1)\n"
+              "from dscd.ops import FactorizedReduce\n"
+              "op = FactorizedReduce(2, 2).to(memory_format=torch.channels_last)\n"
+              "x = torch.randn(10, 2, 8, 8).to(memory_format=torch.channels_last).requires_grad_()\n"
+              "for _ in range(50):\n    op(x).sum().backward()\nprint('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

@@ -1,0 +1,89 @@
+"""Collapse times, the Kaplan-Meier curve, the log-rank wrapper, and the calibration script under smoke."""
+
+import json
+import math
+
+import pytest
+
+from dscd.calibration import calibration_jobs, main, summarise
+from dscd.survival import CollapseTime, collapse_time, kaplan_meier, logrank, median_time
+
+VALID = {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}
+EMPTY = {"normal": [], "reduce": [["skip_connect", 0, 2]]}
+UNREACHABLE = {"normal": [["skip_connect", 3, 4]], "reduce": [["skip_connect", 0, 2]]}
+REDUCE_EMPTY = {"normal": [["skip_connect", 0, 2]], "reduce": []}
+
+
+def records(*genotypes):
+    return [{"epoch": e, "genotype": g} for e, g in enumerate(genotypes, start=1)]
+
+
+def test_a_run_valid_at_its_end_is_censored_at_its_budget():
+    assert collapse_time(records(VALID, EMPTY, VALID)) == CollapseTime(3, False)
+
+
+def test_the_collapse_epoch_is_the_start_of_the_last_invalid_spell():
+    # empty at 2, recovered at 3, empty for good from 4: the collapse is epoch 4, not 2
+    assert collapse_time(records(VALID, EMPTY, VALID, EMPTY, UNREACHABLE)) == CollapseTime(4, True)
+    assert collapse_time(records(EMPTY, EMPTY)) == CollapseTime(1, True)
+
+
+def test_only_the_normal_cell_decides_a_collapse():
+    assert collapse_time(records(VALID, REDUCE_EMPTY)) == CollapseTime(2, False)
+
+
+def test_no_records_is_an_error():
+    with pytest.raises(ValueError, match="no per-epoch records"):
+        collapse_time([])
+
+
+def test_kaplan_meier_drops_only_at_collapses_and_keeps_censored_runs_at_risk_until_they_leave():
+    epochs, surviving = kaplan_meier([CollapseTime(5, True), CollapseTime(8, False), CollapseTime(10, True),
+                                      CollapseTime(10, True)])
+    assert epochs.tolist() == [0, 5, 10]
+    assert surviving.tolist() == pytest.approx([1.0, 0.75, 0.0])
+
+
+def test_logrank_matches_a_hand_computed_case():
+    # a: collapses at 1 and 2; b: collapses at 3, censored at 4.
+    # t=1: 4 at risk (2 of a), E_a = 1/2, V = 1/2 * 3/4 * 2/3 = 1/4
+    # t=2: 3 at risk (1 of a), E_a = 1/3, V = 1/3 * 2/3 * 2/2 = 2/9
+    # t=3: 2 at risk (none of a): E_a = 0, V = 0
+    # Z = (O_a - E_a) / sqrt(V) = (2 - 5/6) / sqrt(17/36) = 7 / sqrt(17); p = 2 (1 - Phi(Z))
+    result = logrank([CollapseTime(1, True), CollapseTime(2, True)], [CollapseTime(3, True), CollapseTime(4, False)])
+    assert result.statistic == pytest.approx(7 / math.sqrt(17))
+    assert result.pvalue == pytest.approx(math.erfc(7 / math.sqrt(17) / math.sqrt(2)))
+    assert result.collapsed == (2, 1) and result.runs == (2, 2)
+    assert result.medians == (1.0, 3.0)
+
+
+def test_logrank_with_no_collapse_at_all_finds_no_difference():
+    result = logrank([CollapseTime(10, False)], [CollapseTime(10, False)])
+    assert (result.statistic, result.pvalue, result.medians) == (0.0, 1.0, (None, None))
+
+
+def test_median_is_none_while_more_than_half_survive():
+    assert median_time([CollapseTime(3, True), CollapseTime(9, False), CollapseTime(9, False)]) is None
+
+
+def test_calibration_jobs_are_seed_major_with_one_folder_per_candidate(tmp_path):
+    jobs = calibration_jobs("smoke", ["base", "batch5"], [4], [100, 101], tmp_path)
+    assert [j.folder.relative_to(tmp_path).as_posix() for j in jobs] == [
+        "base/adam-4-s100", "batch5/adam-4-s100", "base/adam-4-s101", "batch5/adam-4-s101"]
+    assert jobs[1].config["batch_size"] == 5 and jobs[0].config["optimizer"] == "adam"
+    with pytest.raises(ValueError, match="unknown candidate"):
+        calibration_jobs("smoke", ["nope"], [4], [100], tmp_path)
+
+
+@pytest.mark.slow
+def test_the_calibration_script_runs_fairdarts_and_summarises_collapse_times(tmp_path):
+    out = tmp_path / "calibration.json"
+    assert main(["--profile", "smoke", "--candidates", "base", "--epochs", "3", "--seeds", "100,101",
+                 "--runs", str(tmp_path / "runs"), "--json", str(out), "--jobs", "2"]) == 0
+    summary = json.loads(out.read_text())
+    runs = summary["candidates"]["base"]["budgets"]["3"]["runs"]
+    assert [r["seed"] for r in runs] == [100, 101]
+    for run in runs:
+        assert run["epochs"] == 3 and 1 <= run["epoch"] <= 3 and run["collapsed"] != run["valid_at_end"]
+        assert run["seconds"] > 0
+    assert summary == summarise("smoke", tmp_path / "runs", ["base"])  # the file is the finished runs' summary
