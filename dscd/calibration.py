@@ -138,36 +138,26 @@ def _ints(text: str, what: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    known = CANDIDATES[args.profile]
-    candidates = args.candidates.split(",") if args.candidates else sorted(known)
-    if [c for c in candidates if c not in known]:
-        print(f"error: unknown candidate(s) {[c for c in candidates if c not in known]}; choose from {sorted(known)}",
-              file=sys.stderr)
-        return 2
+    candidates = args.candidates.split(",") if args.candidates else sorted(CANDIDATES[args.profile])
     runs = Path(args.runs or f"runs/calibration/{args.profile}")
     path = Path(args.json or f"results/calibration/{args.profile}.json")
+    status = 0
     if not args.summarise_only:
-        from dscd.experiments import LocalExecutor, execute
+        from dscd.experiments import LocalExecutor, RunsFailed, execute
 
         seeds = _ints(args.seeds, "--seeds") if args.seeds else list(CALIBRATION_SEEDS)
-        jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs)
-        from dscd.experiments import RunsFailed
-
         try:
+            jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs)
             execute(jobs, LocalExecutor(args.jobs))
-        except RunsFailed as err:
-            write_summary(summarise(args.profile, runs, candidates), path)
+        except (ValueError, RunsFailed) as err:
             print(f"error: {err}", file=sys.stderr)
-            return 1
+            status = 1
         except KeyboardInterrupt:
-            write_summary(summarise(args.profile, runs, candidates), path)
             print("interrupted: run the same command again to resume", file=sys.stderr)
-            return 130
-        write_summary(summarise(args.profile, runs, candidates), path)
-    else:
-        write_summary(summarise(args.profile, runs, candidates), path)
+            status = 130
+    write_summary(summarise(args.profile, runs, candidates), path)  # whatever has finished, in every case
     print(path)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

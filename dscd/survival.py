@@ -47,17 +47,17 @@ class CollapseTime:
 def collapse_time(records: Sequence[Mapping[str, Any]]) -> CollapseTime:
     """The :class:`CollapseTime` of a run from its per-epoch records (in epoch order).
 
-    >>> ok, empty = {"genotype": {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}}, \\
-    ...     {"genotype": {"normal": [], "reduce": [["skip_connect", 0, 2]]}}
-    >>> collapse_time([ok, empty, ok, empty, empty])   # the first empty spell recovered
+    >>> ok = {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}
+    >>> empty = {"normal": [], "reduce": ok["reduce"]}
+    >>> def run(*cells): return [{"epoch": e, "genotype": g} for e, g in enumerate(cells, 1)]
+    >>> collapse_time(run(ok, empty, ok, empty, empty))   # the first empty spell recovered
     CollapseTime(epoch=4, collapsed=True)
-    >>> collapse_time([ok, empty, ok])
+    >>> collapse_time(run(ok, empty, ok))
     CollapseTime(epoch=3, collapsed=False)
     """
     if not records:
         raise ValueError("a run with no per-epoch records has no collapse time")
-    epochs = [int(r["epoch"]) for r in records] if all("epoch" in r for r in records) \
-        else list(range(1, len(records) + 1))
+    epochs = [int(r["epoch"]) for r in records]
     valid = [normal_cell_valid(r) for r in records]
     if valid[-1]:
         return CollapseTime(epochs[-1], False)
