@@ -19,7 +19,8 @@ import torch
 from dscd.claims import config_label, format_mean_sd, group_by_method, method_label, search_outcome
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
-from dscd.search import SearchConfig, run_search, search_profile
+from dscd.runfolder import RunFolder
+from dscd.search import SEARCH_LOGS, SearchConfig, run_search, search_profile
 from dscd.train import TrainConfig, train_genotype, train_profile
 
 __all__ = ["BUDGETS", "EXECUTORS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "SEEDS", "Evaluation", "Executor", "Job",
@@ -88,18 +89,13 @@ def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_
 
     The searches run on ``executor`` (default :class:`LocalExecutor`: worker processes over all
     cores, one torch thread each). A folder whose ``summary.json`` was written by the same
-    configuration and data is reused; one with a checkpoint is resumed; anything else starts
-    fresh (a folder holding another configuration is an error, never overwritten). If a search
-    fails, the others still finish, then :class:`RunsFailed` names the failed folders.
+    configuration and data is reused; one with a checkpoint, or killed before its first, is
+    resumed; anything else starts fresh (a folder holding another configuration is an error,
+    never overwritten). If a search fails, the others still finish, then :class:`RunsFailed` names the failed folders.
     """
     jobs = search_jobs(profile_name, optimizer, budgets, runs_dir, overrides, seeds)
     execute(jobs, executor or LocalExecutor(progress=progress))
     return [job.folder for job in jobs]
-
-
-def _resumable(folder: Path) -> bool:
-    """Whether ``folder`` holds a run to resume (any checkpoint: a corrupt newest one falls back to the one before)."""
-    return (folder / "checkpoint.pt").is_file() or (folder / "checkpoint.prev.pt").is_file()
 
 
 def _finished(folder: Path, **expected: Any) -> bool:
@@ -310,9 +306,10 @@ def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
     if _finished(job.folder, **expected):
         return json.loads((job.folder / "summary.json").read_text())
     if job.genotype is None:
-        return run_search(config, job.folder, resume=_resumable(job.folder), progress=progress)
+        resume = RunFolder.holds_run_to_resume(job.folder, "search", SEARCH_LOGS)
+        return run_search(config, job.folder, resume=resume, progress=progress)
     return train_genotype(config, Genotype.from_dict(job.genotype), job.folder, name=job.name,
-                          resume=_resumable(job.folder), progress=progress)
+                          resume=RunFolder.holds_run_to_resume(job.folder, "train"), progress=progress)
 
 
 def _attempt(job: Job, progress: bool = False) -> JobResult:

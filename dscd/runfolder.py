@@ -6,6 +6,11 @@ A run folder holds one run and nothing else writes into it while it runs:
   run is open; a second process meets a :class:`RunFolderError` naming the holder;
 * **never overwritten**: a folder holding any run file (:data:`RUN_FILES`) is refused
   unless the run is resumed, whether or not it still has a checkpoint;
+* **killed early, started again**: a run killed before its first checkpoint holds only what
+  it writes when it starts (:data:`START_FILES`: its configuration and metadata) and no
+  record; resuming it starts it afresh when that configuration is the one asked for. A
+  folder holding anything computed (a record, a summary, a model) but no checkpoint is
+  refused, as before;
 * **resumable**: ``checkpoint.pt`` is written atomically (temporary file, fsync,
   rename) with the one before kept as ``checkpoint.prev.pt``; a corrupt or incomplete
   checkpoint falls back to the previous one (the bad file is kept aside, renamed);
@@ -42,8 +47,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "JsonLines", "RunFolder", "RunFolderError", "RunFolderWarning",
-           "check_output_path", "write_atomic"]
+__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RunFolder", "RunFolderError",
+           "RunFolderWarning", "check_output_path", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -51,6 +56,9 @@ LOCK = ".lock"
 #: Files that make a folder a run folder: any of them present and the folder is never started afresh.
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "alphas.jsonl", "summary.json", "genotype.json",
              "genotype_best.json", "model.pt", CHECKPOINT, PREVIOUS)
+#: What a run of each kind writes when it starts, before anything is computed: a folder holding only these
+#: (and empty logs) was killed before its first checkpoint, and resuming it starts it afresh.
+START_FILES = {"search": ("config.json", "meta.json"), "train": ("config.json", "meta.json", "genotype.json")}
 
 
 class RunFolderError(RuntimeError):
@@ -196,8 +204,8 @@ class RunFolder:
                         "continue it, or choose another --out; nothing was changed")
             else:
                 folder.state = folder._load_checkpoint(identity, list(must_match), required, existing)
-                for log in folder.logs.values():
-                    log.truncate(int(folder.state["epoch"]))
+                for log in folder.logs.values():  # a run started afresh (state None) keeps no record
+                    log.truncate(int(folder.state["epoch"]) if folder.state is not None else 0)
         except BaseException:
             folder.close()
             raise
@@ -205,6 +213,22 @@ class RunFolder:
 
     def existing_run_files(self) -> list[str]:
         return [name for name in RUN_FILES if (self.path / name).exists()]
+
+    def computed_files(self) -> list[str]:
+        """The run files that hold something computed: any but the start files, a log only if it has a line."""
+        start = START_FILES.get(self.kind, ())
+        logs = {log.path.name: log for log in self.logs.values()}
+        return [name for name in self.existing_run_files() if name not in start
+                and not (name in logs and not logs[name].path.read_bytes().strip())]
+
+    @classmethod
+    def holds_run_to_resume(cls, path: str | Path, kind: str, logs: Sequence[str] = ("metrics",)) -> bool:
+        """Whether ``path`` holds a run that ``open(..., resume=True)`` would continue: one with a checkpoint
+        (a corrupt newest one falls back to the one before), or one killed before its first checkpoint."""
+        folder = cls(path, kind, logs)
+        if any((folder.path / name).is_file() for name in (CHECKPOINT, PREVIOUS)):
+            return True
+        return bool(folder.existing_run_files()) and not folder.computed_files()
 
     def _acquire(self) -> None:
         lock_path = self.path / LOCK
@@ -227,9 +251,11 @@ class RunFolder:
         self._lock = fh
 
     def _load_checkpoint(self, identity: dict[str, Any], must_match: list[str], required: Sequence[str],
-                         existing: list[str]) -> dict[str, Any]:
+                         existing: list[str]) -> dict[str, Any] | None:
         candidates = [self.path / n for n in (CHECKPOINT, PREVIOUS) if (self.path / n).is_file()]
         if not candidates:
+            if existing and not self.computed_files():
+                return self._restart_uncomputed(identity, must_match, existing)
             if existing:
                 raise RunFolderError(
                     f"--resume: {self.path} holds a {self.noun} ({', '.join(existing)}) but no {CHECKPOINT} or "
@@ -255,6 +281,27 @@ class RunFolder:
             return state
         raise RunFolderError("; ".join(problems) + ": no usable checkpoint is left, so the run cannot be resumed; "
                              "the files were left as they are")
+
+    def _restart_uncomputed(self, identity: dict[str, Any], must_match: list[str],
+                            existing: list[str]) -> None:
+        """A run killed before its first checkpoint: nothing computed is lost by starting it afresh, but only
+        if the configuration it recorded is the one asked for (else it is refused like a checkpoint would be)."""
+        saved: dict[str, Any] = {}
+        for name in (n for n in existing if n in START_FILES.get(self.kind, ())):
+            try:
+                data = json.loads((self.path / name).read_text())
+            except (OSError, ValueError):
+                raise RunFolderError(f"{self.path / name} is unreadable or not JSON: the folder is damaged; start "
+                                     "the run in another --out") from None
+            if name == "config.json" and isinstance(data, dict):
+                saved.update(data)
+            elif name == "meta.json" and isinstance(data, dict) and "data_fingerprint" in data:
+                saved["data_fingerprint"] = data["data_fingerprint"]
+            elif name == "genotype.json":
+                saved["genotype"] = data
+        self._check_identity(self.path / "config.json", {"config": saved}, identity,
+                             [k for k in must_match if k in saved])
+        return None
 
     def _read_checkpoint(self, path: Path, required: Sequence[str]) -> dict[str, Any]:
         try:

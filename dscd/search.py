@@ -43,6 +43,8 @@ __all__ = ["SEARCH_PROFILES", "SearchConfig", "SearchDiverged", "Searcher", "loa
            "run_search", "search_profile"]
 
 OPTIMIZERS = ("adam", "dscd")
+#: The JSON-lines logs of a search folder: one record per epoch in each.
+SEARCH_LOGS = ("metrics", "alphas")
 
 
 class SearchDiverged(FloatingPointError):
@@ -276,7 +278,7 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     identity = {**config.to_dict(), "data_fingerprint": source_fingerprint(config.data)}
 
     def opener() -> RunFolder:
-        return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=("metrics", "alphas"),
+        return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
                               required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
 
     with ranks_and_folder(config.device, config.batch_size, opener, out) as (dist, folder):

@@ -19,8 +19,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "DSCD_DIST
 STEPS = """
 import sys, torch
 from dscd.distributed import Distributed
+from dscd.runs import seed_everything
 from dscd.search import Searcher, search_profile
 dist = Distributed.from_environment("cpu")
+seed_everything(0)  # the same network on every launch: the outcome below must not depend on the global RNG
 config = search_profile("smoke", optimizer=sys.argv[2], epochs=2, dscd_T=2, batch_size=8, channels=2, layers=3)
 searcher = Searcher(config, 5, 3, 6, torch.device("cpu"), dist)
 gen = torch.Generator().manual_seed(0)  # the same global batches on every rank
