@@ -14,7 +14,8 @@ from dscd import __version__
 #: Which extra brings an optional package (pyproject.toml's optional-dependencies).
 _EXTRAS = {"matplotlib": "notebooks", "seaborn": "notebooks", "papermill": "notebooks", "nbformat": "notebooks",
            "nbconvert": "notebooks", "ipykernel": "notebooks", "sklearn": "notebooks", "scipy": "bench",
-           "cma": "bench", "onnx": "export", "onnxruntime": "export", "tensorboard": "tensorboard", "ray": "ray"}
+           "cma": "bench", "onnx": "export", "onnxruntime": "export", "onnxscript": "export",
+           "tensorboard": "tensorboard", "ray": "ray"}
 
 
 class UsageError(Exception):
@@ -230,17 +231,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from dscd.models import ModelFileError, export_onnx, load_model
+    from dscd.models import export_onnx, load_model
+    from dscd.runfolder import RUN_FILES
 
     onnx = _output_file(args.onnx, "--onnx")
+    source = Path(args.run)
+    if onnx.name in RUN_FILES or (onnx.exists() and source.exists() and onnx.resolve() == source.resolve()):
+        raise UsageError(f"--onnx {onnx} would replace a run's own file ({onnx.name}): give a new file name, "
+                         "e.g. model.onnx")
     if args.image_size is not None and args.image_size < 8:
         raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
     try:
-        net = load_model(args.run)
-    except ModelFileError as err:
+        net = load_model(source)
+        size = args.image_size or net.image_size
+        export_onnx(net, onnx, image_size=size, opset=args.opset)
+    except ValueError as err:  # ModelFileError, or an opset the exporter cannot write
         raise UsageError(str(err)) from None
-    size = args.image_size or net.image_size
-    export_onnx(net, onnx, image_size=size, opset=args.opset)
     print(f"wrote {onnx}: input 'images' (batch, {net.stem[0].in_channels}, {size}, {size}), output 'logits' "
           f"(batch, {net.classifier.out_features}); {net.size.params_m:.3f} M params")
     return 0
@@ -356,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a training run folder, or its model.pt")
     p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write (dynamic batch size)")
     p.add_argument("--image-size", type=int, help="input side (default: the size it was trained at)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (18, the oldest torch's exporter writes)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("download", help="fetch CIFAR-10 through torchvision (for --data cifar10:DIR)")

@@ -257,7 +257,7 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
         cache = _cache_dir() / f"images-{key}.pt"
         if cache.is_file():
             try:
-                images, labels = torch.load(cache)
+                images, labels = torch.load(cache, weights_only=True)
                 return images, labels, tree.classes
             except Exception:  # a broken cache is rebuilt, never trusted
                 cache.unlink(missing_ok=True)

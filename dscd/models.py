@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ import torch
 
 from dscd.genotype import Genotype
 from dscd.network import EvalNetwork, network_size
-from dscd.runfolder import CHECKPOINT, write_atomic
+from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, write_atomic
 
-__all__ = ["MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
+__all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
 
 MODEL_FILE = "model.pt"
 _FORMAT = "dscd.model/1"
@@ -53,10 +54,16 @@ def save_model(net: EvalNetwork, path: str | Path, *, num_classes: int, in_chann
 
 def _from_checkpoint(folder: Path) -> dict[str, Any]:
     """A model payload rebuilt from a training folder's checkpoint (folders written before model.pt)."""
-    # a run's own checkpoint (it holds NumPy random states, so not weights-only), as resuming reads it
-    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
-    if state.get("kind") != "train" or "trainer" not in state:
-        raise ModelFileError(f"{folder} holds a {state.get('kind', 'unknown')} run, not a training: a model "
+    try:
+        state = load_weights_only(folder / CHECKPOINT)  # as resuming reads it: no code in it runs
+    except UnsafeFileError as err:
+        raise ModelFileError(str(err)) from None
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets one message
+        raise ModelFileError(f"{folder / CHECKPOINT} is corrupt or unreadable ({type(err).__name__}): train "
+                             f"again, or give a {MODEL_FILE} file") from None
+    if not isinstance(state, dict) or state.get("kind") != "train" or "trainer" not in state:
+        kind = state.get("kind", "unknown") if isinstance(state, dict) else type(state).__name__
+        raise ModelFileError(f"{folder} holds a {kind} run, not a training: a model "
                              "comes from `dscd train` (a search's genotype is trained first)")
     config = state["config"]
     summary_path = folder / "summary.json"
@@ -82,7 +89,9 @@ def _payload(source: Path) -> dict[str, Any]:
     if not source.is_file():
         raise ModelFileError(f"no model at {source}: give a training run folder or a {MODEL_FILE} file")
     try:
-        payload = torch.load(source, map_location="cpu", weights_only=True)
+        payload = load_weights_only(source)
+    except UnsafeFileError as err:
+        raise ModelFileError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - any unreadable file gets one message
         raise ModelFileError(f"{source} is not a readable model file ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
@@ -115,25 +124,44 @@ def load_model(source: str | Path, genotype: Genotype | None = None, device: str
     return net.to(device)
 
 
-def export_onnx(net: EvalNetwork, path: str | Path, image_size: int | None = None, opset: int = 17) -> Path:
+#: The oldest ONNX opset the ``torch.export``-based exporter writes.
+MIN_OPSET = 18
+
+
+def export_onnx(net: EvalNetwork, path: str | Path, image_size: int | None = None, opset: int = MIN_OPSET) -> Path:
     """Write ``net`` (eval mode) as ONNX with a dynamic batch size: input ``images`` of shape
     ``(batch, in_channels, image_size, image_size)``, output ``logits`` of shape ``(batch, classes)``.
 
-    Needs the ``onnx`` package (``pip install dscd[export]``).
+    Uses torch's ``torch.export``-based exporter (``dynamo=True``), which writes opset
+    :data:`MIN_OPSET` or newer. The file is written atomically: a failed export leaves
+    nothing, and an existing file at ``path`` is kept until the new one is complete.
+    Needs the ``onnx`` and ``onnxscript`` packages (``pip install dscd[export]``).
     """
-    try:
-        import onnx  # noqa: F401 - torch's exporter needs it
-    except ImportError:
-        raise ModelFileError("ONNX export needs the onnx package: pip install 'dscd[export]'") from None
+    import onnx  # an ImportError names the missing package: pip install 'dscd[export]'
+    import onnxscript  # noqa: F401 - torch's exporter needs it
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the exporter writes "
+                             f"{MIN_OPSET} or newer; the installed onnx knows up to {newest}), got {opset!r}")
     size = image_size or getattr(net, "image_size", None) or 32
     first = next(net.parameters())
     example = torch.zeros(2, net.stem[0].in_channels, size, size, device=first.device, dtype=first.dtype)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
     was_training = net.training
     net.eval()
     try:
-        torch.onnx.export(net, (example,), str(path), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        torch.onnx.export(net, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
+                          dynamo=True, verbose=False)
+        written = [o.version for o in onnx.load(str(tmp), load_external_data=False).opset_import if o.domain in ("",
+                   "ai.onnx")]
+        if written != [opset]:  # the exporter falls back to its own opset when it cannot convert
+            raise ValueError(f"the exporter could not write opset {opset} (it wrote {written}); choose "
+                                 f"--opset {MIN_OPSET}")
+        os.replace(tmp, path)
     finally:
+        tmp.unlink(missing_ok=True)
         net.train(was_training)
-    return Path(path)
+    return path

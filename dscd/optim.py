@@ -381,6 +381,18 @@ class DSCDEngine:
         self.step_count += 1
         return StepResult(was_global=was_global, accepted=accepted, switched=switched)
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """What :meth:`restart_window` and :meth:`propose` change, to put back with :meth:`restore` when the
+        evaluation between them and :meth:`observe` fails (an exception, Ctrl-C)."""
+        return (self.window.copy(), self._best.copy(), self.refreshes.copy(), self.coord_proposed.copy(),
+                [rng.bit_generator.state for rng in self._rngs], self._pending)
+
+    def restore(self, snapshot: tuple[Any, ...]) -> None:
+        """Undo everything since :meth:`snapshot` was taken (before any :meth:`observe`)."""
+        self.window, self._best, self.refreshes, self.coord_proposed, streams, self._pending = snapshot
+        for rng, state in zip(self._rngs, streams, strict=True):
+            rng.bit_generator.state = state
+
     # -- persistence ---------------------------------------------------------------
     _ARRAYS = (
         "x_best", "lo", "hi", "window", "is_global", "run_length", "nan_proposals", "coord_proposed",
@@ -417,6 +429,18 @@ class DSCDEngine:
         if differ:
             raise ValueError(f"DSCD state was saved with {', '.join(differ)}: construct the optimiser with the "
                              "settings it was saved with to continue that run")
+        wrong = [f"{name.lstrip('_')} {tuple(state[name.lstrip('_')].shape)} (expected {getattr(self, name).shape})"
+                 for name in self._ARRAYS if tuple(state[name.lstrip("_")].shape) != getattr(self, name).shape]
+        position, steps = state["window_pos"], state["step_count"]
+        for key, value, limit in (("window_pos", position, self.K), ("step_count", steps, None)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or \
+                    (limit is not None and value >= limit):
+                wrong.append(f"{key} {value!r} (expected an integer in [0, {limit if limit else 'inf'}))")
+        if len(state["rng_states"]) != self.lanes:
+            wrong.append(f"rng_states of {len(state['rng_states'])} lanes (expected {self.lanes})")
+        if wrong:
+            raise ValueError(f"DSCD engine state is inconsistent: {'; '.join(wrong)}; it was altered or is not a "
+                             "state_dict() of this optimiser")
         for name in self._ARRAYS:
             current = getattr(self, name)
             setattr(self, name, np.asarray(state[name.lstrip("_")].numpy(), dtype=current.dtype).copy())
@@ -613,13 +637,20 @@ class DSCD(torch.optim.Optimizer):
             raise ValueError("DSCD.step needs a closure that returns the objective (a scalar tensor)")
         engine = self._engine
         if bool(engine.is_global[0]):
-            if self.refresh_best and int(engine.run_length[0]) == 0:  # the first step of a global phase
+            before = engine.snapshot()
+            try:
+                if self.refresh_best and int(engine.run_length[0]) == 0:  # the first step of a global phase
+                    self._write(engine.x_best[0])
+                    engine.restart_window(self._value(closure()))
+                x_prop = engine.propose()
+                self._write(x_prop[0])
+                loss = closure()
+                value = self._value(loss)
+            except BaseException:  # the closure failed or was interrupted: as if this step had not begun
+                engine.restore(before)
                 self._write(engine.x_best[0])
-                engine.restart_window(self._value(closure()))
-            x_prop = engine.propose()
-            self._write(x_prop[0])
-            loss = closure()
-            result = engine.observe(self._value(loss), x_prop)  # a NaN proposal is rejected
+                raise
+            result = engine.observe(value, x_prop)  # a NaN proposal is rejected
             self._write(engine.x_best[0])
         else:
             x_current = self._read()

@@ -40,15 +40,17 @@ import errno
 import fcntl
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RunFolder", "RunFolderError",
-           "RunFolderWarning", "check_output_path", "write_atomic"]
+           "RunFolderWarning", "UnsafeFileError", "check_output_path", "load_weights_only", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -59,6 +61,33 @@ RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "alphas.jsonl", "summa
 #: What a run of each kind writes when it starts, before anything is computed: a folder holding only these
 #: (and empty logs) was killed before its first checkpoint, and resuming it starts it afresh.
 START_FILES = {"search": ("config.json", "meta.json"), "train": ("config.json", "meta.json", "genotype.json")}
+
+
+#: The only globals a dscd checkpoint may name besides tensors and plain Python values: NumPy's array, for the
+#: NumPy generator state a training checkpoint keeps. Anything else is refused, never run.
+_NUMPY_GLOBALS = [getattr(np, "_core", np).multiarray._reconstruct, np.ndarray, np.dtype,
+                  type(np.dtype(np.uint32))]
+
+
+class UnsafeFileError(ValueError):
+    """A file that names code or types a dscd file never holds; it was not loaded."""
+
+
+def load_weights_only(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU, NumPy arrays allowed: no code in the file runs.
+    A file naming anything else is :class:`UnsafeFileError`; other failures are torch's own exceptions."""
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(err), re.IGNORECASE)
+        if refused is None:
+            raise  # not a refused type: a damaged or foreign file, reported by the caller as unreadable
+        found = refused.group(1)
+        raise UnsafeFileError(f"{path} names {found}, which no dscd file holds: it was not written by dscd or was "
+                              "altered, and was not loaded (nothing in it ran)") from None
 
 
 class RunFolderError(RuntimeError):
@@ -305,7 +334,9 @@ class RunFolder:
 
     def _read_checkpoint(self, path: Path, required: Sequence[str]) -> dict[str, Any]:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = load_weights_only(path)
+        except UnsafeFileError as err:
+            raise RunFolderError(f"checkpoint {err}") from None
         except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
             raise RunFolderError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__})") from None
         if not isinstance(state, dict) or state.get("kind") != self.kind:

@@ -60,7 +60,7 @@ def test_notebooks_are_clean_and_paired_with_their_source(path):
 CORE_ONLY = """
 import importlib.abc, sys
 BLOCKED = {"matplotlib", "seaborn", "scipy", "sklearn", "cma", "papermill", "nbformat", "nbconvert", "ipykernel",
-           "IPython", "onnx", "onnxruntime", "tensorboard", "jupyterlab", "pytest", "ray"}
+           "IPython", "onnx", "onnxruntime", "onnxscript", "tensorboard", "jupyterlab", "pytest", "ray"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:

@@ -112,3 +112,166 @@ def test_a_training_killed_before_its_first_checkpoint_resumes_from_the_start(tm
     assert RunFolder.holds_run_to_resume(folder, "train")
     train_genotype(tiny_train(epochs=2), GENOTYPE, folder, resume=True, progress=False)
     assert _strip_times(_metrics(folder)) == _strip_times(_metrics(tmp_path / "whole"))
+
+
+# ---------------------------------------------------------------- 2-3. no code runs from a file; export keeps its source
+
+TRAIN = dict(epochs=1, per_class=8, test_per_class=4, batch_size=8, channels=4, layers=3, image_size=8, cutout=4)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from dscd.genotype import load_genotype
+    from dscd.train import train_genotype, train_profile
+
+    folder = tmp_path_factory.mktemp("train") / "run"
+    train_genotype(train_profile("smoke", **TRAIN), load_genotype("DARTS_V2"), folder, name="DARTS_V2",
+                   progress=False)
+    return folder
+
+
+class _Payload:
+    """A pickle that runs a shell command when unpickled, as a crafted checkpoint would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _cli(argv, capsys):
+    from dscd import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_no_code_in_a_checkpoint_runs_on_export_load_or_resume(trained, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from dscd.models import ModelFileError, load_model
+
+    folder = tmp_path / "crafted"
+    shutil.copytree(trained, folder)
+    (folder / "model.pt").unlink()  # load_model and export then read the checkpoint
+    marker = tmp_path / "ran"
+    torch.save({"kind": "train", "trainer": _Payload(marker), "config": {}}, folder / "checkpoint.pt")
+    with pytest.raises(ModelFileError, match="which no dscd file holds.*nothing in it ran"):
+        load_model(folder)
+    code, err = _cli(["export", str(folder), "--onnx", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "nothing in it ran" in err
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        torch.save({"kind": "search", "config": {}, "epoch": 1, "x": _Payload(marker)}, tmp_path / name)
+    with pytest.raises(RunFolderError, match="nothing in it ran"):
+        RunFolder(tmp_path, "search")._read_checkpoint(tmp_path / "checkpoint.pt", ("epoch",))
+    assert not marker.exists()
+
+
+def test_a_corrupt_checkpoint_without_a_model_file_is_one_line(trained, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "corrupt"
+    shutil.copytree(trained, folder)
+    (folder / "model.pt").unlink()
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, err = _cli(["export", str(folder), "--onnx", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "corrupt or unreadable" in err
+
+
+@pytest.mark.parametrize("target", ["model.pt", "checkpoint.pt", "summary.json"])
+def test_export_never_replaces_a_file_of_its_run(trained, tmp_path, capsys, target):
+    import shutil
+
+    pytest.importorskip("onnxscript")
+    folder = tmp_path / "run"
+    shutil.copytree(trained, folder)
+    before = _snapshot(folder)
+    code, err = _cli(["export", str(folder), "--onnx", str(folder / target)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "would replace a run's own file" in err
+    code, err = _cli(["export", str(folder / "model.pt"), "--onnx", str(folder / "model.pt")], capsys)
+    assert code == 2 and "would replace" in err
+    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("opset", ["3", "17", "99"])
+def test_an_opset_the_exporter_cannot_write_is_one_line(trained, tmp_path, capsys, opset):
+    pytest.importorskip("onnxscript")
+    code, err = _cli(["export", str(trained), "--onnx", str(tmp_path / "m.onnx"), "--opset", opset], capsys)
+    assert code == 2 and err.count("\n") == 1 and "opset must be an integer from 18" in err
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.onnx.tmp").exists()
+
+
+# ---------------------------------------------------------------- 7. the DSCD optimiser misused
+
+
+def _dscd_in_a_global_phase(refresh_best=False):
+    import torch
+
+    from dscd import DSCD
+
+    x = torch.nn.Parameter(torch.linspace(-1, 1, 6))
+    opt = DSCD([x], torch.optim.Adam([x], lr=0.05), total_steps=200, T=3, seed=0, refresh_best=refresh_best)
+
+    def f():
+        return ((x - 0.3) ** 2).sum()
+
+    while not opt.next_step_is_global:
+        opt.step(f)
+    return x, opt, f
+
+
+@pytest.mark.parametrize("refresh_best", [False, True])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_a_global_step_that_fails_leaves_x_best_and_the_state_as_before(refresh_best, error):
+    import copy
+
+    import torch
+
+    x, opt, f = _dscd_in_a_global_phase(refresh_best)
+    _, twin, g = _dscd_in_a_global_phase(refresh_best)
+    before = copy.deepcopy(opt.state_dict())
+    calls = []
+
+    def failing():
+        calls.append(1)
+        if len(calls) == (2 if refresh_best else 1):  # in the proposal's evaluation
+            raise error("interrupted")
+        return f()
+
+    with pytest.raises(error):
+        opt.step(failing)
+    assert torch.equal(x.detach(), torch.from_numpy(opt._engine.x_best[0]).to(x.dtype)) and opt.at_best()
+    after = opt.state_dict()
+    assert all(torch.equal(after["engine"][k], v) if isinstance(v, torch.Tensor) else after["engine"][k] == v
+               for k, v in before["engine"].items())
+    for _ in range(20):  # and the run goes on as if the failed call had never been made
+        opt.step(f)
+        twin.step(g)
+    assert torch.equal(x.detach(), twin.param_groups[0]["params"][0].detach())
+    assert opt.stats == twin.stats
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda e: e.update(window=e["window"][:, :5]), r"window \(1, 5\)"),
+    (lambda e: e.update(window_pos=10**6), r"window_pos 1000000"),
+    (lambda e: e.update(window_pos=-1), r"window_pos -1"),
+    (lambda e: e.update(step_count=1.5), r"step_count 1.5"),
+    (lambda e: e.update(rng_states=[]), r"rng_states of 0 lanes"),
+])
+def test_an_altered_engine_state_is_refused_before_anything_changes(change, match):
+    import copy
+
+    x, opt, f = _dscd_in_a_global_phase()
+    state = copy.deepcopy(opt.state_dict())
+    change(state["engine"])
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(state)
+    assert opt.state_dict()["engine"]["step_count"] == before["engine"]["step_count"]
+    opt.step(f)  # still usable
