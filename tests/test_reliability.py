@@ -114,7 +114,7 @@ def test_a_training_killed_before_its_first_checkpoint_resumes_from_the_start(tm
     assert _strip_times(_metrics(folder)) == _strip_times(_metrics(tmp_path / "whole"))
 
 
-# ---------------------------------------------------------------- 2-3. no code runs from a file; export keeps its source
+# ------------------------------------------------------- 2-3. no code runs from a file; export keeps its source
 
 TRAIN = dict(epochs=1, per_class=8, test_per_class=4, batch_size=8, channels=4, layers=3, image_size=8, cutout=4)
 
