@@ -41,6 +41,8 @@ PROFILES = ("smoke", "quick", "paper")
 #: Per-notebook, per-profile parameters (keyed by the notebook's number).
 #: Notebook parameters that say where runs execute, not what they compute (left out of the fingerprint).
 EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices")
+#: Notebook parameters that name folders under ``outputs/<profile>/`` (recorded relative to it).
+_FOLDER_PARAMETERS = ("figures_dir", "tables_dir", "runs_dir")
 
 NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     # smoke (CI) runs the seeds of dscd.experiments.SEEDS in two worker processes, as quick does on two cores
@@ -186,14 +188,45 @@ def _fingerprint(path: Path, parameters: dict[str, Any], source: str, upstream: 
     return digest.hexdigest()
 
 
-def _read_state(root: Path) -> dict[str, Any]:
+def _read_record(root: Path) -> dict[str, Any]:
+    """``reproduce.json`` as written, its ``notebooks`` holding only well-formed entries; anything unreadable or
+    of another shape counts as absent (those notebooks are out of date), never as an error."""
     path = root / STATE
     try:
-        state = json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        state = {}  # unreadable: everything counts as out of date
-    notebooks = state.get("notebooks")
-    return notebooks if isinstance(notebooks, dict) else {}
+        record = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    notebooks = record.get("notebooks")
+    notebooks = notebooks if isinstance(notebooks, dict) else {}
+    record["notebooks"] = {str(k): v for k, v in notebooks.items() if isinstance(v, dict)}
+    return record
+
+
+def _read_state(root: Path) -> dict[str, Any]:
+    return _read_record(root)["notebooks"]
+
+
+def _relative(root: Path, path: str | Path | None) -> str | None:
+    """``path`` as recorded in ``reproduce.json``: relative to the profile's folder, so that a copied or moved
+    outputs folder keeps working."""
+    return None if path is None else Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def _located(root: Path, recorded: Any) -> Path | None:
+    """A path recorded in ``reproduce.json`` under ``root``: relative ones as they are; an absolute one from an
+    older version, or from the folder this one was copied from, by its last two parts (``html/NN_x.html``)."""
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    path = Path(recorded)
+    if not path.is_absolute():
+        return root / path
+    try:
+        path.resolve().relative_to(root.resolve())
+        return path
+    except ValueError:
+        return root / Path(*path.parts[-2:])
 
 
 def _to_html(notebook: Path, target: Path) -> str | None:
@@ -234,8 +267,7 @@ def reproduce(
     ``index.html`` under ``outputs/<profile>/`` whatever happens, then raises
     :class:`NotebookFailed` if any notebook failed.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    import papermill  # noqa: F401 - a missing notebooks extra is reported before any folder is made
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
@@ -252,6 +284,21 @@ def reproduce(
         raise ValueError(str(err)) from None
     except OSError as err:
         raise ValueError(f"--outputs {outputs}: cannot create the output folders ({err.strerror or err})") from None
+    from dscd.runfolder import acquire_lock
+
+    lock = acquire_lock(root, "one regeneration writes a profile's outputs at a time; wait for it to finish, "
+                              "or give another --outputs")
+    try:
+        return _reproduce_locked(profile, root, dirs, paths, notebooks_dir, progress, force, execution)
+    finally:
+        lock.close()
+
+
+def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: list[Path], notebooks_dir: Path,
+                      progress: bool, force: bool, execution: dict[str, Any] | None) -> list[NotebookRun]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     state = _read_state(root)
     source = _source_digest() + _data_digest()
 
@@ -296,7 +343,8 @@ def reproduce(
             state[number] = {**state.get(number, {}), "notebook": path.name, "status": "blocked", "error": message}
             save()
             continue
-        computed = {k: v for k, v in parameters.items() if k not in EXECUTION_PARAMETERS}
+        computed = {k: (_relative(root, v) if k in _FOLDER_PARAMETERS else v) for k, v in parameters.items()
+                    if k not in EXECUTION_PARAMETERS}  # where the outputs folder lies is not what is computed
         fingerprint = _fingerprint(path, computed, source,
                                    [state.get(n, {}).get("fingerprint") for n in DEPENDS.get(number, ())])
         previous = state.get(number, {})
@@ -323,7 +371,8 @@ def reproduce(
         state[number] = {"notebook": path.name, "status": "failed" if error else "ok",
                          "fingerprint": None if error else fingerprint, "seconds": round(seconds, 1),
                          "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                         "output": str(output), "html": page, "parameters": parameters, "error": error}
+                         "output": _relative(root, output), "html": _relative(root, page), "parameters": computed,
+                         "error": error}
         if error:
             failed[number] = error
         runs.append(NotebookRun(number, path.name, str(output), seconds, parameters,
@@ -368,7 +417,7 @@ def _csv_html(path: Path) -> str:
 def write_index(root: str | Path) -> Path:
     """Write ``root/index.html`` from ``reproduce.json`` and the figures and tables under ``root``."""
     root = Path(root)
-    record = json.loads((root / STATE).read_text()) if (root / STATE).is_file() else {}
+    record = _read_record(root)
     esc = html.escape
     rel = lambda p: esc(Path(p).resolve().relative_to(root.resolve()).as_posix())  # noqa: E731
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>dscd: {esc(root.name)}</title>"
@@ -381,10 +430,10 @@ def write_index(root: str | Path) -> Path:
     for number, nb in sorted(record.get("notebooks", {}).items()):
         status = nb.get("status", "?")
         links = []
-        if nb.get("html") and Path(nb["html"]).is_file():
-            links.append(f"<a href='{rel(nb['html'])}'>HTML</a>")
-        if nb.get("output") and Path(nb["output"]).is_file():
-            links.append(f"<a href='{rel(nb['output'])}'>ipynb</a>")
+        for key, label in (("html", "HTML"), ("output", "ipynb")):
+            found = _located(root, nb.get(key))
+            if found is not None and found.is_file():
+                links.append(f"<a href='{rel(found)}'>{label}</a>")
         seconds = nb.get("seconds")
         parts.append(f"<tr><td>{esc(nb.get('notebook', number))}</td><td class='{esc(status)}'>{esc(status)}</td>"
                      f"<td>{'' if seconds is None else f'{seconds / 60:.1f} min'}</td>"

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RunFolder", "RunFolderError",
-           "RunFolderWarning", "UnsafeFileError", "check_output_path", "load_weights_only", "write_atomic"]
+           "RunFolderWarning", "UnsafeFileError", "acquire_lock", "check_output_path", "load_weights_only", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -135,6 +135,29 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise RunFolderError(_describe_os_error(err, path, "write")) from None
+
+
+def acquire_lock(folder: Path, advice: str) -> Any:
+    """Take ``folder``'s exclusive writer lock (``fcntl.flock`` on ``.lock``, naming this process) and return
+    its open file: the lock lasts until that file is closed. A held lock is :class:`RunFolderError` naming the
+    holder, followed by ``advice``."""
+    lock_path = folder / LOCK
+    try:
+        fh = open(lock_path, "a+")
+    except OSError as err:
+        raise RunFolderError(_describe_os_error(err, folder, "write into")) from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RunFolderError(f"{folder} is in use by {holder}: {advice}") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"process {os.getpid()} on {os.uname().nodename}\n")
+    fh.flush()
+    return fh
 
 
 class JsonLines:
@@ -260,24 +283,8 @@ class RunFolder:
         return bool(folder.existing_run_files()) and not folder.computed_files()
 
     def _acquire(self) -> None:
-        lock_path = self.path / LOCK
-        try:
-            fh = open(lock_path, "a+")
-        except OSError as err:
-            raise RunFolderError(_describe_os_error(err, self.path, "write into")) from None
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise RunFolderError(f"{self.path} is in use by {holder}: two runs cannot share a folder; wait for it "
-                                 "to finish (then --resume) or choose another --out") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"process {os.getpid()} on {os.uname().nodename}\n")
-        fh.flush()
-        self._lock = fh
+        self._lock = acquire_lock(self.path, "two runs cannot share a folder; wait for it to finish (then --resume) "
+                                             "or choose another --out")
 
     def _load_checkpoint(self, identity: dict[str, Any], must_match: list[str], required: Sequence[str],
                          existing: list[str]) -> dict[str, Any] | None:

@@ -275,3 +275,66 @@ def test_an_altered_engine_state_is_refused_before_anything_changes(change, matc
         opt.load_state_dict(state)
     assert opt.state_dict()["engine"]["step_count"] == before["engine"]["step_count"]
     opt.step(f)  # still usable
+
+
+# ---------------------------------------------------------------- 4-5. one writer per outputs folder; a copy works
+
+
+def _tiny_notebooks(folder: Path) -> Path:
+    from tests.test_reproduce import _notebook
+
+    folder.mkdir()
+    for n in ("01", "03"):
+        _notebook(folder / f"{n}_nb.ipynb", "x = 1")
+    return folder
+
+
+def _statuses(runs):
+    return {r.number: r.status for r in runs}
+
+
+def test_a_second_regeneration_of_one_outputs_folder_is_refused_in_one_line(tmp_path, capsys):
+    from dscd.reproduce import reproduce
+    from dscd.runfolder import acquire_lock
+
+    nbs, out = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "out"
+    assert _statuses(reproduce("smoke", only=["01"], outputs=out, notebooks_dir=nbs, progress=False)) == {"01": "ran"}
+    record = (out / "smoke" / "reproduce.json").read_text()
+    lock = acquire_lock(out / "smoke", "test")  # as another `dscd reproduce` running there would hold it
+    try:
+        code, err = _cli(["reproduce", "--profile", "smoke", "--only", "03", "--notebooks", str(nbs), "--outputs",
+                          str(out), "--quiet"], capsys)
+        assert code == 1 and err.count("\n") == 1 and "in use by process" in err and "another --outputs" in err
+    finally:
+        lock.close()
+    assert (out / "smoke" / "reproduce.json").read_text() == record  # nothing of the first call was lost
+    assert _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)) == {
+        "01": "skipped", "03": "ran"}
+
+
+def test_a_copied_outputs_folder_keeps_working_and_links_its_own_files(tmp_path):
+    import json
+    import shutil
+
+    from dscd.reproduce import reproduce
+
+    nbs, a = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "A"
+    reproduce("smoke", only=["01"], outputs=a, notebooks_dir=nbs, progress=False)
+    shutil.copytree(a, tmp_path / "A2")
+    shutil.rmtree(a)  # moved, not only copied
+    runs = reproduce("smoke", outputs=tmp_path / "A2", notebooks_dir=nbs, progress=False)
+    assert _statuses(runs) == {"01": "skipped", "03": "ran"}  # where the folder lies is not what was computed
+    record = json.loads((tmp_path / "A2" / "smoke" / "reproduce.json").read_text())
+    assert record["notebooks"]["01"]["output"] == "notebooks/01_nb.ipynb"
+    index = (tmp_path / "A2" / "smoke" / "index.html").read_text()
+    assert "href='notebooks/01_nb.ipynb'" in index and "href='notebooks/03_nb.ipynb'" in index
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"notebooks": {"03": 5}}', '{"notebooks": [1]}', "null", "{"])
+def test_a_reproduce_record_of_any_shape_counts_as_absent(tmp_path, content):
+    from dscd.reproduce import reproduce
+
+    nbs, out = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "out"
+    (out / "smoke").mkdir(parents=True)
+    (out / "smoke" / "reproduce.json").write_text(content)
+    assert _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)) == {"01": "ran", "03": "ran"}
