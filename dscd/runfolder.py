@@ -50,7 +50,8 @@ import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RunFolder", "RunFolderError",
-           "RunFolderWarning", "UnsafeFileError", "acquire_lock", "check_output_path", "load_weights_only", "write_atomic"]
+           "RunFolderWarning", "UnsafeFileError", "acquire_lock", "check_output_path", "load_weights_only",
+           "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
