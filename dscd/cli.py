@@ -63,10 +63,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     devices = None
     if args.devices:
+        from dscd.experiments import check_devices
+
         try:
             devices = [int(d) for d in _split([args.devices])]
         except ValueError:
             raise UsageError(f"--devices takes GPU indices such as 0,1; got {args.devices!r}") from None
+        try:
+            devices = check_devices(devices)
+        except ValueError as err:
+            raise UsageError(f"--devices: {err}") from None
     if args.executor == "ray":
         import importlib.util
 
@@ -122,7 +128,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_describe(args: argparse.Namespace) -> int:
     from dscd.genotype import GenotypeError, check_validity, draw_genotype, load_genotype, load_genotypes
-    from dscd.network import EvalNetwork, network_size
+    from dscd.network import genotype_size
 
     for option, value, minimum in (("--channels", args.channels, 2), ("--layers", args.layers, 3),
                                    ("--image-size", args.image_size, 8)):
@@ -144,7 +150,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     for name, g in genotypes.items():
         validity = check_validity(g)
         if validity.valid:
-            size = network_size(EvalNetwork(g, channels=args.channels, layers=args.layers), args.image_size)
+            size = genotype_size(g, channels=args.channels, layers=args.layers, image_size=args.image_size)
             numbers = f"{size.params_m:>10.3f} {size.params_with_aux_m:>9.3f} {size.flops_m:>10.1f}"
         else:
             numbers = f"{'Invalid arch.':>31}"

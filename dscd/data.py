@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -95,11 +96,25 @@ def download_cifar10(source: str) -> str:
     from torchvision.datasets import CIFAR10
 
     root = Path(source.partition(":")[2] or _cache_dir() / "cifar10").expanduser()
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
+    before = set(root.iterdir()) if root.is_dir() else set()
     root.mkdir(parents=True, exist_ok=True)
     try:
         for train in (True, False):
             CIFAR10(str(root), train=train, download=True)
-    except Exception as err:  # noqa: BLE001 - no network, a proxy, a full disk: one line
+    except BaseException as err:  # no network, a proxy, a full disk, Ctrl-C: leave the disk as it was
+        for path in set(root.iterdir()) - before:  # a partial archive, a half-extracted folder
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if not isinstance(err, Exception):
+            raise
         raise DataError(f"could not download CIFAR-10 into {root}: {type(err).__name__}: {err}") from None
     return source
 

@@ -42,6 +42,19 @@ class WorldSizeMismatch(ValueError):
     """A checkpoint written by N ranks is resumed with another number of ranks."""
 
 
+def _timeout_seconds() -> float:
+    """``DSCD_DIST_TIMEOUT`` (seconds, default 600) as a positive number; anything else names the variable."""
+    text = os.environ.get("DSCD_DIST_TIMEOUT", "600")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"DSCD_DIST_TIMEOUT must be a positive number of seconds, got {text!r}: set it so (e.g. "
+                         "DSCD_DIST_TIMEOUT=600) or unset it")
+    return seconds
+
+
 class RanksLost(RuntimeError):
     """A collective failed: another rank died, or the collective timed out (``DSCD_DIST_TIMEOUT``)."""
 
@@ -79,7 +92,7 @@ class Distributed:
             torch.cuda.set_device(local_rank)
         owns_group = not dist.is_initialized()  # a caller's own process group is used, never destroyed
         if owns_group:
-            timeout = timedelta(seconds=float(os.environ.get("DSCD_DIST_TIMEOUT", "600")))
+            timeout = timedelta(seconds=_timeout_seconds())
             dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timeout)
         return cls(rank, world_size, local_rank, owns_group)
 

@@ -342,9 +342,7 @@ class LocalExecutor(Executor):
     def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False,
                  devices: Sequence[int] | None = None) -> None:
         if devices is not None:
-            devices = [int(d) for d in devices]
-            if not devices or len(set(devices)) != len(devices) or min(devices) < 0:
-                raise ValueError(f"devices must be distinct GPU indices such as [0, 1], got {devices!r}")
+            devices = check_devices(devices)
             jobs = len(devices)
         jobs = (os.cpu_count() or 1) if jobs is None else jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -389,6 +387,21 @@ class LocalExecutor(Executor):
 
 def _longest_first(jobs: Sequence[Job]) -> list[int]:
     return sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
+
+
+def check_devices(devices: Sequence[int]) -> list[int]:
+    """``devices`` as distinct GPU indices that torch sees here; anything else is a ValueError saying what
+    this machine has (a GPU asked for is never silently replaced by the CPU)."""
+    devices = [int(d) for d in devices]
+    if not devices or len(set(devices)) != len(devices) or min(devices) < 0:
+        raise ValueError(f"devices must be distinct GPU indices such as [0, 1], got {devices!r}")
+    count = torch.cuda.device_count()  # does not initialise CUDA, so workers can still be started after it
+    missing = [d for d in devices if d >= count]
+    if missing:
+        have = f"GPUs 0..{count - 1}" if count else "no CUDA device"
+        raise ValueError(f"devices {missing} asked for, but torch sees {have} here: give indices it sees, or "
+                         "leave devices out to run on the CPU")
+    return devices
 
 
 def _start_worker(threads: int, free_devices: Any = None) -> None:

@@ -66,6 +66,11 @@ class Genotype:
     nodes: int = 4
 
     def __post_init__(self) -> None:
+        for cell in CELLS:
+            for k, edge in enumerate(getattr(self, cell)):
+                if len(edge) != 3 or not all(_is_index(v) for v in edge[1:]):
+                    raise GenotypeError(f"{cell} cell, edge {k} {list(edge)}: an edge is (op, from_node, to_node) "
+                                        "with integer node indices")
         object.__setattr__(self, "normal", tuple((str(o), int(i), int(j)) for o, i, j in self.normal))
         object.__setattr__(self, "reduce", tuple((str(o), int(i), int(j)) for o, i, j in self.reduce))
         if self.style not in STYLES:
@@ -310,9 +315,25 @@ def _darts_pairs(edges: Sequence[Edge], nodes: int) -> bool:
     return len(edges) == 2 * nodes and all(j == 2 + k // 2 for k, (_, _, j) in enumerate(edges))
 
 
+def _is_index(value: Any) -> bool:
+    """A node index: an integer (Python's or NumPy's), never a bool or a float such as 1.7."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+#: The longest ``range(...)`` a genotype text may hold: a concat lists a cell's intermediate nodes.
+_MAX_RANGE = 64
+
+
 def _literal(node: ast.AST, what: str) -> Any:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-        return list(range(*(_literal(a, what) for a in node.args)))
+        args = [_literal(a, what) for a in node.args]
+        if not 1 <= len(args) <= 3 or node.keywords or not all(_is_index(a) for a in args):
+            raise GenotypeError(f"{what}: {ast.unparse(node)!r}: range takes one to three integers")
+        span = range(*args)
+        if len(span) > _MAX_RANGE:
+            raise GenotypeError(f"{what}: {ast.unparse(node)!r} has {len(span)} elements; a cell's concat lists "
+                                f"its intermediate nodes (at most {_MAX_RANGE})")
+        return list(span)
     try:
         return ast.literal_eval(node)
     except ValueError:
@@ -326,6 +347,12 @@ def _darts_cell(entries: Any, concat: Any, cell: str, where: str) -> tuple[list[
     sizes = {len(e) for e in entries}
     if len(sizes) > 1:
         raise GenotypeError(f"{where}: {cell} mixes pairs and triples")
+    bad = [list(e) for e in entries if not all(_is_index(v) for v in e[1:])]
+    if bad:
+        raise GenotypeError(f"{where}: {cell} entry {bad[0]}: node indices must be integers")
+    if not isinstance(concat, (list, tuple)) or not all(_is_index(v) for v in concat):
+        raise GenotypeError(f"{where}: {cell}_concat={concat!r} must be a list or range of node indices, e.g. "
+                            "range(2, 6)")
     concat = list(concat)
     if not concat or concat != list(range(2, max(concat) + 1)):
         raise GenotypeError(f"{where}: {cell}_concat={concat} is not supported: cells here concatenate every "
@@ -365,6 +392,9 @@ def parse_darts(text: str, where: str = "text") -> dict[str, Genotype]:
         if missing:
             raise GenotypeError(f"{where} [{name}]: Genotype(...) lacks {', '.join(missing)}")
         here = f"{where} [{name}]"
+        if name in found:
+            raise GenotypeError(f"{here}: defined twice (line {statement.lineno} repeats the name): keep one, or "
+                                "give each its own name")
         normal, n_normal, style = _darts_cell(_literal(fields["normal"], here), _literal(fields["normal_concat"], here),
                                               "normal", here)
         reduce, n_reduce, style_r = _darts_cell(_literal(fields["reduce"], here),

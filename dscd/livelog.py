@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Progress", "TensorBoardLog"]
+__all__ = ["Progress", "TensorBoardLog", "open_live_log"]
 
 
 class Progress:
@@ -82,3 +82,15 @@ class TensorBoardLog:
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
+
+
+def open_live_log(folder: str | Path, start_epoch: int, config: Any, resumed: Mapping[str, Any] | None,
+                  is_main: bool = True) -> TensorBoardLog | None:
+    """The run's :class:`TensorBoardLog`, or ``None``: when ``config.tensorboard`` is on, and also when the
+    checkpoint being resumed (``resumed``) was written by a run that had it on, so that a resume without
+    ``--tensorboard`` continues the logs its run started (and its config.json promises). Rank 0 only."""
+    saved = resumed.get("config") if resumed else None
+    started_with = isinstance(saved, Mapping) and bool(saved.get("tensorboard"))
+    if not is_main or not (config.tensorboard or started_with):
+        return None
+    return TensorBoardLog(folder, start_epoch)

@@ -31,6 +31,9 @@ __all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_mod
 
 MODEL_FILE = "model.pt"
 _FORMAT = "dscd.model/1"
+#: What a model file holds besides its format (``name`` is optional).
+_PAYLOAD_KEYS = ("genotype", "channels", "layers", "num_classes", "in_channels", "image_size", "auxiliary",
+                 "state_dict")
 
 
 class ModelFileError(ValueError):
@@ -110,13 +113,25 @@ def load_model(source: str | Path, genotype: Genotype | None = None, device: str
     trained with (a check, e.g. before deploying a named architecture).
     """
     payload = _payload(Path(source))
-    stored = Genotype.from_dict(payload["genotype"])
+    missing = [k for k in _PAYLOAD_KEYS if k not in payload]
+    if missing:
+        raise ModelFileError(f"{source} lacks {', '.join(missing)}: it is not a complete dscd model file (train "
+                             "again, or give the model.pt that dscd train wrote)")
+    try:
+        stored = Genotype.from_dict(payload["genotype"], where=f"{source}: genotype")
+        net = EvalNetwork(stored, channels=payload["channels"], num_classes=payload["num_classes"],
+                          layers=payload["layers"], auxiliary=payload["auxiliary"], in_channels=payload["in_channels"])
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{source} describes a network that cannot be built ({err})") from None
     if genotype is not None and genotype != stored:
         raise ModelFileError(f"{source} was trained with another genotype than the one given "
                              f"(stored: {stored.to_dict()})")
-    net = EvalNetwork(stored, channels=payload["channels"], num_classes=payload["num_classes"],
-                      layers=payload["layers"], auxiliary=payload["auxiliary"], in_channels=payload["in_channels"])
-    net.load_state_dict(payload["state_dict"])
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as err:  # missing, unexpected or mis-shaped tensors
+        first = " ".join(str(err).split())[:300]
+        raise ModelFileError(f"{source}: its weights do not fit the network its genotype and sizes describe "
+                             f"({first}); the file was altered or mixes two models") from None
     net.eval()
     net.size = network_size(net, payload["image_size"], payload["in_channels"])
     net.image_size = payload["image_size"]

@@ -21,7 +21,7 @@ from dscd.genotype import Genotype, check_validity, reachable_nodes, topological
 from dscd.ops import FactorizedReduce, ReLUConvBN, make_op
 
 __all__ = ["AuxiliaryHead", "EvalCell", "EvalNetwork", "InvalidArchitectureError", "NetworkSize", "count_flops",
-           "drop_path", "network_size"]
+           "drop_path", "genotype_size", "network_size"]
 
 
 class InvalidArchitectureError(ValueError):
@@ -166,6 +166,16 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> float:
     finally:
         model.train(was_training)
     return counter.get_total_flops() / 2
+
+
+def genotype_size(genotype: Genotype, channels: int = 36, layers: int = 20, image_size: int = 32,
+                  in_channels: int = 3, num_classes: int = 10) -> NetworkSize:
+    """:func:`network_size` of the network ``genotype`` builds, counted on PyTorch's ``meta`` device: no
+    memory is allocated and no random number drawn, whatever the size asked for."""
+    with torch.device("meta"):
+        net = EvalNetwork(genotype, channels=channels, num_classes=num_classes, layers=layers,
+                          in_channels=in_channels)
+    return network_size(net, image_size, in_channels)
 
 
 def network_size(model: EvalNetwork, image_size: int = 32, in_channels: int = 3) -> NetworkSize:

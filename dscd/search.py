@@ -32,7 +32,7 @@ from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, chec
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
-from dscd.livelog import Progress, TensorBoardLog
+from dscd.livelog import Progress, open_live_log
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD, NonFiniteLoss
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
@@ -333,7 +333,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
 
     total = config.epochs * steps
     bar = Progress(total, epoch * steps + start_batch, f"search {config.optimizer}", progress and dist.is_main)
-    board = TensorBoardLog(out, epoch) if config.tensorboard and dist.is_main else None
+    board = open_live_log(out, epoch, config, state, dist.is_main)
     last_save = time.monotonic()
     searcher.net.train()
     while epoch < config.epochs:

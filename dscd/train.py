@@ -34,7 +34,7 @@ from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, chec
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import Genotype, check_validity, load_genotype
-from dscd.livelog import Progress, TensorBoardLog
+from dscd.livelog import Progress, open_live_log
 from dscd.models import MODEL_FILE, save_model
 from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.runfolder import RunFolder
@@ -268,7 +268,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
 
     steps = len(train_loader)
     bar = Progress(config.epochs * steps, epoch * steps, f"train {name}", progress and dist.is_main)
-    board = TensorBoardLog(out, epoch) if config.tensorboard and dist.is_main else None
+    board = open_live_log(out, epoch, config, state, dist.is_main)
     trainer.net.train()
     while epoch < config.epochs:
         start = time.perf_counter()

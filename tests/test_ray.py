@@ -59,8 +59,11 @@ def test_a_killed_ray_worker_is_retried_and_its_run_resumes(tmp_path, local_clus
         assert (load_alphas(a)[1] == load_alphas(b)[1]).all()
 
 
-def test_make_executor_names_what_it_builds():
+def test_make_executor_names_what_it_builds(monkeypatch):
+    import torch
+
     assert isinstance(make_executor("local", jobs=2), LocalExecutor)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # as on a machine with two GPUs
     assert make_executor("local", devices=[0, 1]).jobs == 2
     assert isinstance(make_executor("ray", address="auto"), RayExecutor)
     with pytest.raises(ValueError, match="executor must be one of local, ray"):

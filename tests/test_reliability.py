@@ -338,3 +338,143 @@ def test_a_reproduce_record_of_any_shape_counts_as_absent(tmp_path, content):
     (out / "smoke").mkdir(parents=True)
     (out / "smoke" / "reproduce.json").write_text(content)
     assert _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False)) == {"01": "ran", "03": "ran"}
+
+
+# ---------------------------------------------------------------- 6. one line, never a traceback
+
+
+def _genotype_text(tmp_path, text):
+    path = tmp_path / "g.py"
+    path.write_text(text)
+    return path
+
+
+DARTS_PAIRS = ("[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+               "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)]")
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"Genotype(normal={DARTS_PAIRS}, normal_concat=5, reduce={DARTS_PAIRS}, reduce_concat=[2, 3, 4, 5])",
+     "normal_concat=5 must be a list or range"),
+    (f"Genotype(normal={DARTS_PAIRS}, normal_concat=range(2, 300000000), reduce={DARTS_PAIRS}, "
+     "reduce_concat=range(2, 6))", "has 299999998 elements"),
+    (f"Genotype(normal={DARTS_PAIRS}, normal_concat=range(2.0, 6), reduce={DARTS_PAIRS}, reduce_concat=range(2, 6))",
+     "range takes one to three integers"),
+    (f"Genotype(normal={DARTS_PAIRS.replace('1)', '1.7)', 1)}, normal_concat=range(2, 6), reduce={DARTS_PAIRS}, "
+     "reduce_concat=range(2, 6))", "node indices must be integers"),
+    (f"Genotype(normal={DARTS_PAIRS.replace('1)', 'True)', 1)}, normal_concat=range(2, 6), reduce={DARTS_PAIRS}, "
+     "reduce_concat=range(2, 6))", "node indices must be integers"),
+    (f"A = Genotype(normal={DARTS_PAIRS}, normal_concat=range(2, 6), reduce={DARTS_PAIRS}, reduce_concat=range(2, 6))"
+     f"\nA = Genotype(normal={DARTS_PAIRS}, normal_concat=range(2, 6), reduce={DARTS_PAIRS}, "
+     "reduce_concat=range(2, 6))", "defined twice"),
+])
+def test_malformed_genotype_text_is_one_line(tmp_path, capsys, text, message):
+    code, err = _cli(["describe", str(_genotype_text(tmp_path, text))], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_an_edge_index_of_another_type_is_refused_in_python_too():
+    from dscd.genotype import Genotype, GenotypeError
+
+    with pytest.raises(GenotypeError, match="integer node indices"):
+        Genotype(normal=(("sep_conv_3x3", 1.7, 2),), reduce=(("sep_conv_3x3", 0, 2),))
+    with pytest.raises(GenotypeError, match="integer node indices"):
+        Genotype(normal=(("sep_conv_3x3", True, 2),), reduce=(("sep_conv_3x3", 0, 2),))
+
+
+def test_describe_counts_a_huge_network_without_allocating_it(capsys):
+    import tracemalloc
+
+    tracemalloc.start()
+    code, _ = _cli(["describe", "DARTS_V2", "--channels", "100000"], capsys)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert code == 0 and peak < 200 * 2**20  # counted on the meta device, not built
+    from dscd.genotype import load_genotype
+    from dscd.network import EvalNetwork, genotype_size, network_size
+
+    g = load_genotype("DARTS_V2")
+    assert genotype_size(g, channels=8, layers=5, image_size=16) == network_size(
+        EvalNetwork(g, channels=8, layers=5), 16)
+
+
+def test_a_model_file_missing_a_key_or_holding_other_weights_is_one_line(trained, tmp_path, capsys):
+    import torch
+
+    from dscd.genotype import load_genotype
+
+    payload = torch.load(trained / "model.pt", weights_only=True)
+    broken = {k: v for k, v in payload.items() if k != "channels"}
+    torch.save(broken, tmp_path / "missing.pt")
+    other = {**payload, "genotype": load_genotype("DARTS_V1").to_dict()}  # another genotype's weights
+    torch.save(other, tmp_path / "other.pt")
+    for name, message in (("missing.pt", "lacks channels"), ("other.pt", "do not fit the network")):
+        code, err = _cli(["export", str(tmp_path / name), "--onnx", str(tmp_path / "m.onnx")], capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+# ---------------------------------------------------------------- 8. smaller
+
+
+def test_a_bad_distributed_timeout_names_the_variable(monkeypatch):
+    from dscd.distributed import _timeout_seconds
+
+    for text in ("abc", "-5", "0", "inf", "nan"):
+        monkeypatch.setenv("DSCD_DIST_TIMEOUT", text)
+        with pytest.raises(ValueError, match=f"DSCD_DIST_TIMEOUT must be a positive number of seconds, got '{text}'"):
+            _timeout_seconds()
+    monkeypatch.setenv("DSCD_DIST_TIMEOUT", "60")
+    assert _timeout_seconds() == 60.0
+
+
+def test_a_gpu_this_machine_lacks_is_refused_not_replaced_by_the_cpu(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from dscd.experiments import LocalExecutor
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match=r"devices \[7\] asked for, but torch sees no CUDA device"):
+        LocalExecutor(devices=[7])
+    code, err = _cli(["reproduce", "--profile", "smoke", "--devices", "7", "--outputs", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "torch sees no CUDA device" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_resume_without_tensorboard_continues_the_logs_its_run_started(tmp_path):
+    pytest.importorskip("tensorboard")
+    folder = tmp_path / "run"
+    run_search(tiny(epochs=3, tensorboard=True), folder, progress=False)
+    for name in ("summary.json", "genotype.json"):
+        (folder / name).unlink()
+    (folder / "checkpoint.pt").unlink()  # back to epoch 2, from checkpoint.prev.pt
+    import shutil
+    import warnings
+
+    shutil.rmtree(folder / "tensorboard")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_search(tiny(epochs=3), folder, resume=True, progress=False)  # no --tensorboard this time
+    assert list((folder / "tensorboard").iterdir()), "the resumed epochs were not logged"
+
+
+def test_a_failed_download_leaves_no_folder_behind(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    from dscd.data import DataError, download_cifar10
+
+    class Offline:
+        def __init__(self, root, train, download):
+            (Path(root) / "cifar-10-python.tar.gz").write_bytes(b"partial")
+            raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
+    target = tmp_path / "a" / "b" / "cifar"
+    with pytest.raises(DataError, match="could not download CIFAR-10.*network unreachable"):
+        download_cifar10(f"cifar10:{target}")
+    assert not (tmp_path / "a").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("x")
+    with pytest.raises(DataError):
+        download_cifar10(f"cifar10:{kept}")
+    assert [p.name for p in kept.iterdir()] == ["mine.txt"]
