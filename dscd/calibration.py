@@ -14,6 +14,9 @@ summary from whatever runs have finished, so it can be read while the rest still
     python -m dscd.calibration --profile quick --candidates base,8px --epochs 300 --jobs 2
     python -m dscd.calibration --profile quick --summarise-only     # the JSON from finished runs
 
+The JSON file is also the record between sessions: a run it already records is not run again, and
+its entry is kept when the run folder is gone (delete the entry to run it again).
+
 A candidate is a name and a set of configuration changes to the profile (:data:`CANDIDATES`).
 """
 
@@ -27,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from dscd.search import load_metrics
-from dscd.survival import collapse_time
+from dscd.survival import collapse_time, normal_cell_valid
 
-__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "calibration_jobs", "main", "summarise"]
+__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "calibration_jobs", "main", "recorded_runs", "summarise"]
 
 #: Seeds used only to choose a protocol, never for results (results use 0, 1, ...).
 CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(100, 110))
@@ -70,16 +73,23 @@ def _run_summary(folder: Path) -> dict[str, Any] | None:
     collapse = collapse_time(records)
     seconds = [float(r["seconds"]) for r in records]
     per_epoch = seconds[-1] / len(records)
+    valid = "".join("1" if normal_cell_valid(r) else "0" for r in records)
     return {"seed": summary["config"]["seed"], "epochs": summary["epochs"], **collapse.to_dict(),
             "valid_at_end": not collapse.collapsed,
             "kept_normal_edges_at_end": records[-1]["kept_edges_normal"],
             "seconds": round(seconds[-1], 1), "seconds_per_epoch": round(per_epoch, 3),
-            "seconds_to_collapse": round(seconds[collapse.epoch - 1], 1) if collapse.collapsed else None}
+            "seconds_to_collapse": round(seconds[collapse.epoch - 1], 1) if collapse.collapsed else None,
+            "normal_valid_per_epoch": valid}
 
 
-def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | None = None) -> dict[str, Any]:
+def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | None = None,
+              previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The calibration's JSON: per candidate and budget, every finished run's collapse time and cost,
-    and how many runs ended invalid. Runs still in progress are left out."""
+    and how many runs ended invalid. Runs still in progress are left out.
+
+    ``previous`` (an earlier summary, e.g. the committed file) keeps the runs it records whose folders are
+    gone: run folders are not kept between sessions, their summaries are, so a calibration can be done in
+    parts. A run whose folder is present is summarised from it."""
     runs_dir = Path(runs_dir)
     known = CANDIDATES.get(profile, {})
     out: dict[str, Any] = {"profile": profile, "seeds": "calibration seeds only (never used for results)",
@@ -89,22 +99,48 @@ def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | No
                                      "shared the machine with other work, so compare them only as ratios "
                                      "within one calibration",
                            "candidates": {}}
-    for name in candidates or sorted(known):
-        budgets: dict[str, Any] = {}
+    names = list(candidates or sorted(known))
+    recorded = (previous or {}).get("candidates", {}) if isinstance(previous, dict) else {}
+    names += [n for n in sorted(recorded) if n not in names and n in known]  # never drop what was recorded
+    for name in names:
+        found: dict[int, dict[int, dict[str, Any]]] = {}
+        for key, budget in recorded.get(name, {}).get("budgets", {}).items():
+            for run in budget.get("runs", []):
+                found.setdefault(int(key), {})[int(run["seed"])] = run
         for folder in sorted((runs_dir / name).glob("adam-*-s*")):
             run = _run_summary(folder)
-            if run is None:
-                continue
-            budgets.setdefault(str(run["epochs"]), []).append(run)
-        for key, runs in budgets.items():
-            runs.sort(key=lambda r: r["seed"])
+            if run is not None:
+                found.setdefault(int(run["epochs"]), {})[int(run["seed"])] = run
+        budgets: dict[str, Any] = {}
+        for epochs in sorted(found):
+            runs = [found[epochs][seed] for seed in sorted(found[epochs])]
             collapsed = [r for r in runs if r["collapsed"]]
-            budgets[key] = {"runs": runs, "invalid_at_end": f"{len(collapsed)}/{len(runs)}",
-                            "collapse_epochs": sorted(r["epoch"] for r in collapsed),
-                            "mean_seconds_per_epoch": round(sum(r["seconds_per_epoch"] for r in runs) / len(runs), 3)}
-        out["candidates"][name] = {"changes": known.get(name, {}), "budgets": dict(sorted(budgets.items(),
-                                                                                         key=lambda kv: int(kv[0])))}
+            budgets[str(epochs)] = {"runs": runs, "invalid_at_end": f"{len(collapsed)}/{len(runs)}",
+                                    "collapse_epochs": sorted(r["epoch"] for r in collapsed),
+                                    "mean_seconds_per_epoch": round(sum(r["seconds_per_epoch"] for r in runs)
+                                                                    / len(runs), 3)}
+        out["candidates"][name] = {"changes": known.get(name, {}), "budgets": budgets}
     return out
+
+
+def recorded_runs(summary: dict[str, Any] | None) -> set[tuple[str, int, int]]:
+    """``(candidate, epochs, seed)`` of every run a summary records (those need not run again)."""
+    done = set()
+    for name, candidate in ((summary or {}).get("candidates") or {}).items():
+        for key, budget in candidate.get("budgets", {}).items():
+            done.update((name, int(key), int(run["seed"])) for run in budget.get("runs", []))
+    return done
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        raise SystemExit(f"error: {path} is not JSON: repair it (git checkout {path}) or pass another --json") \
+            from None
+    return summary if isinstance(summary, dict) else None
 
 
 def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
@@ -141,13 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     candidates = args.candidates.split(",") if args.candidates else sorted(CANDIDATES[args.profile])
     runs = Path(args.runs or f"runs/calibration/{args.profile}")
     path = Path(args.json or f"results/calibration/{args.profile}.json")
+    previous = _read_summary(path)
     status = 0
     if not args.summarise_only:
         from dscd.experiments import LocalExecutor, RunsFailed, execute
 
         seeds = _ints(args.seeds, "--seeds") if args.seeds else list(CALIBRATION_SEEDS)
+        done = recorded_runs(previous)
         try:
             jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs)
+            jobs = [j for j in jobs if (j.folder.parent.name, j.config["epochs"], j.config["seed"]) not in done]
             execute(jobs, LocalExecutor(args.jobs))
         except (ValueError, RunsFailed) as err:
             print(f"error: {err}", file=sys.stderr)
@@ -155,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted: run the same command again to resume", file=sys.stderr)
             status = 130
-    write_summary(summarise(args.profile, runs, candidates), path)  # whatever has finished, in every case
+    write_summary(summarise(args.profile, runs, candidates, previous), path)  # what has finished, in every case
     print(path)
     return status
 

@@ -12,22 +12,14 @@ import pytest
 
 from dscd.experiments import Job, run_job
 from dscd.runfolder import RunFolder, RunFolderError
-from dscd.search import SEARCH_LOGS, load_metrics, run_search, search_profile
+from dscd.search import SEARCH_LOGS, load_metrics, run_search
+from tests.test_runfolder import _cli, _snapshot, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(epochs=2, per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3, image_size=8)
-
-
-def tiny(**changes):
-    return search_profile("smoke", **{**TINY, **changes})
 
 
 def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
 
 
 def _killed_before_first_checkpoint(folder: Path, config) -> None:
@@ -138,16 +130,6 @@ class _Payload:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-def _cli(argv, capsys):
-    from dscd import cli
-
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def test_no_code_in_a_checkpoint_runs_on_export_load_or_resume(trained, tmp_path, capsys):

@@ -87,3 +87,22 @@ def test_the_calibration_script_runs_fairdarts_and_summarises_collapse_times(tmp
         assert run["epochs"] == 3 and 1 <= run["epoch"] <= 3 and run["collapsed"] != run["valid_at_end"]
         assert run["seconds"] > 0
     assert summary == summarise("smoke", tmp_path / "runs", ["base"])  # the file is the finished runs' summary
+
+
+def test_a_calibration_in_parts_keeps_what_earlier_sessions_recorded_and_skips_it(tmp_path, monkeypatch):
+    import dscd.experiments
+
+    out, runs = tmp_path / "calibration.json", tmp_path / "runs"
+    run = {"seed": 100, "epochs": 3, "epoch": 2, "collapsed": True, "valid_at_end": False, "seconds": 1.0,
+           "seconds_per_epoch": 0.3, "seconds_to_collapse": 0.6, "normal_valid_per_epoch": "100"}
+    earlier = {"candidates": {"base": {"budgets": {"3": {"runs": [run]}}}}}
+    out.write_text(json.dumps(earlier))  # a session whose run folders are gone
+    ran = []
+    monkeypatch.setattr(dscd.experiments, "execute", lambda jobs, executor: ran.extend(jobs))
+    assert main(["--profile", "smoke", "--candidates", "base", "--epochs", "3", "--seeds", "100,101",
+                 "--runs", str(runs), "--json", str(out), "--jobs", "1"]) == 0
+    assert [(j.config["seed"], j.config["epochs"]) for j in ran] == [(101, 3)]  # 100 is recorded already
+    summary = json.loads(out.read_text())
+    assert summary["candidates"]["base"]["budgets"]["3"]["runs"] == [run]
+    assert summary["candidates"]["base"]["budgets"]["3"]["invalid_at_end"] == "1/1"
+    assert summarise("smoke", runs, ["base"], earlier)["candidates"]["base"]["budgets"]["3"]["collapse_epochs"] == [2]
