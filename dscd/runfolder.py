@@ -324,20 +324,29 @@ class RunFolder:
         """A run killed before its first checkpoint: nothing computed is lost by starting it afresh, but only
         if the configuration it recorded is the one asked for (else it is refused like a checkpoint would be)."""
         saved: dict[str, Any] = {}
+        read: dict[str, Any] = {}
         for name in (n for n in existing if n in START_FILES.get(self.kind, ())):
             try:
-                data = json.loads((self.path / name).read_text())
+                read[name] = json.loads((self.path / name).read_text())
             except (OSError, ValueError):
                 raise RunFolderError(f"{self.path / name} is unreadable or not JSON: the folder is damaged; start "
                                      "the run in another --out") from None
-            if name == "config.json" and isinstance(data, dict):
-                saved.update(data)
-            elif name == "meta.json" and isinstance(data, dict) and "data_fingerprint" in data:
-                saved["data_fingerprint"] = data["data_fingerprint"]
-            elif name == "genotype.json":
-                saved["genotype"] = data
+        if not isinstance(read.get("config.json"), dict):
+            raise RunFolderError(f"--resume: {self.path} holds {', '.join(existing)} but no configuration of a "
+                                 f"{self.noun} (config.json), so it cannot be resumed; it is kept as it is: start "
+                                 "the run in another --out")
+        saved.update(read["config.json"])
+        unknown = set()  # what a run killed between its first writes has not recorded yet
+        if isinstance(read.get("meta.json"), dict) and "data_fingerprint" in read["meta.json"]:
+            saved["data_fingerprint"] = read["meta.json"]["data_fingerprint"]
+        else:
+            unknown.add("data_fingerprint")
+        if "genotype.json" in read:
+            saved["genotype"] = read["genotype.json"]
+        else:
+            unknown.add("genotype")
         self._check_identity(self.path / "config.json", {"config": saved}, identity,
-                             [k for k in must_match if k in saved])
+                             [k for k in must_match if k not in unknown])
         return None
 
     def _read_checkpoint(self, path: Path, required: Sequence[str]) -> dict[str, Any]:
