@@ -2,6 +2,7 @@
 its own source, two writers on one outputs folder, a moved outputs folder, tracebacks, DSCD misused)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,48 +23,54 @@ def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-def _killed_before_first_checkpoint(folder: Path, config) -> None:
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """One finished tiny search, run once for this module."""
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    run_search(tiny(), folder, progress=False)
+    return folder
+
+
+def _killed_before_first_checkpoint(folder: Path, whole: Path) -> None:
     """What a search killed in its first epoch leaves: its start files and an empty log, nothing computed."""
-    run_search(config, folder, progress=False)
-    for path in folder.iterdir():
-        if path.name not in ("config.json", "meta.json", ".lock"):
-            path.unlink()
+    folder.mkdir()
+    for name in ("config.json", "meta.json"):
+        shutil.copy(whole / name, folder / name)
     (folder / "metrics.jsonl").write_text("")
 
 
 # ---------------------------------------------------------------- 1. a run killed before its first checkpoint
 
 
-def test_a_search_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
-    run_search(tiny(), tmp_path / "whole", progress=False)
+def test_a_search_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path, whole):
     folder = tmp_path / "killed"
-    _killed_before_first_checkpoint(folder, tiny())
+    _killed_before_first_checkpoint(folder, whole)
     assert RunFolder.holds_run_to_resume(folder, "search", SEARCH_LOGS)
     with pytest.raises(RunFolderError, match="already holds a search run"):  # without --resume: refused as before
         run_search(tiny(), folder, progress=False)
     run_search(tiny(), folder, resume=True, progress=False)
-    assert _strip(load_metrics(folder)) == _strip(load_metrics(tmp_path / "whole"))
+    assert _strip(load_metrics(folder)) == _strip(load_metrics(whole))
 
 
-def test_the_executor_restarts_a_job_killed_before_its_first_checkpoint(tmp_path):
+def test_the_executor_restarts_a_job_killed_before_its_first_checkpoint(tmp_path, whole):
     folder = tmp_path / "job"
-    _killed_before_first_checkpoint(folder, tiny())
+    _killed_before_first_checkpoint(folder, whole)
     summary = run_job(Job(folder, tiny().to_dict()))  # what execute, Ray's retries and dscd reproduce call
     assert summary["epochs"] == 2 and len(load_metrics(folder)) == 2
 
 
-def test_a_killed_run_of_another_configuration_is_refused_and_kept(tmp_path):
+def test_a_killed_run_of_another_configuration_is_refused_and_kept(tmp_path, whole):
     folder = tmp_path / "killed"
-    _killed_before_first_checkpoint(folder, tiny())
+    _killed_before_first_checkpoint(folder, whole)
     before = _snapshot(folder)
     with pytest.raises(RunFolderError, match="different configuration .*seed: checkpoint 0 vs now 1"):
         run_search(tiny(seed=1), folder, resume=True, progress=False)
     assert _snapshot(folder) == before
 
 
-def test_a_folder_with_a_record_but_no_checkpoint_is_still_refused(tmp_path):
+def test_a_folder_with_a_record_but_no_checkpoint_is_still_refused(tmp_path, whole):
     folder = tmp_path / "run"
-    run_search(tiny(), folder, progress=False)
+    shutil.copytree(whole, folder)
     for name in ("checkpoint.pt", "checkpoint.prev.pt", "summary.json", "genotype.json"):
         (folder / name).unlink()
     before = _snapshot(folder)
