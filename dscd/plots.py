@@ -16,7 +16,7 @@ from scipy import stats
 
 from dscd.optim import PHI_MAX, beta_params
 
-__all__ = ["animate_beta_annealing", "beta_density", "plot_beta_annealing", "save_figure"]
+__all__ = ["animate_beta_annealing", "beta_density", "plot_beta_annealing", "plot_survival", "save_figure"]
 
 
 def save_figure(fig: plt.Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
@@ -303,5 +303,35 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figu
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = None) -> plt.Figure:
+    """Time to collapse as Kaplan-Meier curves: per method, the fraction of seeds whose normal cell is
+    still valid at each epoch (:func:`dscd.survival.kaplan_meier`), a step down at each collapse epoch.
+    Censored runs (valid at the end of their budget) are marked with a ``+`` on their curve.
+
+    ``groups`` is ``[(label, [CollapseTime, ...]), ...]``; ``budget`` extends the curves to that epoch.
+    """
+    from dscd.survival import kaplan_meier
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    end = budget or max((c.epoch for _, times in groups for c in times), default=1)
+    for k, (label, times) in enumerate(groups):
+        colour = colours[k % len(colours)]
+        epochs, surviving = kaplan_meier(times)
+        x, y = np.append(epochs, max(end, epochs[-1])), np.append(surviving, surviving[-1])
+        collapsed = sum(c.collapsed for c in times)
+        ax.step(x, y, where="post", color=colour, lw=1.8, label=f"{label} ({collapsed}/{len(times)} collapsed)")
+        censored = [c.epoch for c in times if not c.collapsed]
+        if censored:
+            at = np.searchsorted(epochs, censored, side="right") - 1  # the curve's height at each censoring
+            ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False)
+    ax.set(xlabel="epoch", ylabel="fraction of seeds with a valid normal cell", ylim=(-0.03, 1.05), xlim=(0, 1.02 * end),
+           title="time to collapse (Kaplan-Meier; + censored: valid at the end)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="lower left")
     fig.tight_layout()
     return fig

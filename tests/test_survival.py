@@ -106,3 +106,19 @@ def test_a_calibration_in_parts_keeps_what_earlier_sessions_recorded_and_skips_i
     assert summary["candidates"]["base"]["budgets"]["3"]["runs"] == [run]
     assert summary["candidates"]["base"]["budgets"]["3"]["invalid_at_end"] == "1/1"
     assert summarise("smoke", runs, ["base"], earlier)["candidates"]["base"]["budgets"]["3"]["collapse_epochs"] == [2]
+
+
+def test_the_survival_figure_draws_a_step_per_method_and_marks_censored_runs(tmp_path):
+    from dscd.plots import plot_survival, save_figure
+
+    fairdarts = [CollapseTime(10, True), CollapseTime(20, True), CollapseTime(30, False)]
+    dscd = [CollapseTime(25, True), CollapseTime(30, False), CollapseTime(30, False)]
+    fig = plot_survival([("FairDARTS", fairdarts), ("DSCD", dscd)], budget=30)
+    ax = fig.axes[0]
+    steps = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    marks = [line for line in ax.get_lines() if line.get_marker() == "+"]
+    assert len(steps) == 2 and len(marks) == 2
+    assert list(steps[0].get_ydata()) == pytest.approx([1.0, 2 / 3, 1 / 3, 1 / 3])
+    assert list(marks[1].get_xdata()) == [30, 30] and list(marks[1].get_ydata()) == pytest.approx([2 / 3, 2 / 3])
+    assert "FairDARTS (2/3 collapsed)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(p.stat().st_size > 0 for p in save_figure(fig, tmp_path / "survival"))
