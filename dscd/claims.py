@@ -27,9 +27,9 @@ import numpy as np
 
 from dscd.runfolder import JsonLines
 
-__all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "compare_valid_counts",
-           "config_label", "dscd_claims", "eval_claims", "fisher_exact", "format_mean_sd", "group_by_method", "mean_sd",
-           "method_label", "search_outcome", "verdict_every_seed"]
+__all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "collapse_time_claims",
+           "compare_valid_counts", "config_label", "dscd_claims", "eval_claims", "fisher_exact", "format_mean_sd",
+           "group_by_method", "mean_sd", "method_label", "search_outcome", "verdict_every_seed"]
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
 
@@ -241,6 +241,42 @@ def collapse_claims(adam_folders: Sequence[str | Path]) -> list[dict[str, Any]]:
                 (shortest[0].label, k_short, len(shortest)),
                 (longest[0].label, sum(o.valid for o in longest), len(longest)))))
     return claims
+
+
+def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, Sequence[Any]],
+                         budget: int) -> list[dict[str, Any]]:
+    """Time to collapse at one budget ``budget`` (paper section 3): ``fairdarts`` and ``dscd`` are
+    ``(label, [CollapseTime, ...])`` of FairDARTS and FairDARTS + DSCD searches of that budget.
+
+    * ``dscd_delays_collapse``: DSCD's runs stay valid longer, by a two-sided log-rank test
+      (:func:`dscd.survival.logrank`, scipy's implementation). Held when p < 0.05 and DSCD's
+      restricted mean time to collapse (area under the Kaplan-Meier curve up to ``budget``) is
+      the larger; not held when p < 0.05 the other way; inconclusive otherwise.
+    * ``dscd_prevents_collapse``: every DSCD run is still valid at ``budget`` (k/n), with Fisher's
+      exact test of the valid counts against FairDARTS'.
+    """
+    from dscd.survival import logrank, restricted_mean
+
+    (label_f, times_f), (label_d, times_d) = fairdarts, dscd
+    test = logrank(times_f, times_d)
+    means = (restricted_mean(times_f, budget), restricted_mean(times_d, budget))
+    verdict = (HELD if means[1] > means[0] else NOT_HELD) if test.pvalue < 0.05 else INCONCLUSIVE
+    medians = ", ".join(f"{label}: {'not reached' if m is None else f'{m:g}'}"
+                        for label, m in zip((label_f, label_d), test.medians, strict=True))
+    delays = _claim(
+        "dscd_delays_collapse", "FairDARTS + DSCD keeps a valid normal cell longer than FairDARTS",
+        "Section 3, Figure 2 (time to collapse: this package's measure)", verdict,
+        f"{label_f}: collapsed in {test.collapsed[0]}/{test.runs[0]} seeds; {label_d}: {test.collapsed[1]}/"
+        f"{test.runs[1]}; median collapse epoch {medians}",
+        test={**test.to_dict(), "restricted_mean_epochs": {label_f: means[0], label_d: means[1]},
+              "horizon": budget})
+    valid_f, valid_d = sum(not c.collapsed for c in times_f), sum(not c.collapsed for c in times_d)
+    comparison = compare_valid_counts((label_d, valid_d, len(times_d)), (label_f, valid_f, len(times_f)))
+    prevents = _claim(
+        "dscd_prevents_collapse", f"FairDARTS + DSCD ends valid within {budget} epochs in every seed",
+        "Section 3, Table 1", verdict_every_seed(valid_d, len(times_d)), comparison["evidence"],
+        test=comparison["test"])
+    return [delays, prevents]
 
 
 def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str | Path] = (),

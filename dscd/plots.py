@@ -329,7 +329,8 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
         if censored:
             at = np.searchsorted(epochs, censored, side="right") - 1  # the curve's height at each censoring
             ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False)
-    ax.set(xlabel="epoch", ylabel="fraction of seeds with a valid normal cell", ylim=(-0.03, 1.05), xlim=(0, 1.02 * end),
+    ax.set(xlabel="epoch", ylabel="fraction of seeds with a valid normal cell", ylim=(-0.03, 1.05),
+           xlim=(0, 1.02 * end),
            title="time to collapse (Kaplan-Meier; + censored: valid at the end)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="lower left")

@@ -24,7 +24,8 @@ import numpy as np
 
 from dscd.genotype import Genotype, check_validity
 
-__all__ = ["CollapseTime", "LogRank", "collapse_time", "kaplan_meier", "logrank", "normal_cell_valid"]
+__all__ = ["CollapseTime", "LogRank", "collapse_time", "kaplan_meier", "logrank", "median_time", "normal_cell_valid",
+           "restricted_mean"]
 
 
 def normal_cell_valid(record: Mapping[str, Any]) -> bool:
@@ -109,6 +110,19 @@ def median_time(times: Sequence[CollapseTime]) -> float | None:
     epochs, surviving = kaplan_meier(times)
     below = np.nonzero(surviving <= 0.5)[0]
     return float(epochs[below[0]]) if below.size else None
+
+
+def restricted_mean(times: Sequence[CollapseTime], horizon: int) -> float:
+    """The restricted mean time to collapse: the area under the Kaplan-Meier curve from epoch 0 to
+    ``horizon`` (the expected number of epochs a run stays valid within ``horizon``; defined with
+    censored runs, unlike a median that more than half the runs never reach).
+
+    >>> restricted_mean([CollapseTime(10, True), CollapseTime(20, False)], 20)
+    15.0
+    """
+    epochs, surviving = kaplan_meier(times)
+    edges = np.append(np.minimum(epochs, horizon), horizon)
+    return float(np.sum(np.diff(edges) * surviving))
 
 
 def logrank(a: Sequence[CollapseTime], b: Sequence[CollapseTime]) -> LogRank:

@@ -122,3 +122,20 @@ def test_the_survival_figure_draws_a_step_per_method_and_marks_censored_runs(tmp
     assert list(marks[1].get_xdata()) == [30, 30] and list(marks[1].get_ydata()) == pytest.approx([2 / 3, 2 / 3])
     assert "FairDARTS (2/3 collapsed)" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert all(p.stat().st_size > 0 for p in save_figure(fig, tmp_path / "survival"))
+
+
+def test_collapse_time_claims_on_known_cases():
+    from dscd.claims import collapse_time_claims
+
+    fair = [CollapseTime(e, True) for e in (100, 120, 130, 150, 160)]
+    later = [CollapseTime(300, False)] * 5
+    delays, prevents = collapse_time_claims(("FairDARTS (300)", fair), ("FairDARTS + DSCD (300)", later), 300)
+    assert delays["id"] == "dscd_delays_collapse" and delays["verdict"] == "held"
+    assert delays["test"]["p"] < 0.05 and delays["test"]["restricted_mean_epochs"]["FairDARTS (300)"] == 132.0
+    assert prevents["verdict"] == "held" and prevents["test"]["p_value"] == pytest.approx(1 / 126)
+    earlier = [CollapseTime(e, True) for e in (10, 12, 13, 15, 16)]
+    delays, prevents = collapse_time_claims(("FairDARTS (300)", fair), ("DSCD", earlier), 300)
+    assert delays["verdict"] == "not held" and prevents["verdict"] == "not held"
+    same = collapse_time_claims(("FairDARTS (300)", fair), ("DSCD", list(fair)), 300)
+    assert same[0]["verdict"] == "inconclusive" and same[0]["test"]["p"] == pytest.approx(1.0)
+    assert "median collapse epoch FairDARTS (300): 130" in same[0]["evidence"]
