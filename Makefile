@@ -16,7 +16,7 @@ DSCD_DATA ?= $(OFFLINE_DATA)
 endif
 export DSCD_DATA
 
-.PHONY: install test figures data smoke lint bench clean browser-test
+.PHONY: install test figures data smoke lint docs report bench clean browser-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,8 +47,16 @@ browser-test: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,browser]"
 	$(PY) -m pytest -m browser tests/test_jupyterlab.py
 
+# the documentation site (Sphinx, warnings as errors) into docs/_build/html; the test suite builds it too
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
+
+# re-render the README's headline and the docs' results and benchmarks pages from results/
+report: $(STAMP)
+	$(VENV)/bin/dscd report
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dscd tests benchmarks
 
 clean:
-	rm -rf outputs/smoke outputs/quick outputs/paper .pytest_cache
+	rm -rf outputs/smoke outputs/quick outputs/paper .pytest_cache docs/_build docs/notebooks

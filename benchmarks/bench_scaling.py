@@ -1,7 +1,7 @@
 """Throughput of one search over 1 and over N processes (torchrun; gloo on CPU, NCCL on GPUs).
 
     python benchmarks/bench_scaling.py [--ranks 1,2] [--configs quick,paper] [--steps 8] [--device cpu|cuda|auto]
-                                       [--out benchmarks/results/scaling.json]
+                                       [--out FILE]
 
 Each rank count runs in its own ``torchrun --standalone --nproc_per_node N`` job: search
 iterations (an alpha step and a weight step on one global batch, as in ``dscd search``)
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--configs", default="quick")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="benchmarks/results/scaling.json")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -82,7 +82,7 @@ def main() -> None:
         return
     import torch
 
-    from dscd.runs import run_metadata, write_json
+    from dscd.report import benchmark_record, write_benchmark
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     cores = os.cpu_count() or 1
@@ -106,8 +106,13 @@ def main() -> None:
                          "device": device, **result, "images_per_s": images, "throughput_ratio": images / base})
             print(f"{config:7} {ranks:5d} {threads:12d} {result['iteration_s']:11.3f} {images:9.1f} "
                   f"{images / base:9.2f}x", flush=True)
-    write_json(args.out, {**run_metadata(), "cores": cores, "rows": rows})
-    print(f"wrote {args.out}")
+    table = [[r["config"], r["ranks"], r["threads_per_rank"], r["iteration_s"], r["images_per_s"],
+              r["throughput_ratio"]] for r in rows]
+    record = benchmark_record("One search over several torchrun ranks: throughput",
+                              ["config", "ranks", "threads per rank", "iteration (s)", "images / s",
+                               "throughput vs first"], table, device=device, rows=rows)
+    path = write_benchmark(record, "scaling", args.configs.replace(",", "+"), device, args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Seconds per search iteration (alpha step + weight step) at the paper's network size, Adam vs DSCD.
 
     python benchmarks/bench_search.py [--device auto] [--batch 128] [--iterations 20] [--amp]
-                                      [--out benchmarks/results/search.json]
+                                      [--out FILE]
 
 Uses the search loop's own ``Searcher`` (the same steps as ``dscd search``) on random
 images, so no data set is needed. The reference: 0.85 s per iteration on one H200 at
@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from dscd.runs import resolve_device, run_metadata, write_json
+from dscd.report import benchmark_record, write_benchmark
+from dscd.runs import resolve_device
 from dscd.search import Searcher, search_profile
 
 REFERENCE = {"cuda": (128, 0.85), "cpu": (64, 12.8)}  # (batch, seconds per iteration)
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: 128 on CUDA, 64 on CPU")
     parser.add_argument("--iterations", type=int, default=None, help="default: 20 on CUDA, 2 on CPU")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
-    parser.add_argument("--out", default="benchmarks/results/search.json")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     batch = args.batch or (128 if device.type == "cuda" else 64)
@@ -64,8 +65,14 @@ def main() -> None:
         vs = f"reference {ref} s, speed-up {ref / s:.2f}x" if ref else f"no reference at batch {batch}"
         print(f"{optimizer:5} {device.type:5} batch {batch:4} amp={args.amp}: {s:.3f} s per iteration ({vs})",
               flush=True)
-    write_json(args.out, {**run_metadata(), "rows": rows})
-    print(f"wrote {args.out}")
+    table = [[r["optimizer"], r["batch"], r["amp"], r["seconds_per_iteration"], r["reference_s"], r["speedup"]]
+             for r in rows]
+    record = benchmark_record("Search iteration at the paper's network size, Adam against DSCD",
+                              ["optimizer", "batch", "bf16", "iteration (s)", "reference (s)", "speed-up"], table,
+                              device=device.type, rows=rows,
+                              notes="The reference's seconds are its recorded times, not measured in this run.")
+    path = write_benchmark(record, "search", f"paper-b{batch}", device.type, args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

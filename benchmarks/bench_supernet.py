@@ -2,7 +2,7 @@
 
     python benchmarks/bench_supernet.py [--device cpu|cuda|auto] [--configs quick,paper] [--repeats 3]
                                         [--modes plain,shared] [--layouts channels_last]
-                                        [--out benchmarks/results/supernet.json]
+                                        [--out FILE]
 
 Modes: ``plain`` computes every operation of every edge (``SearchNetwork(share_ops=False)``),
 ``shared`` computes the parameter-free operations once per source state (the default).
@@ -18,7 +18,8 @@ peak memory is its own:
   12.8 s (2-core CPU, batch 64) and 0.85 s (one H200, batch 128) are printed beside it for
   orientation; only ratios between modes of the same run are computed.
 
-Prints a table and writes JSON. Times are the best of ``--repeats`` after one warm-up.
+Prints a table and writes JSON (by default ``results/benchmarks/supernet-<configs>-<machine>.json``,
+which the docs' benchmarks page renders). Times are the best of ``--repeats`` after one warm-up.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--layouts", default="channels_last", help="contiguous, channels_last or both")
     parser.add_argument("--modes", default="plain,shared")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results/supernet.json")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     parser.add_argument("--child", nargs=4, metavar=("CONFIG", "LAYOUT", "MODE", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -121,7 +122,7 @@ def main() -> None:
         return
     import torch
 
-    from dscd.runs import run_metadata, write_json
+    from dscd.report import benchmark_record, write_benchmark
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     modes = args.modes.split(",")
@@ -147,8 +148,15 @@ def main() -> None:
                       f"{row['iteration_s']:11.3f} {row['ratio_to_' + modes[0]]:8.2f}x "
                       f"{reference:>12} "
                       f"{row['peak_memory_gib']:8.2f}", flush=True)
-    write_json(args.out, {**run_metadata(), "rows": rows})
-    print(f"wrote {args.out}")
+    base = "ratio_to_" + modes[0]
+    table = [[r["config"], r["layout"], r["mode"], r["forward_s"], r["forward_backward_s"], r["iteration_s"],
+              r[base], r["peak_memory_gib"], r["threads"]] for r in rows]
+    record = benchmark_record("Supernet: time and peak memory per computation mode",
+                              ["config", "layout", "mode", "forward (s)", "forward + backward (s)", "iteration (s)",
+                               f"iteration / {modes[0]}", "peak memory (GiB)", "threads"], table, device=device,
+                              rows=rows)
+    path = write_benchmark(record, "supernet", args.configs.replace(",", "+"), device, args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

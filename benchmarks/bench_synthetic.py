@@ -1,6 +1,6 @@
 """Speed of the synthetic benchmark (issue: Figure 3 under 60 s; DSCD per step within 2x of Adam).
 
-    python benchmarks/bench_synthetic.py [--out benchmarks/results/synthetic.json] [--budget 10000]
+    python benchmarks/bench_synthetic.py [--out FILE] [--budget 10000]
 
 Measures, in one process so that the ratios share the machine's state:
 
@@ -11,23 +11,21 @@ Measures, in one process so that the ratios share the machine's state:
 3. time per step of the `torch.optim` classes on one problem, `torch.optim.Adam` against
    `dscd.DSCD(Adam)`, at d = 10 and d = 100 (what a user's own code pays).
 
-Prints a table and writes JSON.
+Prints a table and writes JSON (by default ``results/benchmarks/synthetic-d10-<machine>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from dscd import DSCD, __version__
+from dscd import DSCD
 from dscd.bench import BenchConfig, run_benchmark, run_gradient_methods
 from dscd.functions import make_function
+from dscd.report import benchmark_record, write_benchmark
 
 
 def figure3(budget: int) -> dict:
@@ -80,14 +78,13 @@ def torch_per_step(dim: int, steps: int, repeats: int = 3) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="benchmarks/results/synthetic.json")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     parser.add_argument("--budget", type=int, default=10000, help="evaluations per run for the Figure 3 timing")
     parser.add_argument("--steps", type=int, default=3000, help="steps for the per-step timings")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    result = {"version": __version__, "machine": platform.platform(), "processor": platform.processor(),
-              "torch": torch.__version__, "figure3": figure3(args.budget),
+    result = {"figure3": figure3(args.budget),
               "batched_20_runs": {d: batched_per_step(d, args.steps) for d in (10, 100)},
               "torch_optim_one_problem": {d: torch_per_step(d, args.steps) for d in (10, 100)}}
 
@@ -100,10 +97,13 @@ def main() -> None:
     for label, key in rows:
         for d, r in result[key].items():
             print(f"{label:<34} {d:>4} {r['adam_us']:>9.1f} {r['dscd_us']:>9.1f} {r['ratio']:>10.2f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    table = [["Figure 3 default run, both functions (s)", "", f3["total_seconds"], "", "< 60 s"]]
+    table += [[f"{label} (us per step)", d, r["adam_us"], r["dscd_us"], f"DSCD / Adam {r['ratio']:.2f} (< 2x)"]
+              for label, key in rows for d, r in result[key].items()]
+    record = benchmark_record("Synthetic benchmark (Figure 3): wall time, and DSCD's cost per step",
+                              ["what", "d", "Adam / total", "Adam + DSCD", "goal"], table, **result)
+    path = write_benchmark(record, "synthetic", "d10", "cpu", args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Time of one final-training step (issue: final training), per precision and memory layout.
 
     python benchmarks/bench_train.py [--device cpu|cuda|auto] [--configs paper,quick] [--steps 5]
-                                     [--out benchmarks/results/train.json]
+                                     [--out FILE]
 
 One SGD step of :class:`dscd.train.Trainer` (forward with the auxiliary head,
 backward, clipping, update) on random images, for the DARTS_V2 genotype:
@@ -18,16 +18,14 @@ column extrapolates the step time to 600 epochs of 50,000 images. Times come fro
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 from torch.utils import benchmark
 
 from dscd.genotype import load_genotype
-from dscd.runs import run_metadata, write_json
+from dscd.report import benchmark_record, write_benchmark
 from dscd.train import Trainer, train_profile
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "paper": {"channels": 36, "layers": 20, "batch_size": 96, "image_size": 32},
     "quick": {"channels": 8, "layers": 8, "batch_size": 64, "image_size": 16},
@@ -36,7 +34,7 @@ CONFIGS = {
 
 def step_seconds(config: str, amp: bool, channels_last: bool, device: torch.device, steps: int) -> float:
     cfg = CONFIGS[config]
-    genotype = load_genotype(ROOT.parent / "shared" / "reference" / "genotypes.json", "DARTS_V2")
+    genotype = load_genotype("DARTS_V2")  # shipped with the package
     torch.manual_seed(0)
     train_config = train_profile("paper", **cfg, amp=amp, channels_last=channels_last, device=str(device))
     trainer = Trainer(train_config, genotype, 10, 3, device)
@@ -54,7 +52,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--configs", default="paper,quick")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--out", default="benchmarks/results/train.json")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     args = parser.parse_args()
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     variants = [("fp32", False, False), ("fp32", False, True)]
@@ -74,8 +72,13 @@ def main() -> None:
                          "hours_600_epochs": hours, "threads": torch.get_num_threads()})
             print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:18.1f}",
                   flush=True)
-    write_json(args.out, {**run_metadata(), "rows": rows})
-    print(f"wrote {args.out}")
+    table = [[r["config"], r["precision"], r["layout"], r["step_s"], r["speedup_vs_fp32_nchw"], r["hours_600_epochs"],
+              r["threads"]] for r in rows]
+    record = benchmark_record("Final training: one SGD step of DARTS_V2 per precision and layout",
+                              ["config", "precision", "layout", "step (s)", "speed-up vs fp32 NCHW",
+                               "600 epochs of 50k images (h)", "threads"], table, device=str(device), rows=rows)
+    path = write_benchmark(record, "train", args.configs.replace(",", "+"), device.type, args.out)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

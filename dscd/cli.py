@@ -59,6 +59,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from dscd.reproduce import NotebookFailed, reproduce
 
     _output_path(args.outputs, "--outputs")
+    if args.publish:
+        if args.only:
+            raise UsageError("--publish copies a whole regeneration's results: run it without --only")
+        _output_path(args.results, "--results")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     devices = None
@@ -95,6 +99,32 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"{run.notebook}: {how} {run.seconds:.1f} s{')' if run.status == 'skipped' else ''} -> {run.output}")
     if runs:
         print(f"index: {Path(runs[0].output).parents[1] / 'index.html'}")
+    if args.publish:
+        from dscd.report import publish
+
+        written = publish(Path(args.outputs) / args.profile, Path(args.results) / args.profile)
+        print(f"published {len(written)} result files into {Path(args.results) / args.profile}; "
+              "dscd report renders the README and docs from them")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dscd.report import default_files, render
+
+    root = Path(args.root)
+    files = [Path(f) for f in args.files] if args.files else default_files(root)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    changed = render(files, root, check=args.check)
+    if args.check:
+        for path in changed:
+            print(f"dscd report: {path} is out of date with the result files: run dscd report", file=sys.stderr)
+        return 1 if changed else 0
+    for path in changed:
+        print(f"rendered {path}")
+    if not changed:
+        print(f"up to date: {', '.join(str(f) for f in files)}")
     return 0
 
 
@@ -293,7 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local runs at once (default: one per core; one per device with --devices)")
     p.add_argument("--devices", default=None, metavar="0,1,...",
                    help="GPUs to spread runs over, one run per GPU at a time")
+    p.add_argument("--publish", action="store_true",
+                   help="then copy the regeneration's result files (claims, tables, PNG figures, reproduce.json) "
+                        "into <results>/<profile>, for committing and for dscd report")
+    p.add_argument("--results", default="results", help="root of the published results (default: ./results)")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("report", help="render the README's headline and the docs' results and benchmarks "
+                                      "pages from the committed result files")
+    p.add_argument("files", nargs="*",
+                   help="files to render (default: README.md and the Markdown pages under docs/ that hold markers)")
+    p.add_argument("--root", default=".", help="repository root holding results/ (default: .)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a file differs from what the result files give")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("bench", help="synthetic benchmark (paper Figure 3): Adam +/- DSCD, CMA-ES, sampling")
     p.add_argument("--function", action="append", metavar="NAME",

@@ -61,7 +61,7 @@ def schwefel(x: Array) -> Array:
     """``418.9829 d - sum(x sin(sqrt|x|)) + 1e4 sum(max(|x| - 500, 0)^2)``.
 
     Minimum about 1.3e-5 d at x = 420.97. Outside the box [-500, 500] the plain
-    function keeps falling (the oscillation grows with |x|), so a gradient method
+    function keeps falling (the oscillation grows with ``|x|``), so a gradient method
     that leaves the box would find values below the "global minimum"; the quadratic
     penalty outside the box, as in pycma's ``schwefelmult``, rules that out.
     """

@@ -3,7 +3,7 @@
 Each notebook is given the smoke profile's parameters (papermill, without executing), opened in
 JupyterLab, run with "Run All Cells" as a person would, and checked: every code cell ran, no
 cell shows an error, and the notebooks that draw figures show them. The first notebook's
-screenshot goes to ``outputs/gallery/jupyterlab_01.png`` for the README.
+screenshot goes to ``docs/_static/jupyterlab_01.png`` for the documentation's notebooks page.
 
 Needs Chromium and its driver from Debian's packages (``apt-get install chromium
 chromium-driver``) and selenium and jupyterlab from PyPI; skipped where they are missing.
@@ -116,7 +116,7 @@ def test_every_notebook_runs_in_jupyterlab_through_its_ui(tmp_path):
                     "document.querySelector('.jp-OutputArea-output img').scrollIntoView({block: 'center'})")
                 time.sleep(1)
                 browser.save_screenshot(str(tmp_path / "jupyterlab_01.png"))
-                gallery = ROOT / "outputs" / "gallery"
+                gallery = ROOT / "docs" / "_static"
                 if gallery.is_dir():
                     shutil.copy(tmp_path / "jupyterlab_01.png", gallery / "jupyterlab_01.png")
             browser.execute_script("window.jupyterapp.commands.execute('docmanager:save')")

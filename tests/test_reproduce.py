@@ -82,6 +82,19 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert [r.status for r in runs] == ["skipped"] * 5
     assert (root / "runs" / "adam-2-s0" / "summary.json").stat().st_mtime_ns == before
 
+    # --publish (everything skipped) copies the result files, and the README's headline renders from them
+    results = tmp_path / "repo" / "results"
+    assert cli.main(["reproduce", "--profile", "smoke", "--outputs", str(tmp_path), "--quiet", "--publish",
+                     "--results", str(results)]) == 0
+    assert (results / "smoke" / "tables" / "table1.md").read_text() == (tables / "table1.md").read_text()
+    assert not list((results / "smoke").glob("runs")) and not list((results / "smoke").glob("**/*.pdf"))
+    page = tmp_path / "repo" / "README.md"
+    page.write_text("<!-- dscd report: headline -->\n<!-- dscd report end -->\n")
+    assert cli.main(["report", "--root", str(tmp_path / "repo"), str(page)]) == 0
+    text = page.read_text()
+    assert "FairDARTS (2)" in text and "results/smoke/figures/01_figure1.png" in text
+    assert all(f"**{c['verdict']}**" in text for c in m01["claims"])
+
 
 def _statuses(runs):
     return {r.number: r.status for r in runs}
@@ -217,7 +230,8 @@ def test_execution_parameters_reach_the_notebooks_that_take_them_and_never_make_
 
 def test_bad_execution_options_are_usage_errors(tmp_path, capsys, monkeypatch):
     for args, message in ((["--jobs", "0"], "--jobs must be >= 1"), (["--devices", "a,b"], "--devices takes GPU"),
-                          (["--address", "auto"], "--address names a Ray cluster")):
+                          (["--address", "auto"], "--address names a Ray cluster"),
+                          (["--publish", "--only", "03"], "--publish copies a whole regeneration")):
         with pytest.raises(SystemExit) as exc:
             cli.main(["reproduce", "--profile", "smoke", "--outputs", str(tmp_path), *args])
         assert exc.value.code == 2

@@ -1,0 +1,43 @@
+"""Sphinx configuration of dscd's documentation (``make docs``; a test builds it with warnings as errors)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import dscd  # noqa: E402
+
+project = "dscd"
+author = "dscd developers"
+release = version = dscd.__version__
+copyright = "the dscd developers"
+
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_nb", "sphinxarg.ext"]
+exclude_patterns = ["_build", "_ext", "conf.py", "Thumbs.db", ".DS_Store"]
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+suppress_warnings = ["myst.header"]  # pages moved from the README start below the top heading level
+html_theme = "alabaster"
+html_static_path = ["_static"]
+
+# The notebooks are rendered from their jupytext sources (notebooks/src/NN_*.py, percent format),
+# copied here at each build (docs/notebooks/ is ignored by git), and never executed by the build.
+nb_execution_mode = "off"
+nb_custom_formats = {".py": "notebook_reader.read_percent"}
+source_suffix = {".md": "myst-nb", ".py": "myst-nb"}
+_NOTEBOOKS = DOCS / "notebooks"
+shutil.rmtree(_NOTEBOOKS, ignore_errors=True)
+_NOTEBOOKS.mkdir()
+for source in sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")):
+    shutil.copyfile(source, _NOTEBOOKS / source.name)

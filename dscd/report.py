@@ -1,0 +1,316 @@
+"""Results as committed files, and the text that shows them rendered from those files.
+
+A regeneration (``dscd reproduce``) writes everything under ``outputs/<profile>/``, which git ignores.
+Its small result files (the claims and metrics JSON, the tables, the figures as PNG, and
+``reproduce.json`` with each notebook's wall time) are *published* into ``results/<profile>/``, which is
+committed; so are the benchmark records (``results/benchmarks/*.json``) and the calibration summaries
+(``results/calibration/*.json``). The README's headline and the documentation's results and benchmarks
+pages are then *rendered* from those files, between marker comments::
+
+    <!-- dscd report: headline -->
+    ... generated, never edited by hand ...
+    <!-- dscd report end -->
+
+:func:`render` rewrites every marked region of the files it is given and returns those that changed;
+``dscd report`` runs it, and ``dscd report --check`` fails when the committed text differs from what the
+committed result files give (a test runs it). So no result number in the README or the documentation
+is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MARKER_END", "PUBLISHED_FILES", "REGIONS", "benchmark_record", "benchmarks_page", "headline",
+           "publish", "render", "render_text", "results_page", "write_benchmark"]
+
+#: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
+PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
+                                    "tables/*.csv")
+#: Profiles from the largest to the smallest: the README's headline shows the first one published.
+_PROFILE_ORDER: tuple[str, ...] = ("paper", "quick", "smoke")
+#: The figure the README shows, by profile-relative path, in order of preference.
+_HEADLINE_FIGURES: tuple[str, ...] = ("figures/01_figure1.png",)
+
+#: What the headline says of a profile's results besides them.
+_CAVEATS: dict[str, str] = {
+    "smoke": " The `smoke` profile checks the plumbing in minutes on sklearn's 8x8 digits with two- to four-epoch "
+             "searches: its verdicts say nothing about the paper.",
+}
+
+_MARKER = re.compile(r"(<!-- dscd report: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- dscd report end -->)", re.S)
+MARKER_END = "<!-- dscd report end -->"
+
+
+# ------------------------------------------------------------------------------------ publishing
+
+
+def publish(outputs: str | Path, results: str | Path) -> list[Path]:
+    """Copy a finished regeneration's result files (:data:`PUBLISHED_FILES`) from ``outputs`` (an
+    ``outputs/<profile>`` folder) into ``results`` (``results/<profile>``), replacing what an earlier
+    publication put there, so that the folder holds one regeneration's files only. Returns the files
+    written. Refuses a folder without ``reproduce.json`` or one whose notebooks did not all succeed."""
+    outputs, results = Path(outputs), Path(results)
+    record_path = outputs / "reproduce.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{outputs} holds no reproduce.json: run dscd reproduce first")
+    record = json.loads(record_path.read_text())
+    failed = sorted(n for n, r in (record.get("notebooks") or {}).items() if r.get("status") != "ok")
+    if failed:
+        raise ValueError(f"{outputs}: notebook(s) {', '.join(failed)} did not succeed; publish a finished "
+                         "regeneration only")
+    sources = sorted({p for pattern in PUBLISHED_FILES for p in outputs.glob(pattern) if p.is_file()})
+    for pattern in PUBLISHED_FILES:  # the previous publication's files go: one regeneration per folder
+        for old in results.glob(pattern):
+            if old.is_file():
+                old.unlink()
+    written = []
+    for source in sources:
+        target = results / source.relative_to(outputs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
+# ------------------------------------------------------------------------------------ benchmarks
+
+
+def benchmark_record(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                     notes: str = "", **data: Any) -> dict[str, Any]:
+    """A benchmark's JSON record: what it measured as a table (``columns``, ``rows``), the command that
+    ran it, when, on what machine, and any further ``data``. :func:`benchmarks_page` renders it."""
+    from dscd.runs import run_metadata
+
+    return {"title": title, "command": " ".join(["python", *sys.argv]), "date": datetime.now(UTC).date().isoformat(),
+            **run_metadata(), "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "load_average": list(os.getloadavg()), "notes": notes,
+            "table": {"columns": list(columns), "rows": [list(r) for r in rows]}, **data}
+
+
+def machine_tag(device: str = "cpu") -> str:
+    """A short name for this machine in benchmark file names: ``cpu<cores>`` or ``cuda-<gpu name>``."""
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name(0).lower()
+        return "cuda-" + re.sub(r"[^a-z0-9]+", "-", name.removeprefix("nvidia ")).strip("-")
+    return f"cpu{os.cpu_count()}"
+
+
+def write_benchmark(record: dict[str, Any], name: str, configuration: str, device: str = "cpu",
+                    out: str | Path | None = None) -> Path:
+    """Write ``record`` to ``out``, or by default to ``results/benchmarks/<name>-<configuration>-<machine>.json``."""
+    from dscd.runs import write_json
+
+    path = Path(out) if out else Path("results/benchmarks") / f"{name}-{configuration}-{machine_tag(device)}.json"
+    write_json(path, record)
+    return path
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def benchmarks_page(root: str | Path, link_prefix: str = "") -> str:
+    """Every benchmark record under ``root/results/benchmarks``: title, machine, command and table."""
+    files = sorted((Path(root) / "results" / "benchmarks").glob("*.json"))
+    if not files:
+        return "No benchmark has been recorded yet.\n"
+    parts = []
+    for path in files:
+        record = json.loads(path.read_text())
+        load = record.get("load_average") or []
+        load_text = f", load average {load[0]:.2f} at the start" if load else ""
+        parts.append(f"### {record['title']}\n\n"
+                     f"`{record['command']}`, {record['date']}, {record.get('cores', '?')} cores "
+                     f"({record.get('processor', '?')}), torch {record.get('torch', '?')}{load_text}; "
+                     f"[{path.name}]({link_prefix}results/benchmarks/{path.name})\n\n"
+                     + _table(record["table"]["columns"], record["table"]["rows"])
+                     + (f"\n{record['notes']}\n" if record.get("notes") else ""))
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+def _published_profiles(root: Path) -> list[str]:
+    return [p for p in _PROFILE_ORDER if (root / "results" / p / "reproduce.json").is_file()]
+
+
+def _claims(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(notebook, claim) for every claim recorded in the profile's ``figures/NN_*.json`` files."""
+    out = []
+    for path in sorted((folder / "figures").glob("[0-9][0-9]_*.json")):
+        data = json.loads(path.read_text())
+        for claim in data.get("claims", []) if isinstance(data, dict) else []:
+            if isinstance(claim, dict) and "verdict" in claim:
+                out.append((path.name[:2], claim))
+    return out
+
+
+def _claim_lines(folder: Path) -> str:
+    lines = []
+    for notebook, c in _claims(folder):
+        paper = f" ({c['paper']})" if c.get("paper") else ""
+        lines.append(f"- *{c.get('claim', c.get('id', '?'))}*{paper}: **{c['verdict']}**. "
+                     f"{c.get('evidence', '')} [notebook {notebook}]".rstrip())
+    return "\n".join(lines) + "\n" if lines else "No claim is recorded.\n"
+
+
+def _table1(folder: Path) -> tuple[str, str] | None:
+    """The profile's Table 1 as (file name, Markdown): the final one of notebook 04, else the search rows."""
+    for name in ("table1.md", "02_table1_search.md", "01_table1_search.md"):
+        path = folder / "tables" / name
+        if path.is_file():
+            return name, path.read_text()
+    return None
+
+
+def _minutes(folder: Path) -> str:
+    record = json.loads((folder / "reproduce.json").read_text())
+    notebooks = record.get("notebooks") or {}
+    rows = [[n, r.get("notebook", ""), r.get("status", ""), round(float(r.get("seconds") or 0) / 60, 1)]
+            for n, r in sorted(notebooks.items())]
+    total = round(sum(row[3] for row in rows), 1)
+    return (f"Package {record.get('version', '?')} at commit `{str(record.get('commit', '?'))[:10]}`, torch "
+            f"{record.get('torch', '?')}, Python {record.get('python', '?')}. Wall time of each notebook's "
+            f"last execution (which reuses finished runs), {total} min in all:\n\n"
+            + _table(["notebook", "file", "status", "minutes"], rows))
+
+
+def headline(root: str | Path) -> str:
+    """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
+    largest profile published under ``root/results``."""
+    root = Path(root)
+    profiles = _published_profiles(root)
+    if not profiles:
+        return "No regeneration has been published yet: run `make figures`, then `dscd reproduce --publish`.\n"
+    profile = profiles[0]
+    folder = root / "results" / profile
+    parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
+             f"(every result: [docs/results.md](docs/results.md)).{_CAVEATS.get(profile, '')}\n"]
+    table = _table1(folder)
+    if table:
+        parts.append(f"Table 1 (`{table[0]}`):\n\n{table[1]}")
+    parts.append("The paper's claims, as the notebooks judge them:\n\n" + _claim_lines(folder))
+    for figure in _HEADLINE_FIGURES:
+        if (folder / figure).is_file():
+            parts.append(f"![{Path(figure).stem}](results/{profile}/{figure})\n")
+            break
+    return "\n".join(parts)
+
+
+def _calibration(root: Path, link_prefix: str) -> str:
+    files = sorted((root / "results" / "calibration").glob("*.json"))
+    if not files:
+        return ""
+    parts = ["## Calibration of the protocol\n\n"
+             "FairDARTS alone on calibration seeds (never used for results), per candidate configuration and "
+             "budget: runs whose normal cell was empty from some epoch to the end (collapsed), and those "
+             "epochs.\n"]
+    for path in files:
+        data = json.loads(path.read_text())
+        rows = []
+        for name, candidate in sorted(data.get("candidates", {}).items()):
+            changes = ", ".join(f"{k}={v}" for k, v in (candidate.get("changes") or {}).items()) or "the profile"
+            for budget, entry in sorted(candidate.get("budgets", {}).items(), key=lambda kv: int(kv[0])):
+                runs = entry.get("runs", [])
+                collapsed = [r for r in runs if r.get("collapsed")]
+                epochs = " ".join(str(r["epoch"]) for r in collapsed) or "-"  # a collapsed run's event epoch
+                seeds = " ".join(str(r["seed"]) for r in runs)
+                rows.append([name, changes, budget, f"{len(collapsed)}/{len(runs)}", epochs, seeds])
+        parts.append(f"\n`{data.get('profile', path.stem)}` ([{path.name}]({link_prefix}results/calibration/"
+                     f"{path.name})):\n\n"
+                     + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "seeds"], rows))
+    return "".join(parts)
+
+
+def results_page(root: str | Path, link_prefix: str = "../") -> str:
+    """The documentation's results page: per published profile, the wall times, every table, every
+    claim and every figure; then the calibration summaries. Links are relative to ``link_prefix``."""
+    root = Path(root)
+    parts = []
+    for profile in _published_profiles(root):
+        folder = root / "results" / profile
+        parts.append(f"## The `{profile}` profile\n\n" + _minutes(folder))
+        parts.append("\n### Claims\n\n" + _claim_lines(folder))
+        for table in sorted((folder / "tables").glob("*.md")):
+            parts.append(f"\n### `{table.name}`\n\n" + table.read_text())
+        figures = sorted((folder / "figures").glob("*.png"))
+        if figures:
+            parts.append("\n### Figures\n")
+            parts += [f"\n![{f.stem}]({link_prefix}results/{profile}/figures/{f.name})\n" for f in figures]
+        parts.append("\n")
+    calibration = _calibration(root, link_prefix)
+    if calibration:
+        parts.append(calibration)
+    return "".join(parts) if parts else "No regeneration has been published yet.\n"
+
+
+# ------------------------------------------------------------------------------------ rendering
+
+#: What each marker name renders, given the repository root.
+REGIONS: dict[str, Callable[[Path], str]] = {
+    "headline": headline,
+    "results": results_page,
+    "benchmarks": lambda root: benchmarks_page(root, link_prefix="../"),
+}
+
+
+def render_text(text: str, root: str | Path, source: str = "<text>") -> str:
+    """``text`` with every marked region replaced by what :data:`REGIONS` renders from ``root``'s files."""
+    root = Path(root)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in REGIONS:
+            raise ValueError(f"{source}: unknown report region {name!r}; known: {', '.join(REGIONS)}")
+        return match[1] + "\n" + REGIONS[name](root).rstrip("\n") + "\n\n" + match[4]
+
+    return _MARKER.sub(replace, text)
+
+
+def render(files: Sequence[str | Path], root: str | Path, check: bool = False) -> list[Path]:
+    """Render the marked regions of ``files`` from ``root``'s result files; return those whose text
+    changed (with ``check=True`` nothing is written: the list is what is out of date)."""
+    changed = []
+    for file in files:
+        path = Path(file)
+        text = path.read_text()
+        new = render_text(text, root, source=str(path))
+        if new != text:
+            changed.append(path)
+            if not check:
+                from dscd.runs import write_text
+
+                write_text(path, new)
+    return changed
+
+
+def default_files(root: str | Path) -> list[Path]:
+    """The files ``dscd report`` renders: the README and every Markdown page of ``docs/`` with a marker."""
+    root = Path(root)
+    candidates = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    return [p for p in candidates if p.is_file() and _MARKER.search(p.read_text())]

@@ -1,0 +1,181 @@
+"""The front page, the documentation site and the results rendered from committed files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dscd.cli import main
+from dscd.report import MARKER_END, benchmarks_page, headline, publish, render, render_text, results_page
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+_REGION = re.compile(r"<!-- dscd report: [a-z0-9-]+ -->.*?<!-- dscd report end -->", re.S)
+
+
+def _text_pages() -> list[Path]:
+    return [README, *sorted((ROOT / "docs").glob("**/*.md"))]
+
+
+def _hand_written(path: Path) -> str:
+    """A page's text without its generated regions."""
+    return _REGION.sub("", path.read_text())
+
+
+# ------------------------------------------------------------------------------------ the README
+
+
+def test_the_readme_is_a_front_page_of_at_most_150_lines():
+    assert len(README.read_text().splitlines()) <= 150
+
+
+def test_the_readme_dscd_example_runs_and_does_what_it_says():
+    code = re.search(r"<!-- example: dscd -->\n```python\n(.*?)```", README.read_text(), re.S)
+    assert code, "the README's DSCD example lost its marker"
+    namespace: dict = {}
+    exec(compile(code[1], "README.md", "exec"), namespace)  # its own assert: DSCD ends in the left wells
+    x = torch.nn.Parameter(torch.full((2,), 2.5))  # and the comment's claim: Adam alone does not
+    adam = torch.optim.Adam([x], lr=0.05)
+    for _ in range(400):
+        adam.zero_grad()
+        ((x**2 - 1) ** 2 + 0.3 * x).sum().backward()
+        adam.step()
+    assert torch.all(x > 0)
+
+
+def test_the_readme_and_docs_link_only_to_files_that_exist():
+    for page in _text_pages():
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links to a missing {target}"
+
+
+def test_the_text_names_no_machine_date_issue_or_internal_document():
+    for page in _text_pages():
+        text = _hand_written(page)
+        where = page.relative_to(ROOT)
+        assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), f"{where}: a date belongs in a result file's metadata"
+        assert not re.search(r"\bissues? \d+", text, re.I), f"{where}: an issue number"
+        internal = r"\bSPEC\b|\.\./shared\b|(?<![/\w])shared/|this (2-core )?machine"
+        assert not re.search(internal, text), f"{where}: an internal reference"
+
+
+def test_the_committed_text_is_what_the_committed_result_files_render():
+    """No result number is typed by hand: re-rendering changes nothing (else run `dscd report`)."""
+    assert main(["report", "--check", "--root", str(ROOT), str(README), str(ROOT / "docs" / "results.md"),
+                 str(ROOT / "docs" / "benchmarks.md")]) == 0
+
+
+# ------------------------------------------------------------------------------------ publish and render
+
+
+def _fake_outputs(folder: Path, status: str = "ok") -> Path:
+    (folder / "figures").mkdir(parents=True)
+    (folder / "tables").mkdir()
+    (folder / "runs").mkdir()
+    (folder / "reproduce.json").write_text(json.dumps({
+        "profile": "quick", "version": "9.9", "commit": "abcdef0123456789", "torch": "2.x", "python": "3.11",
+        "notebooks": {"01": {"notebook": "01_diagnosis.ipynb", "status": status, "seconds": 90.0},
+                      "02": {"notebook": "02_dscd_search.ipynb", "status": "ok", "seconds": 30.0}}}))
+    (folder / "figures" / "01_diagnosis.json").write_text(json.dumps({"claims": [
+        {"id": "collapse", "claim": "FairDARTS empties its normal cell", "paper": "Section 2",
+         "verdict": "held", "evidence": "invalid in 9/10 seeds"}]}))
+    (folder / "figures" / "01_figure1.png").write_bytes(b"\x89PNG fake")
+    (folder / "figures" / "01_figure1.pdf").write_bytes(b"%PDF fake")  # not published: PNG only
+    (folder / "tables" / "table1.md").write_text("| Method | valid |\n|---|---|\n| FairDARTS (300) | 1/10 |\n")
+    (folder / "tables" / "table1.csv").write_text("Method,valid\nFairDARTS (300),1/10\n")
+    (folder / "runs" / "checkpoint.pt").write_bytes(b"big")  # never published
+    return folder
+
+
+def test_publish_copies_the_small_result_files_and_only_one_regeneration(tmp_path):
+    outputs = _fake_outputs(tmp_path / "outputs" / "quick")
+    results = tmp_path / "results" / "quick"
+    (results / "tables").mkdir(parents=True)
+    (results / "tables" / "stale.md").write_text("from an older regeneration")
+    written = publish(outputs, results)
+    names = sorted(str(p.relative_to(results)) for p in written)
+    assert names == ["figures/01_diagnosis.json", "figures/01_figure1.png", "reproduce.json",
+                     "tables/table1.csv", "tables/table1.md"]
+    assert not (results / "tables" / "stale.md").exists()
+    assert (results / "tables" / "table1.md").read_text() == (outputs / "tables" / "table1.md").read_text()
+
+
+def test_publish_refuses_a_regeneration_that_did_not_finish(tmp_path):
+    outputs = _fake_outputs(tmp_path / "outputs" / "quick", status="failed")
+    with pytest.raises(ValueError, match="01 did not succeed"):
+        publish(outputs, tmp_path / "results" / "quick")
+    with pytest.raises(FileNotFoundError, match="no reproduce.json"):
+        publish(tmp_path, tmp_path / "results" / "quick")
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_profile(tmp_path):
+    publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
+    text = headline(tmp_path)
+    assert "`quick`" in text and "| FairDARTS (300) | 1/10 |" in text
+    assert "*FairDARTS empties its normal cell* (Section 2): **held**. invalid in 9/10 seeds" in text
+    assert "![01_figure1](results/quick/figures/01_figure1.png)" in text
+    page = results_page(tmp_path)
+    assert "2.0 min in all" in page and "| 01 | 01_diagnosis.ipynb | ok | 1.5 |" in page
+    assert "../results/quick/figures/01_figure1.png" in page
+
+
+def test_render_replaces_marked_regions_and_check_reports_drift(tmp_path, capsys):
+    publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
+    page = tmp_path / "page.md"
+    page.write_text(f"# Title\n\nhand text\n<!-- dscd report: headline -->\nold numbers\n{MARKER_END}\ntail\n")
+    assert main(["report", "--check", "--root", str(tmp_path), str(page)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert render([page], tmp_path) == [page]
+    text = page.read_text()
+    assert "old numbers" not in text and "| FairDARTS (300) | 1/10 |" in text
+    assert text.startswith("# Title\n\nhand text\n") and text.endswith(f"{MARKER_END}\ntail\n")
+    assert main(["report", "--check", "--root", str(tmp_path), str(page)]) == 0
+    assert render([page], tmp_path) == []  # idempotent
+
+
+def test_an_unknown_region_or_missing_file_is_one_line(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown report region 'tabel1'"):
+        render_text(f"<!-- dscd report: tabel1 -->\n{MARKER_END}", tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path / "nope.md")])
+    assert exc.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_benchmark_records_render_as_tables(tmp_path):
+    folder = tmp_path / "results" / "benchmarks"
+    folder.mkdir(parents=True)
+    (folder / "supernet-quick-cpu2.json").write_text(json.dumps({
+        "title": "Supernet", "command": "python benchmarks/bench_supernet.py", "date": "d", "cores": 2,
+        "processor": "x86_64", "torch": "2.x", "load_average": [0.05, 0.1, 0.1], "notes": "ratios only",
+        "table": {"columns": ["mode", "iteration (s)", "ratio"],
+                  "rows": [["plain", 0.9751, 1.0], ["shared", 0.75, 0.77]]}}))
+    text = benchmarks_page(tmp_path)
+    assert "### Supernet" in text and "| shared | 0.75 | 0.77 |" in text and "load average 0.05" in text
+    assert "ratios only" in text and "results/benchmarks/supernet-quick-cpu2.json" in text
+
+
+# ------------------------------------------------------------------------------------ the site
+
+
+@pytest.mark.slow
+def test_the_documentation_builds_without_a_warning(tmp_path):
+    """`make docs`: autodoc of every module, the CLI reference from build_parser, the notebooks from their
+    jupytext sources, the results pages; a broken reference or a renamed function fails here."""
+    pytest.importorskip("sphinx")
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html",
+                           str(ROOT / "docs"), str(tmp_path / "html")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cli = (tmp_path / "html" / "reference" / "cli.html").read_text()
+    assert "--publish" in cli and "dscd report" in cli.replace("<span class=\"pre\">", "")
+    assert (tmp_path / "html" / "notebooks" / "02_dscd_search.html").is_file()
+    api = (tmp_path / "html" / "reference" / "api.html").read_text()
+    assert "collapse_time_claims" in api and "DSCDEngine" in api
