@@ -110,7 +110,7 @@ def main() -> None:
               r["throughput_ratio"]] for r in rows]
     record = benchmark_record("One search over several torchrun ranks: throughput",
                               ["config", "ranks", "threads per rank", "iteration (s)", "images / s",
-                               "throughput vs first"], table, device=device, rows=rows)
+                               "throughput vs first"], table, device=device, measurements=rows)
     path = write_benchmark(record, "scaling", args.configs.replace(",", "+"), device, args.out)
     print(f"wrote {path}")
 

@@ -69,7 +69,7 @@ def main() -> None:
              for r in rows]
     record = benchmark_record("Search iteration at the paper's network size, Adam against DSCD",
                               ["optimizer", "batch", "bf16", "iteration (s)", "reference (s)", "speed-up"], table,
-                              device=device.type, rows=rows,
+                              device=device.type, measurements=rows,
                               notes="The reference's seconds are its recorded times, not measured in this run.")
     path = write_benchmark(record, "search", f"paper-b{batch}", device.type, args.out)
     print(f"wrote {path}")

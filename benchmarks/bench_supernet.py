@@ -154,7 +154,7 @@ def main() -> None:
     record = benchmark_record("Supernet: time and peak memory per computation mode",
                               ["config", "layout", "mode", "forward (s)", "forward + backward (s)", "iteration (s)",
                                f"iteration / {modes[0]}", "peak memory (GiB)", "threads"], table, device=device,
-                              rows=rows)
+                              measurements=rows)
     path = write_benchmark(record, "supernet", args.configs.replace(",", "+"), device, args.out)
     print(f"wrote {path}")
 

@@ -76,7 +76,7 @@ def main() -> None:
               r["threads"]] for r in rows]
     record = benchmark_record("Final training: one SGD step of DARTS_V2 per precision and layout",
                               ["config", "precision", "layout", "step (s)", "speed-up vs fp32 NCHW",
-                               "600 epochs of 50k images (h)", "threads"], table, device=str(device), rows=rows)
+                               "600 epochs of 50k images (h)", "threads"], table, device=str(device), measurements=rows)
     path = write_benchmark(record, "train", args.configs.replace(",", "+"), device.type, args.out)
     print(f"wrote {path}")
 

@@ -93,8 +93,27 @@ def benchmark_record(title: str, columns: Sequence[str], rows: Sequence[Sequence
 
     return {"title": title, "command": " ".join(["python", *sys.argv]), "date": datetime.now(UTC).date().isoformat(),
             **run_metadata(), "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "load_average": list(os.getloadavg()), "notes": notes,
+            "others_cpu_percent": _others_cpu_percent(), "notes": notes,
             "table": {"columns": list(columns), "rows": [list(r) for r in rows]}, **data}
+
+
+def _others_cpu_percent(seconds: float = 1.0) -> float | None:
+    """How busy the CPUs are (percent of all cores, from ``/proc/stat``) over ``seconds`` while this
+    process sleeps: other work beside a benchmark, sampled when it has finished measuring. ``None``
+    where ``/proc/stat`` is missing."""
+    import time
+
+    def totals() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = totals()
+        time.sleep(seconds)
+        total1, idle1 = totals()
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(100.0 * (1 - (idle1 - idle0) / max(total1 - total0, 1)), 1)
 
 
 def machine_tag(device: str = "cpu") -> str:
@@ -141,8 +160,8 @@ def benchmarks_page(root: str | Path, link_prefix: str = "") -> str:
     parts = []
     for path in files:
         record = json.loads(path.read_text())
-        load = record.get("load_average") or []
-        load_text = f", load average {load[0]:.2f} at the start" if load else ""
+        busy = record.get("others_cpu_percent")
+        load_text = f", other processes using {busy:.0f}% of the CPUs as it finished" if busy is not None else ""
         parts.append(f"### {record['title']}\n\n"
                      f"`{record['command']}`, {record['date']}, {record.get('cores', '?')} cores "
                      f"({record.get('processor', '?')}), torch {record.get('torch', '?')}{load_text}; "

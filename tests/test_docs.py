@@ -155,11 +155,11 @@ def test_benchmark_records_render_as_tables(tmp_path):
     folder.mkdir(parents=True)
     (folder / "supernet-quick-cpu2.json").write_text(json.dumps({
         "title": "Supernet", "command": "python benchmarks/bench_supernet.py", "date": "d", "cores": 2,
-        "processor": "x86_64", "torch": "2.x", "load_average": [0.05, 0.1, 0.1], "notes": "ratios only",
+        "processor": "x86_64", "torch": "2.x", "others_cpu_percent": 0.5, "notes": "ratios only",
         "table": {"columns": ["mode", "iteration (s)", "ratio"],
                   "rows": [["plain", 0.9751, 1.0], ["shared", 0.75, 0.77]]}}))
     text = benchmarks_page(tmp_path)
-    assert "### Supernet" in text and "| shared | 0.75 | 0.77 |" in text and "load average 0.05" in text
+    assert "### Supernet" in text and "| shared | 0.75 | 0.77 |" in text and "other processes using 0% of the CPUs" in text
     assert "ratios only" in text and "results/benchmarks/supernet-quick-cpu2.json" in text
 
 
