@@ -159,7 +159,8 @@ class SearchOutcome:
         return self.mean_weight_normal_last < self.mean_weight_normal_first
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.folder.name, "label": self.label, "method": self.method, "seed": self.seed, "epochs": self.epochs,
+        return {"run": self.folder.name, "label": self.label, "method": self.method, "seed": self.seed,
+                "epochs": self.epochs,
                 "valid": self.valid, "normal_cell_empty": self.normal_empty, "search_test": self.search_test,
                 "mean_weight_normal_first": self.mean_weight_normal_first,
                 "mean_weight_normal_last": self.mean_weight_normal_last,
