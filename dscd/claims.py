@@ -45,6 +45,23 @@ def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str
     return f"FairDARTS + DSCD{', y_best refreshed' if refresh_best else ''} ({epochs})"
 
 
+#: Each search's method as an identifier (what claims and tables decide by; labels are for display).
+METHODS: tuple[str, ...] = ("fairdarts", "dscd", "dscd-refresh")
+
+
+def method_id(optimizer: str, refresh_best: bool = False) -> str:
+    """A search's method: ``fairdarts`` (Adam on alpha), ``dscd``, or ``dscd-refresh`` (the
+    ``dscd_refresh_best`` ablation). A published genotype's is ``published:<name>``."""
+    if optimizer != "dscd":
+        return "fairdarts"
+    return "dscd-refresh" if refresh_best else "dscd"
+
+
+def config_method(config: dict[str, Any]) -> str:
+    """:func:`method_id` of a search configuration (as a dict, e.g. from ``summary.json``)."""
+    return method_id(config["optimizer"], bool(config.get("dscd_refresh_best", False)))
+
+
 def config_label(config: dict[str, Any]) -> str:
     """:func:`method_label` of a search configuration (as a dict, e.g. from ``summary.json``)."""
     return method_label(config["optimizer"], config["epochs"], bool(config.get("dscd_refresh_best", False)))
@@ -121,6 +138,7 @@ class SearchOutcome:
 
     folder: Path
     label: str
+    method: str
     optimizer: str
     epochs: int
     seed: int
@@ -141,7 +159,8 @@ class SearchOutcome:
         return self.mean_weight_normal_last < self.mean_weight_normal_first
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.folder.name, "label": self.label, "seed": self.seed, "epochs": self.epochs,
+        return {"run": self.folder.name, "label": self.label, "method": self.method, "seed": self.seed,
+                "epochs": self.epochs,
                 "valid": self.valid, "normal_cell_empty": self.normal_empty, "search_test": self.search_test,
                 "mean_weight_normal_first": self.mean_weight_normal_first,
                 "mean_weight_normal_last": self.mean_weight_normal_last,
@@ -164,7 +183,7 @@ def search_outcome(folder: str | Path) -> SearchOutcome:
             break
         invalid_from = record["epoch"]
     return SearchOutcome(
-        folder=folder, label=label, optimizer=cfg["optimizer"],
+        folder=folder, label=label, method=config_method(cfg), optimizer=cfg["optimizer"],
         epochs=cfg["epochs"], seed=int(cfg.get("seed", 0)), refresh_best=refresh, valid=bool(last["valid"]),
         normal_empty=last["kept_edges_normal"] == 0 or "normal cell" in (last["invalid_reason"] or ""),
         search_test=last["test_acc"], mean_weight_normal_first=first["mean_weight_normal"],
@@ -243,6 +262,13 @@ def collapse_claims(adam_folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     return claims
 
 
+def collapse_time_of(folder: str | Path) -> Any:
+    """A search's :class:`dscd.survival.CollapseTime`, from its ``metrics.jsonl``."""
+    from dscd.survival import collapse_time
+
+    return collapse_time(JsonLines(Path(folder) / "metrics.jsonl").read())
+
+
 def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, Sequence[Any]],
                          budget: int) -> list[dict[str, Any]]:
     """Time to collapse at one budget ``budget`` (paper section 3): ``fairdarts`` and ``dscd`` are
@@ -267,7 +293,8 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
         "dscd_delays_collapse", "FairDARTS + DSCD keeps a valid normal cell longer than FairDARTS",
         "Section 3, Figure 2 (time to collapse: this package's measure)", verdict,
         f"{label_f}: collapsed in {test.collapsed[0]}/{test.runs[0]} seeds; {label_d}: {test.collapsed[1]}/"
-        f"{test.runs[1]}; median collapse epoch {medians}",
+        f"{test.runs[1]}; median collapse epoch {medians}; restricted mean {means[0]:.0f} against {means[1]:.0f} "
+        f"epochs; log-rank p = {test.pvalue:.3g}",
         test={**test.to_dict(), "restricted_mean_epochs": {label_f: means[0], label_d: means[1]},
               "horizon": budget})
     valid_f, valid_d = sum(not c.collapsed for c in times_f), sum(not c.collapsed for c in times_d)
@@ -304,6 +331,10 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
             "FairDARTS", "Table 1 (DSCD's budgets are all longer than FairDARTS' invalid ones)",
             **compare_valid_counts((longest[0].label, sum(o.valid for o in longest), len(longest)),
                                    (same[0].label, sum(o.valid for o in same), len(same)))))
+    if same is not None:  # time to collapse at that budget: Kaplan-Meier, log-rank (this package's measure)
+        claims += collapse_time_claims((same[0].label, [collapse_time_of(o.folder) for o in same]),
+                                       (longest[0].label, [collapse_time_of(o.folder) for o in longest]),
+                                       longest[0].epochs)
     moving = [o for o in dscd if o.valid and not o.dscd["stuck"]]
     valid_runs = [o for o in dscd if o.valid]
     claims.append(_claim(
@@ -339,12 +370,10 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
 def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
     """Notebook 04 (Table 1 Eval. Test, Table 2): FairDARTS + DSCD's final architectures train to a higher
     test accuracy than FairDARTS' (Welch's t-test over the valid ones, pooled over budgets)."""
-    def accuracies(prefix: str) -> list[float]:
-        return [100 * e.summary["test_acc"] for e in evaluations
-                if e.summary is not None and e.label.startswith(prefix) and "refreshed" not in e.label
-                and "published" not in e.label]
+    def accuracies(method: str) -> list[float]:
+        return [100 * e.summary["test_acc"] for e in evaluations if e.summary is not None and e.method == method]
 
-    ours, theirs = accuracies("FairDARTS + DSCD ("), accuracies("FairDARTS (")
+    ours, theirs = accuracies("dscd"), accuracies("fairdarts")
     evidence = (f"FairDARTS + DSCD: {format_mean_sd(ours)}%; FairDARTS: {format_mean_sd(theirs)}% "
                 "(Eval. Test of the valid final architectures)")
     test = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dscd.claims import config_label, format_mean_sd, group_by_method, method_label, search_outcome
+from dscd.claims import config_label, config_method, format_mean_sd, group_by_method, method_label, search_outcome
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
 from dscd.runfolder import RunFolder
@@ -117,6 +117,8 @@ class Evaluation:
     source: str
     summary: dict[str, Any] | None = None
     invalid_reason: str | None = None
+    #: The method that found the genotype (:func:`dscd.claims.method_id`), or ``published:<name>``.
+    method: str = field(kw_only=True)
 
     @property
     def eval_test(self) -> float | str:
@@ -145,7 +147,7 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
     if dscd_genotype not in ("final", "best"):
         raise ValueError(f"dscd_genotype must be 'final' or 'best', got {dscd_genotype!r}")
     config = train_profile(profile_name, **(overrides or {}))
-    jobs: list[tuple[str, Genotype, Path, str]] = []
+    jobs: list[tuple[str, Genotype, Path, str, str]] = []
     for folder in map(Path, searches):
         summary = json.loads((folder / "summary.json").read_text())
         optimizer = summary["config"]["optimizer"]
@@ -155,7 +157,7 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
             " x_best" if best else "")
         genotype = load_genotype(folder / ("genotype_best.json" if best else "genotype.json"))
         jobs.append((label, genotype, Path(runs_dir) / "train" / (folder.name + ("-best" if best else "")),
-                     str(folder)))
+                     str(folder), config_method(summary["config"])))
     if published_names:
         available = published_genotypes() if published is None else load_genotypes(published)
         where = published or "the genotypes shipped with dscd"
@@ -164,18 +166,19 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
             raise ValueError(f"no genotype named {', '.join(unknown)} in {where} (have: {', '.join(available)})")
         for name in published_names:
             jobs.append((f"{name} (published genotype)", available[name],
-                         Path(runs_dir) / "train" / f"published-{name}", f"{where} [{name}]"))
-    trainable = [(label, genotype, folder) for label, genotype, folder, _ in jobs if check_validity(genotype).valid]
+                         Path(runs_dir) / "train" / f"published-{name}", f"{where} [{name}]", f"published:{name}"))
+    trainable = [(label, genotype, folder) for label, genotype, folder, _, _ in jobs
+                 if check_validity(genotype).valid]
     summaries = execute([Job(folder, config.to_dict(), genotype.to_dict(), label)
                          for label, genotype, folder in trainable], executor or LocalExecutor(progress=progress))
     by_folder = {folder: summary for (_, _, folder), summary in zip(trainable, summaries, strict=True)}
     results = []
-    for label, genotype, folder, source in jobs:
+    for label, genotype, folder, source, method in jobs:
         if folder in by_folder:
-            results.append(Evaluation(label, genotype, folder, source, summary=by_folder[folder]))
+            results.append(Evaluation(label, genotype, folder, source, summary=by_folder[folder], method=method))
         else:
             results.append(Evaluation(label, genotype, folder, source,
-                                      invalid_reason=check_validity(genotype).message()))
+                                      invalid_reason=check_validity(genotype).message(), method=method))
     return results
 
 

@@ -74,6 +74,7 @@ EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {
                            "tables/01_table1_search.csv", "tables/01_table1_search.md",
                            "tables/01_table1_search_runs.md"),
     "02_dscd_search.ipynb": ("figures/02_figure2.png", "figures/02_figure2.pdf", "figures/02_dscd_steps.png",
+                             "figures/02_survival.png", "figures/02_survival.pdf",
                              "figures/02_dscd_search.json", "tables/02_table1_search.csv",
                              "tables/02_table1_search.md", "tables/02_table1_search_runs.md"),
     "03_beta_annealing.ipynb": ("figures/03_beta_annealing.png", "figures/03_beta_annealing.pdf",

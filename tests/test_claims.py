@@ -76,9 +76,9 @@ def test_table1_by_budget_folds_seeds(tmp_path):
     adam = [fake_search(tmp_path, "adam", 20, s, valid=False, test_acc=a) for s, a in enumerate((0.30, 0.32, 0.34))]
     dscd = [fake_search(tmp_path, "dscd", 20, s, valid=s != 1, test_acc=0.4) for s in range(3)]
     genotype = Genotype(normal=(("skip_connect", 0, 2),), reduce=(("max_pool_3x3", 0, 2),))
-    evaluations = [Evaluation("x", genotype, tmp_path / "t", str(dscd[0]), summary={"test_acc": 0.41}),
-                   Evaluation("x", genotype, tmp_path / "t", str(dscd[2]), summary={"test_acc": 0.43}),
-                   Evaluation("x", genotype, tmp_path / "t", str(dscd[1]), invalid_reason="empty")]
+    evaluations = [Evaluation("x", genotype, tmp_path / "t", str(dscd[0]), summary={"test_acc": 0.41}, method="dscd"),
+                   Evaluation("x", genotype, tmp_path / "t", str(dscd[2]), summary={"test_acc": 0.43}, method="dscd"),
+                   Evaluation("x", genotype, tmp_path / "t", str(dscd[1]), invalid_reason="empty", method="dscd")]
     rows = table1_by_budget(adam + dscd, evaluations)
     assert [r["Method"] for r in rows] == ["FairDARTS (20)", "FairDARTS + DSCD (20)"]
     fd, ds = rows
@@ -117,11 +117,18 @@ def test_collapse_and_dscd_claims_carry_their_counts(tmp_path):
 
 def test_eval_claim_needs_two_trained_architectures_a_side(tmp_path):
     g = Genotype(normal=(("skip_connect", 0, 2),), reduce=(("max_pool_3x3", 0, 2),))
-    e = lambda label, acc: Evaluation(label, g, tmp_path, "src", summary={"test_acc": acc})  # noqa: E731
-    few = eval_claims([e("FairDARTS + DSCD (40) seed 0", 0.5), e("FairDARTS (10) seed 0", 0.4)])
+    def e(label, acc, method):
+        return Evaluation(label, g, tmp_path, "src", summary={"test_acc": acc}, method=method)
+
+    few = eval_claims([e("FairDARTS + DSCD (40) seed 0", 0.5, "dscd"), e("FairDARTS (10) seed 0", 0.4, "fairdarts")])
     assert few[0]["verdict"] == INCONCLUSIVE and "no test" in few[0]["evidence"]
-    clear = eval_claims([e(f"FairDARTS + DSCD (40) seed {s}", 0.60 + s / 1000) for s in range(3)]
-                        + [e(f"FairDARTS (10) seed {s}", 0.40 + s / 1000) for s in range(3)]
-                        + [e("DARTS_V2 (published genotype)", 0.99)])
+    clear = eval_claims([e(f"FairDARTS + DSCD (40) seed {s}", 0.60 + s / 1000, "dscd") for s in range(3)]
+                        + [e(f"FairDARTS (10) seed {s}", 0.40 + s / 1000, "fairdarts") for s in range(3)]
+                        + [e("DARTS_V2 (published genotype)", 0.99, "published:DARTS_V2")]
+                        + [e("FairDARTS + DSCD, y_best refreshed (40)", 0.99, "dscd-refresh")])
     assert clear[0]["verdict"] == HELD and clear[0]["test"]["p_value"] < 0.05
     assert clear[0]["evidence"].startswith("FairDARTS + DSCD: 60.10 ± 0.10 (n=3)%; FairDARTS: 40.10 ± 0.10 (n=3)%")
+    # the verdict follows the method, not the display label: a renamed label changes nothing
+    renamed = eval_claims([e(f"DSCD run {s}", 0.60 + s / 1000, "dscd") for s in range(3)]
+                          + [e(f"baseline {s}", 0.40 + s / 1000, "fairdarts") for s in range(3)])
+    assert renamed[0]["verdict"] == HELD and renamed[0]["evidence"] == clear[0]["evidence"]

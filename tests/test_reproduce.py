@@ -54,6 +54,9 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert [r["Method"] for r in m02["table1"]] == ["FairDARTS + DSCD (3)", "FairDARTS + DSCD (4)",
                                                    "FairDARTS + DSCD, y_best refreshed (4)", "FairDARTS (4)"]
     assert all("x_best_age_steps" in r["dscd"] for r in m02["runs"] + m02["ablation_refresh_best"]["runs"])
+    delays = next(c for c in m02["claims"] if c["id"] == "dscd_delays_collapse")  # time to collapse at budget 4
+    assert delays["test"]["runs"] == [2, 2] and delays["test"]["horizon"] == 4 and "log-rank p" in delays["evidence"]
+    assert any(c["id"] == "dscd_prevents_collapse" for c in m02["claims"])
     m04 = json.loads((figures / "04_final_training.json").read_text())
     assert [r["Method"] for r in m04["table1"]] == ["FairDARTS (2)", "FairDARTS (3)", "FairDARTS + DSCD (3)",
                                                    "FairDARTS + DSCD (4)", "FairDARTS + DSCD, y_best refreshed (4)"]
