@@ -36,7 +36,9 @@ def fake_search(root: Path, optimizer: str, epochs: int, seed: int, valid: bool,
                   "invalid_reason": None if ends_valid else "the normal cell keeps no edge",
                   "kept_edges_normal": 6 if ends_valid else 0, "kept_edges_reduce": 8,
                   "mean_weight_normal": 0.5 - 0.4 * epoch / epochs, "mean_weight_reduce": 0.5,
-                  "test_acc": test_acc if epoch == epochs else None}
+                  "test_acc": test_acc if epoch == epochs else None,
+                  "genotype": {"normal": [["skip_connect", 0, 2]] if ends_valid else [],
+                               "reduce": [["max_pool_3x3", 0, 2]]}}
         if optimizer == "dscd":
             age = epoch * STEPS if stuck else 1
             record["dscd"] = {"best_age": age, "at_best": stuck, "accepted": epoch, "global_steps": 2 * epoch,
@@ -106,6 +108,12 @@ def test_collapse_and_dscd_claims_carry_their_counts(tmp_path):
     assert by_id["dscd_valid_every_budget"]["verdict"] == HELD
     compared = by_id["dscd_valid_where_fairdarts_is_not"]
     assert compared["verdict"] == INCONCLUSIVE and compared["test"]["table"] == [[3, 0], [0, 3]]
+    # time to collapse at 40 epochs: FairDARTS collapses at epoch 20 in 3/3 seeds, DSCD never (censored at 40);
+    # one tied event time: Z = (3 - 1.5) / sqrt(0.45), p = erfc(Z / sqrt 2) = 0.0253
+    delays = by_id["dscd_delays_collapse"]
+    assert delays["verdict"] == HELD and delays["test"]["p"] == pytest.approx(0.02535, abs=1e-4)
+    assert delays["test"]["restricted_mean_epochs"] == {"FairDARTS (40)": 20, "FairDARTS + DSCD (40)": 40}
+    assert by_id["dscd_prevents_collapse"]["verdict"] == HELD
     stuck = by_id["dscd_valid_not_stuck"]
     assert stuck["verdict"] == INCONCLUSIVE and stuck["evidence"].startswith("x_best still changing in 2/3 valid runs")
     assert [r["dscd"]["stuck"] for r in result["runs"]] == [True, False, False]
