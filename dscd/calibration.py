@@ -32,7 +32,8 @@ from typing import Any
 from dscd.search import load_metrics
 from dscd.survival import collapse_time, normal_cell_valid
 
-__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "calibration_jobs", "main", "recorded_runs", "summarise"]
+__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "REQUIRED_OF_SEEDS", "calibration_jobs", "choose_protocol", "main",
+           "recorded_runs", "rule_status", "summarise"]
 
 #: Seeds used only to choose a protocol, never for results (results use 0, 1, ...).
 CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(100, 110))
@@ -120,7 +121,57 @@ def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | No
                                     "mean_seconds_per_epoch": round(sum(r["seconds_per_epoch"] for r in runs)
                                                                     / len(runs), 3)}
         out["candidates"][name] = {"changes": known.get(name, {}), "budgets": budgets}
+    out["protocol"] = choose_protocol(out)
     return out
+
+
+#: The protocol's rule (chosen before any DSCD run): at the long budget ``B`` FairDARTS ends invalid in at
+#: least this many of the calibration seeds, and at the short budget it ends valid in at least as many.
+REQUIRED_OF_SEEDS: tuple[int, int] = (8, len(CALIBRATION_SEEDS))
+
+
+def rule_status(hits: int, runs: int, required: int = REQUIRED_OF_SEEDS[0],
+                seeds: int = REQUIRED_OF_SEEDS[1]) -> str:
+    """Whether ``hits`` of ``runs`` finished runs meet "at least ``required`` of ``seeds``": ``met``,
+    ``failed`` (the runs still to come cannot reach it) or ``open``.
+
+    >>> rule_status(8, 9), rule_status(1, 4), rule_status(5, 7)
+    ('met', 'failed', 'open')
+    """
+    if hits >= required:
+        return "met"
+    return "failed" if hits + (seeds - runs) < required else "open"
+
+
+def choose_protocol(summary: dict[str, Any]) -> dict[str, Any]:
+    """The protocol the rule gives, from a summary's counts: per candidate, the long budget (FairDARTS
+    invalid in at least 8 of 10 seeds) and the short budget (valid in at least 8 of 10, shorter than
+    the long one), each ``met``, ``failed`` or ``open``. A candidate is chosen when both are met; of
+    several, the first in :data:`CANDIDATES` (not by measured cost, which depends on the machine's
+    load). Nothing here looks at a DSCD run."""
+    per_candidate: dict[str, Any] = {}
+    for name, candidate in (summary.get("candidates") or {}).items():
+        budgets = {int(k): v for k, v in (candidate.get("budgets") or {}).items()}
+        long = {e: rule_status(sum(r["collapsed"] for r in b["runs"]), len(b["runs"])) for e, b in budgets.items()}
+        short = {e: rule_status(sum(not r["collapsed"] for r in b["runs"]), len(b["runs"]))
+                 for e, b in budgets.items()}
+        chosen_long = min((e for e, v in long.items() if v == "met"), default=None)
+        chosen_short = max((e for e, v in short.items() if v == "met" and (chosen_long is None or e < chosen_long)),
+                           default=None)
+        cost = [r["seconds_per_epoch"] for b in budgets.values() for r in b["runs"]]
+        per_candidate[name] = {"long_budget_rule": {str(e): v for e, v in sorted(long.items())},
+                               "short_budget_rule": {str(e): v for e, v in sorted(short.items())},
+                               "long_budget": chosen_long, "short_budget": chosen_short,
+                               "mean_seconds_per_epoch": round(sum(cost) / len(cost), 3) if cost else None}
+    complete = [n for n, c in per_candidate.items() if c["long_budget"] and c["short_budget"]]
+    order = list(CANDIDATES.get(summary.get("profile", ""), {}))
+    chosen = min(complete, key=lambda n: order.index(n) if n in order else len(order), default=None)
+    return {"rule": f"FairDARTS invalid at the long budget and valid at the short one, each in at least "
+                    f"{REQUIRED_OF_SEEDS[0]} of {REQUIRED_OF_SEEDS[1]} calibration seeds",
+            "chosen": None if chosen is None else {"candidate": chosen, "changes": summary["candidates"][chosen][
+                "changes"], "long_budget": per_candidate[chosen]["long_budget"],
+                "short_budget": per_candidate[chosen]["short_budget"]},
+            "candidates": per_candidate}
 
 
 def recorded_runs(summary: dict[str, Any] | None) -> set[tuple[str, int, int]]:

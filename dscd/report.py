@@ -260,9 +260,20 @@ def _calibration(root: Path, link_prefix: str) -> str:
                 epochs = " ".join(str(r["epoch"]) for r in collapsed) or "-"  # a collapsed run's event epoch
                 seeds = " ".join(str(r["seed"]) for r in runs)
                 rows.append([name, changes, budget, f"{len(collapsed)}/{len(runs)}", epochs, seeds])
+        protocol = data.get("protocol") or {}
+        chosen = protocol.get("chosen")
+        if chosen:
+            changes = ", ".join(f"{k}={v}" for k, v in (chosen.get("changes") or {}).items()) or "none"
+            decision = (f"The rule ({protocol['rule']}) gives candidate `{chosen['candidate']}` (changes: {changes}), "
+                        f"long budget {chosen['long_budget']} and short budget {chosen['short_budget']} epochs.\n")
+        elif protocol:
+            decision = f"The rule ({protocol['rule']}) does not give a protocol yet.\n"
+        else:
+            decision = ""
         parts.append(f"\n`{data.get('profile', path.stem)}` ([{path.name}]({link_prefix}results/calibration/"
                      f"{path.name})):\n\n"
-                     + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "seeds"], rows))
+                     + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "seeds"], rows)
+                     + (f"\n{decision}" if decision else ""))
     return "".join(parts)
 
 

@@ -139,3 +139,23 @@ def test_collapse_time_claims_on_known_cases():
     same = collapse_time_claims(("FairDARTS (300)", fair), ("DSCD", list(fair)), 300)
     assert same[0]["verdict"] == "inconclusive" and same[0]["test"]["p"] == pytest.approx(1.0)
     assert "median collapse epoch FairDARTS (300): 130" in same[0]["evidence"]
+
+
+def test_the_protocol_rule_needs_8_of_10_each_way_and_never_reads_dscd():
+    from dscd.calibration import choose_protocol
+
+    def budget(collapsed):  # one run per entry: True collapsed, False valid at the end
+        return {"runs": [{"seed": 100 + i, "collapsed": c, "seconds_per_epoch": 1.0} for i, c in enumerate(collapsed)]}
+
+    summary = {"profile": "quick", "candidates": {
+        "8px": {"changes": {"image_size": 8}, "budgets": {"300": budget([True] * 8 + [False]),
+                                                           "60": budget([False] * 7 + [True])}},
+        "3cells": {"changes": {"layers": 3}, "budgets": {"300": budget([False] * 3)}}}}
+    protocol = choose_protocol(summary)
+    c = protocol["candidates"]
+    assert c["8px"]["long_budget_rule"] == {"60": "failed", "300": "met"}
+    assert c["8px"]["short_budget_rule"] == {"60": "open", "300": "failed"}  # 7/8 valid: two seeds to go
+    assert c["3cells"]["long_budget_rule"] == {"300": "failed"} and protocol["chosen"] is None
+    summary["candidates"]["8px"]["budgets"]["60"] = budget([False] * 8 + [True, True])
+    chosen = choose_protocol(summary)["chosen"]
+    assert chosen == {"candidate": "8px", "changes": {"image_size": 8}, "long_budget": 300, "short_budget": 60}
