@@ -26,16 +26,20 @@ operation is a no-op, so the loops have one code path:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-__all__ = ["Distributed", "FollowerFolder", "RanksLost", "WorldSizeMismatch", "open_run_folder", "ranks_and_folder"]
+if TYPE_CHECKING:
+    from dscd.runfolder import RunWriter
+
+__all__ = ["Distributed", "FollowerFolder", "NoRecords", "RanksLost", "WorldSizeMismatch", "open_run_folder",
+           "ranks_and_folder"]
 
 
 class WorldSizeMismatch(ValueError):
@@ -239,30 +243,33 @@ class Distributed:
                 dist.destroy_process_group()
 
 
-class _NoLog:
+class NoRecords:
+    """A :class:`dscd.runfolder.RecordLog` that keeps nothing: a follower rank's logs."""
+
     def append(self, record: dict[str, Any]) -> None:
         pass
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self, limit: int | None = None) -> list[dict[str, Any]]:
         return []
 
 
 class FollowerFolder:
-    """What a rank other than 0 sees of the run folder: rank 0's checkpoint, and writes that do nothing."""
+    """What a rank other than 0 sees of the run folder (a :class:`dscd.runfolder.RunWriter`): rank 0's
+    checkpoint, and writes that do nothing."""
 
     def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
         self.path, self.state = path, state
 
-    def log(self, name: str) -> _NoLog:
-        return _NoLog()
+    def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:
+        pass
 
-    def start(self, *args: Any, **kwargs: Any) -> None:
+    def log(self, name: str) -> NoRecords:
+        return NoRecords()
+
+    def write_json(self, name: str, data: Any) -> None:
         pass
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        pass
-
-    def write_json(self, name: str, data: Any) -> None:
         pass
 
 
@@ -278,7 +285,7 @@ def check_world_size(state: dict[str, Any] | None, path: Path, world_size: int) 
 
 
 @contextmanager
-def open_run_folder(dist: Distributed, opener: Callable[[], Any], path: Path):
+def open_run_folder(dist: Distributed, opener: Callable[[], Any], path: Path) -> Iterator[RunWriter]:
     """Rank 0 opens the run folder with ``opener`` (a :class:`~dscd.runfolder.RunFolder` context);
     every other rank gets a :class:`FollowerFolder` holding rank 0's checkpoint. An error on rank 0
     (folder in use, bad checkpoint, another world size) is raised on every rank with its message."""
@@ -316,7 +323,8 @@ def open_run_folder(dist: Distributed, opener: Callable[[], Any], path: Path):
 
 
 @contextmanager
-def ranks_and_folder(device: str, batch_size: int, opener: Callable[[], Any], path: str | Path):
+def ranks_and_folder(device: str, batch_size: int, opener: Callable[[], Any],
+                     path: str | Path) -> Iterator[tuple[Distributed, RunWriter]]:
     """What a search or a training loop starts with: the ranks of this run (torchrun's, or one
     process) and the run folder as this rank sees it (:func:`open_run_folder`); the global
     ``batch_size`` must divide by the ranks. A process group created here is destroyed on exit."""

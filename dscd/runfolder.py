@@ -44,14 +44,14 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RunFolder", "RunFolderError",
-           "RunFolderWarning", "UnsafeFileError", "acquire_lock", "check_output_path", "load_weights_only",
-           "write_atomic"]
+__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RecordLog", "RunFolder",
+           "RunFolderError", "RunFolderWarning", "RunWriter", "UnsafeFileError", "acquire_lock", "check_output_path",
+           "load_weights_only", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -206,6 +206,33 @@ class JsonLines:
             raise RunFolderError(f"{self.path} has {len(records)} records but the checkpoint expects {lines}: "
                                  "the log was cut short; this run cannot be resumed, start it in another folder")
         write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+@runtime_checkable
+class RecordLog(Protocol):
+    """What the run loops write their per-epoch records into: :class:`JsonLines`, or on a rank other
+    than 0 under torchrun a log that keeps nothing (``dscd.distributed``)."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+    def read(self, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class RunWriter(Protocol):
+    """What the run loops need of a run folder: :class:`RunFolder` on the rank that owns the folder,
+    ``dscd.distributed.FollowerFolder`` (rank 0's checkpoint, writes that do nothing) on the others."""
+
+    path: Path
+    state: dict[str, Any] | None
+
+    def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None: ...
+
+    def log(self, name: str) -> RecordLog: ...
+
+    def write_json(self, name: str, data: Any) -> Path | None: ...
+
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | None: ...
 
 
 class RunFolder:

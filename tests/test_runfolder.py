@@ -310,3 +310,24 @@ def test_a_run_refused_before_it_started_leaves_no_folder(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         run_search(tiny(batch_size=500), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_run_folder_and_the_follower_rank_share_one_writer_interface(tmp_path):
+    """A search or training writes through :class:`RunWriter`; rank 0 holds a RunFolder and the other ranks
+    a FollowerFolder, whose methods take the same arguments (so a call that works on one works on both)."""
+    import inspect
+
+    from dscd.distributed import FollowerFolder, NoRecords
+    from dscd.runfolder import JsonLines, RecordLog, RunFolder, RunWriter
+
+    def parameters(cls, name):
+        return list(inspect.signature(getattr(cls, name)).parameters)
+
+    assert isinstance(RunFolder(tmp_path / "r", "search"), RunWriter)
+    assert isinstance(FollowerFolder(tmp_path / "r", None), RunWriter)
+    for name in ("start", "log", "write_json", "save_checkpoint"):
+        assert parameters(RunFolder, name) == parameters(FollowerFolder, name) == parameters(RunWriter, name), name
+    assert isinstance(JsonLines(tmp_path / "m.jsonl"), RecordLog) and isinstance(NoRecords(), RecordLog)
+    for name in ("append", "read"):
+        assert parameters(JsonLines, name) == parameters(NoRecords, name) == parameters(RecordLog, name), name
+    assert NoRecords().read(limit=3) == [] and FollowerFolder(tmp_path, None).log("metrics").read(2) == []
