@@ -34,7 +34,7 @@ from dscd.functions import FUNCTIONS, SyntheticFunction, make_function
 from dscd.optim import DSCDEngine
 
 __all__ = [
-    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "median_ci", "method_label",
+    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "figure3_claims", "median_ci", "method_label",
     "paper_claims", "results_table", "run_benchmark", "run_gradient_methods", "summarise", "summary_table",
     "write_results",
 ]
@@ -466,6 +466,36 @@ def paper_claims(summary: dict[str, Any]) -> dict[str, Any]:
         "plain_adam_runs_in_global_basin": basin,
         "plain_adam_never_in_global_basin": bool(basin) and all(v == 0 for v in basin.values()),
     }
+
+
+def figure3_claims(checks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's two appendix-B claims as verdicts (the same records as the other notebooks' claims),
+    from :func:`paper_claims` of Figure 3's functions at one dimension."""
+    from dscd.claims import HELD, NOT_HELD, claim_record
+
+    runs = {c["function"]: c["runs"] for c in checks}
+    out = []
+    st = next((c for c in checks if c["function"] == "styblinski_tang"), None)
+    if st is not None:
+        basin = ", ".join(f"Adam {k}: {v}/{st['runs']}" for k, v in st["plain_adam_runs_in_global_basin"].items())
+        out.append(claim_record(
+            "adam_alone_stuck", "On Styblinski-Tang every Adam setting alone ends outside the global basin in every "
+            "run", f"Appendix B, Figure 3 (d = {st['dim']})", HELD if st["plain_adam_never_in_global_basin"]
+            else NOT_HELD, f"runs in the global basin: {basin}"))
+
+    def better(c: dict[str, Any]) -> str:
+        yes = [k for k, v in c["dscd_improves"].items() if v["dscd_better"]]
+        no = [k for k, v in c["dscd_improves"].items() if not v["dscd_better"]]
+        return (f"{c['function']}: better median for Adam {', '.join(yes) or 'none'}"
+                + (f", not for {', '.join(no)}" if no else ""))
+
+    if checks:
+        out.append(claim_record(
+            "dscd_improves_every_adam_setting", "Adam + DSCD ends with a better median than Adam alone, for every "
+            "Adam setting", f"Appendix B, Figure 3 (d = {checks[0]['dim']}, {max(runs.values())} runs)",
+            HELD if all(c["dscd_improves_every_setting"] for c in checks) else NOT_HELD,
+            "; ".join(better(c) for c in checks)))
+    return out
 
 
 def results_table(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

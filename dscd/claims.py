@@ -29,7 +29,7 @@ from dscd.runfolder import JsonLines
 
 __all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "collapse_time_claims",
            "compare_valid_counts", "config_label", "dscd_claims", "eval_claims", "fisher_exact", "format_mean_sd",
-           "group_by_method", "mean_sd", "method_label", "search_outcome", "verdict_every_seed"]
+           "claim_record", "group_by_method", "mean_sd", "method_label", "search_outcome", "verdict_every_seed"]
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
 
@@ -221,8 +221,12 @@ def group_by_method(outcomes: Sequence[SearchOutcome]) -> dict[str, list[SearchO
     return groups
 
 
-def _claim(id_: str, claim: str, paper: str, verdict: str, evidence: str, **more: Any) -> dict[str, Any]:
+def claim_record(id_: str, claim: str, paper: str, verdict: str, evidence: str, **more: Any) -> dict[str, Any]:
+    """One claim as every notebook records it (``claims`` in its JSON): an id, the claim, where the paper
+    makes it, the verdict (held, not held, inconclusive), the evidence, and any test behind it."""
     return {"id": id_, "claim": claim, "paper": paper, "verdict": verdict, "evidence": evidence, **more}
+
+
 
 
 # ------------------------------------------------------------------------------------ the claims
@@ -238,23 +242,24 @@ def collapse_claims(adam_folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     fell = [o for g in by_budget for o in g if o.normal_weight_fell]
     n_all = sum(len(g) for g in by_budget)
     claims = [
-        _claim("fairdarts_short_valid", "A short FairDARTS search ends with a valid architecture",
+        claim_record("fairdarts_short_valid", "A short FairDARTS search ends with a valid architecture",
                "Table 1: FairDARTS (50) and (75) valid", verdict_every_seed(k_short, len(shortest)),
                f"{shortest[0].label}: valid in {k_short}/{len(shortest)} seeds",
                counts={g[0].label: f"{sum(o.valid for o in g)}/{len(g)} valid" for g in by_budget}),
-        _claim("fairdarts_collapses", "Searched long enough, FairDARTS empties its normal cell (invalid architecture)",
+        claim_record("fairdarts_collapses",
+                     "Searched long enough, FairDARTS empties its normal cell (invalid architecture)",
                "Section 2, Figure 1, Table 1: FairDARTS (250) and (500) invalid",
                verdict_every_seed(k_long, len(longest)),
                f"{longest[0].label}: normal cell empty in {k_long}/{len(longest)} seeds",
                counts={g[0].label: f"normal cell empty in {sum(o.normal_empty for o in g)}/{len(g)}"
                        for g in by_budget},
                invalid_from_epoch={o.folder.name: o.first_invalid_epoch for o in longest}),
-        _claim("fairdarts_normal_weights_fall", "FairDARTS' mean normal-cell weight falls over the search",
+        claim_record("fairdarts_normal_weights_fall", "FairDARTS' mean normal-cell weight falls over the search",
                "Section 2, Figure 1", verdict_every_seed(len(fell), n_all),
                f"fell in {len(fell)}/{n_all} searches"),
     ]
     if len(by_budget) > 1:
-        claims.append(_claim(
+        claims.append(claim_record(
             "fairdarts_validity_lost_with_budget", "FairDARTS ends valid less often at its longest budget than at "
             "its shortest", "Table 1", **compare_valid_counts(
                 (shortest[0].label, k_short, len(shortest)),
@@ -289,7 +294,7 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
     verdict = (HELD if means[1] > means[0] else NOT_HELD) if test.pvalue < 0.05 else INCONCLUSIVE
     medians = ", ".join(f"{label}: {'not reached' if m is None else f'{m:g}'}"
                         for label, m in zip((label_f, label_d), test.medians, strict=True))
-    delays = _claim(
+    delays = claim_record(
         "dscd_delays_collapse", "FairDARTS + DSCD keeps a valid normal cell longer than FairDARTS",
         "Section 3, Figure 2 (time to collapse: this package's measure)", verdict,
         f"{label_f}: collapsed in {test.collapsed[0]}/{test.runs[0]} seeds; {label_d}: {test.collapsed[1]}/"
@@ -299,7 +304,7 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
               "horizon": budget})
     valid_f, valid_d = sum(not c.collapsed for c in times_f), sum(not c.collapsed for c in times_d)
     comparison = compare_valid_counts((label_d, valid_d, len(times_d)), (label_f, valid_f, len(times_f)))
-    prevents = _claim(
+    prevents = claim_record(
         "dscd_prevents_collapse", f"FairDARTS + DSCD ends valid within {budget} epochs in every seed",
         "Section 3, Table 1", verdict_every_seed(valid_d, len(times_d)), comparison["evidence"],
         test=comparison["test"])
@@ -319,14 +324,14 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
     verdict = verdict_every_seed(valid, len(dscd))
     if verdict == INCONCLUSIVE and not any(o.valid for o in longest):
         verdict = NOT_HELD
-    claims.append(_claim(
+    claims.append(claim_record(
         "dscd_valid_every_budget", "FairDARTS + DSCD ends with a valid architecture at every budget",
         "Section 3, Figure 2, Table 1: FairDARTS + DSCD (1500), (2000), (3000) valid", verdict,
         "; ".join(f"{g[0].label}: valid in {sum(o.valid for o in g)}/{len(g)} seeds" for g in groups.values())))
     adam = group_by_method([search_outcome(f) for f in adam_folders])
     same = next((g for g in adam.values() if g[0].epochs == longest[0].epochs), None)
     if same is not None:
-        claims.append(_claim(
+        claims.append(claim_record(
             "dscd_valid_where_fairdarts_is_not", "At the same budget, FairDARTS + DSCD ends valid more often than "
             "FairDARTS", "Table 1 (DSCD's budgets are all longer than FairDARTS' invalid ones)",
             **compare_valid_counts((longest[0].label, sum(o.valid for o in longest), len(longest)),
@@ -337,7 +342,7 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
                                        longest[0].epochs)
     moving = [o for o in dscd if o.valid and not o.dscd["stuck"]]
     valid_runs = [o for o in dscd if o.valid]
-    claims.append(_claim(
+    claims.append(claim_record(
         "dscd_valid_not_stuck", "A valid FairDARTS + DSCD architecture is the result of a search still moving "
         f"at its end (x_best changed in the last {STUCK_FRACTION:.0%} of the steps), not of one frozen at an old "
         "x_best", "Section 3, Algorithm 2 (this package's check of why DSCD ends where it ends)",
@@ -389,5 +394,6 @@ def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
     else:
         verdict = INCONCLUSIVE
         evidence += "; fewer than two valid architectures on one side, no test"
-    return [_claim("dscd_trains_better", "FairDARTS + DSCD's final architectures reach a higher test accuracy than "
-                   "FairDARTS'", "Table 1 Eval. Test (97.50 vs 97.36), Table 2", verdict, evidence, test=test)]
+    return [claim_record("dscd_trains_better",
+                         "FairDARTS + DSCD's final architectures reach a higher test accuracy than FairDARTS'",
+                         "Table 1 Eval. Test (97.50 vs 97.36), Table 2", verdict, evidence, test=test)]

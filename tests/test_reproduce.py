@@ -41,7 +41,9 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     m03 = json.loads((figures / "03_beta_annealing.json").read_text())
     assert m03["profile"] == "smoke" and m03["frames"] == 8 and all(r["inside_domain"] for r in m03["checks"])
     m05 = json.loads((figures / "05_benchmarks.json").read_text())
-    first = m05["claims"]["figure3"][0]
+    first = m05["checks"]["figure3"][0]
+    assert [c["id"] for c in m05["claims"]] == ["adam_alone_stuck", "dscd_improves_every_adam_setting"]
+    assert all(c["verdict"] in ("held", "not held") and c["evidence"] for c in m05["claims"])
     assert m05["dim"] == 3 and first["function"] == "styblinski_tang"
     assert set(first["dscd_improves"]) == {"0.001", "0.01", "0.1", "schedule"}
     m01, m02 = (json.loads((figures / f"{n}.json").read_text()) for n in ("01_diagnosis", "02_dscd_search"))

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.bench import (BenchConfig, paper_claims, results_table, run_benchmark, summarise, summary_table,
+from dscd.bench import (BenchConfig, figure3_claims, paper_claims, results_table, run_benchmark, summarise, summary_table,
                         write_results)
 from dscd.plots import plot_benchmark, save_figure
 from dscd.tables import markdown_table, write_table
@@ -104,7 +104,7 @@ rows = results_table(main + rotated + second + long)
 write_table(rows, Path(tables_dir) / "05_benchmarks")
 display(Markdown(markdown_table(rows)))
 
-claims = {
+checks = {
     "figure3": [paper_claims(s) for s in main],
     "rotated": [paper_claims(s) for s in rotated],
     "second_dim": [paper_claims(s) for s in second],
@@ -112,9 +112,11 @@ claims = {
 }
 metrics = {"notebook": "05_benchmarks", "profile": profile, "version": dscd.__version__, "dim": dim,
            "second_dim": second_dim, "runs": runs, "budget": budget, "long_budget": long_budget, "seed": seed,
-           "claims": claims, "table": rows}
+           "claims": figure3_claims(checks["figure3"]), "checks": checks, "table": rows}
 (out / "05_benchmarks.json").write_text(json.dumps(metrics, indent=2))
-for block, entries in claims.items():
+for c in metrics["claims"]:
+    print(f"{c['verdict'].upper()}: {c['claim']} ({c['paper']})\n    {c['evidence']}")
+for block, entries in checks.items():
     for c in entries:
         better = {k: v["dscd_better"] for k, v in c["dscd_improves"].items()}
         print(f"{block:12} {c['function']:26} d={c['dim']:<3} DSCD better per Adam setting: {better}; "
