@@ -158,11 +158,9 @@ def choose_protocol(summary: dict[str, Any]) -> dict[str, Any]:
         chosen_long = min((e for e, v in long.items() if v == "met"), default=None)
         chosen_short = max((e for e, v in short.items() if v == "met" and (chosen_long is None or e < chosen_long)),
                            default=None)
-        cost = [r["seconds_per_epoch"] for b in budgets.values() for r in b["runs"]]
         per_candidate[name] = {"long_budget_rule": {str(e): v for e, v in sorted(long.items())},
                                "short_budget_rule": {str(e): v for e, v in sorted(short.items())},
-                               "long_budget": chosen_long, "short_budget": chosen_short,
-                               "mean_seconds_per_epoch": round(sum(cost) / len(cost), 3) if cost else None}
+                               "long_budget": chosen_long, "short_budget": chosen_short}
     complete = [n for n, c in per_candidate.items() if c["long_budget"] and c["short_budget"]]
     order = list(CANDIDATES.get(summary.get("profile", ""), {}))
     chosen = min(complete, key=lambda n: order.index(n) if n in order else len(order), default=None)

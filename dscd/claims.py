@@ -45,10 +45,6 @@ def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str
     return f"FairDARTS + DSCD{', y_best refreshed' if refresh_best else ''} ({epochs})"
 
 
-#: Each search's method as an identifier (what claims and tables decide by; labels are for display).
-METHODS: tuple[str, ...] = ("fairdarts", "dscd", "dscd-refresh")
-
-
 def method_id(optimizer: str, refresh_best: bool = False) -> str:
     """A search's method: ``fairdarts`` (Adam on alpha), ``dscd``, or ``dscd-refresh`` (the
     ``dscd_refresh_best`` ablation). A published genotype's is ``published:<name>``."""
