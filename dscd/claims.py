@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from dscd.profiles import config_method
 from dscd.runfolder import JsonLines
 
 __all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "collapse_time_claims",
@@ -43,19 +44,6 @@ def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str
     if optimizer != "dscd":
         return f"FairDARTS ({epochs})"
     return f"FairDARTS + DSCD{', y_best refreshed' if refresh_best else ''} ({epochs})"
-
-
-def method_id(optimizer: str, refresh_best: bool = False) -> str:
-    """A search's method: ``fairdarts`` (Adam on alpha), ``dscd``, or ``dscd-refresh`` (the
-    ``dscd_refresh_best`` ablation). A published genotype's is ``published:<name>``."""
-    if optimizer != "dscd":
-        return "fairdarts"
-    return "dscd-refresh" if refresh_best else "dscd"
-
-
-def config_method(config: dict[str, Any]) -> str:
-    """:func:`method_id` of a search configuration (as a dict, e.g. from ``summary.json``)."""
-    return method_id(config["optimizer"], bool(config.get("dscd_refresh_best", False)))
 
 
 def config_label(config: dict[str, Any]) -> str:
@@ -308,10 +296,13 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
 
 
 def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str | Path] = (),
-                ablation_folders: Sequence[str | Path] = ()) -> dict[str, Any]:
+                ablation_folders: Sequence[str | Path] = (), compare_at: int | None = None) -> dict[str, Any]:
     """Notebook 02 (paper section 3, Figure 2, Table 1): DSCD ends valid at every budget and where
-    FairDARTS at the same budget does not; plus why each DSCD run ends where it ends, and the
-    ``dscd_refresh_best`` ablation (this package's option, not the paper's)."""
+    FairDARTS at the same budget does not, and keeps a valid cell longer; plus why each DSCD run
+    ends where it ends, and the ``dscd_refresh_best`` ablation (this package's option, not the paper's).
+
+    FairDARTS and DSCD are compared at budget ``compare_at`` (a profile's ``compare_budget``); by
+    default at the longest DSCD budget that FairDARTS also searched."""
     dscd = [search_outcome(f) for f in dscd_folders]
     groups = group_by_method(dscd)
     claims = []
@@ -324,18 +315,20 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
         "dscd_valid_every_budget", "FairDARTS + DSCD ends with a valid architecture at every budget",
         "Section 3, Figure 2, Table 1: FairDARTS + DSCD (1500), (2000), (3000) valid", verdict,
         "; ".join(f"{g[0].label}: valid in {sum(o.valid for o in g)}/{len(g)} seeds" for g in groups.values())))
-    adam = group_by_method([search_outcome(f) for f in adam_folders])
-    same = next((g for g in adam.values() if g[0].epochs == longest[0].epochs), None)
-    if same is not None:
+    adam = {g[0].epochs: g for g in group_by_method([search_outcome(f) for f in adam_folders]).values()}
+    dscd_at = {g[0].epochs: g for g in groups.values()}
+    if compare_at is None:
+        compare_at = max((e for e in dscd_at if e in adam), default=None)
+    same, ours = adam.get(compare_at), dscd_at.get(compare_at)
+    if same is not None and ours is not None:
         claims.append(claim_record(
             "dscd_valid_where_fairdarts_is_not", "At the same budget, FairDARTS + DSCD ends valid more often than "
             "FairDARTS", "Table 1 (DSCD's budgets are all longer than FairDARTS' invalid ones)",
-            **compare_valid_counts((longest[0].label, sum(o.valid for o in longest), len(longest)),
+            **compare_valid_counts((ours[0].label, sum(o.valid for o in ours), len(ours)),
                                    (same[0].label, sum(o.valid for o in same), len(same)))))
-    if same is not None:  # time to collapse at that budget: Kaplan-Meier, log-rank (this package's measure)
+        # time to collapse at that budget: Kaplan-Meier, log-rank (this package's measure)
         claims += collapse_time_claims((same[0].label, [collapse_time_of(o.folder) for o in same]),
-                                       (longest[0].label, [collapse_time_of(o.folder) for o in longest]),
-                                       longest[0].epochs)
+                                       (ours[0].label, [collapse_time_of(o.folder) for o in ours]), compare_at)
     moving = [o for o in dscd if o.valid and not o.dscd["stuck"]]
     valid_runs = [o for o in dscd if o.valid]
     claims.append(claim_record(
@@ -349,7 +342,7 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
     if ablation_folders:
         ablation = [search_outcome(f) for f in ablation_folders]
         seeds = {o.seed for o in ablation}
-        plain = [o for o in longest if o.seed in seeds and o.epochs == ablation[0].epochs]
+        plain = [o for o in dscd_at.get(ablation[0].epochs, []) if o.seed in seeds]
         comparison = compare_valid_counts((ablation[0].label, sum(o.valid for o in ablation), len(ablation)),
                                           (plain[0].label, sum(o.valid for o in plain), len(plain))) if plain else {}
         mean = lambda runs, key: mean_sd([o.dscd[key] for o in runs])[0]  # noqa: E731

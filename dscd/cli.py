@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dscd import __version__
+from dscd.profiles import PROFILES
 
 #: Which extra brings an optional package (pyproject.toml's optional-dependencies).
 _EXTRAS = {"matplotlib": "notebooks", "seaborn": "notebooks", "papermill": "notebooks", "nbformat": "notebooks",
@@ -305,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("reproduce", help="execute the numbered notebooks with papermill (figures and tables)")
-    p.add_argument("--profile", choices=("smoke", "quick", "paper"), default="quick",
-                   help="scale of every notebook: smoke (seconds), quick (CPU, minutes), paper (GPU)")
+    p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
+                   help="scale of every notebook: " + "; ".join(f"{p.name}, {p.summary}" for p in PROFILES.values()))
     p.add_argument("--only", action="append", metavar="NN",
                    help="run only notebook NN (repeatable), e.g. --only 03")
     p.add_argument("--outputs", default="outputs", help="root of the outputs (default: ./outputs)")
@@ -356,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="architecture search: FairDARTS with Adam or DSCD on alpha")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
-    source.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
+    source.add_argument("--profile", default="quick", choices=tuple(PROFILES),
                         help="named configuration (default quick)")
     p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
     p.add_argument("--epochs", type=int, help="search budget in epochs")
@@ -380,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="which genotype of a file holding several")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
-    source.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
+    source.add_argument("--profile", default="quick", choices=tuple(PROFILES),
                         help="named configuration (default quick; paper: 20 cells, C=36, batch 96, 600 epochs)")
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")

@@ -1,11 +1,11 @@
-"""What the search and the final-training configurations share: fields, validation, files, profiles.
+"""What the search and the final-training configurations share: fields, validation, files.
 
 A run configuration is a frozen dataclass deriving from :class:`RunConfig`: the
 fields both loops have (data, network size, epochs, batch, seed, device, precision,
 layout) live here with their validation, so the two cannot drift apart. A
 configuration reads and writes JSON or YAML, rejects unknown fields (listing the
 known ones) and out-of-range values with a message naming the field (and the
-file), and has named profiles.
+file). Named configurations are profiles (:mod:`dscd.profiles`).
 
 YAML is read with the YAML 1.2 rules for numbers, so ``3e-4`` is a number in a
 file and in ``--set alpha_lr=3e-4`` alike (PyYAML's YAML 1.1 reads it as a string).
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["RunConfig", "check_bool", "check_device", "check_integer", "check_number", "check_sequence",
-           "choose_profile", "load_yaml", "parse_assignment"]
+           "load_yaml", "parse_assignment"]
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -245,10 +245,3 @@ class RunConfig:
             write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
         else:
             write_json(path, self.to_dict())
-
-
-def choose_profile(profiles: dict[str, C], name: str, changes: dict[str, Any]) -> C:
-    """Profile ``name`` of ``profiles`` with ``changes`` applied; an unknown name lists the known ones."""
-    if name not in profiles:
-        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(profiles)}")
-    return profiles[name].replace(**changes)

@@ -16,31 +16,18 @@ from typing import Any
 
 import torch
 
-from dscd.claims import config_label, config_method, format_mean_sd, group_by_method, method_label, search_outcome
+from dscd.claims import config_label, format_mean_sd, group_by_method, method_label, search_outcome
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
+from dscd.profiles import config_method, get_profile, method_changes
 from dscd.runfolder import RunFolder
 from dscd.search import SEARCH_LOGS, SearchConfig, run_search, search_profile
 from dscd.train import TrainConfig, train_genotype, train_profile
 
-__all__ = ["BUDGETS", "EXECUTORS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "SEEDS", "Evaluation", "Executor", "Job",
-           "JobResult", "LocalExecutor", "RayExecutor", "RunsFailed", "execute", "make_executor", "method_label",
+__all__ = ["EXECUTORS", "PAPER_EVAL_TEST", "PAPER_TABLE2", "Evaluation", "Executor", "Job", "JobResult",
+           "LocalExecutor", "RayExecutor", "RunsFailed", "execute", "make_executor", "method_label", "planned_searches",
            "run_budgets", "run_job", "run_name", "search_jobs", "table1_by_budget", "table1_rows", "table2_rows",
            "train_genotypes"]
-
-#: Search budgets (epochs) per profile and optimiser. ``paper``: the paper's (section 4, Table 1).
-#: ``quick``: one budget before FairDARTS' collapse and the longest that fits ``make figures`` in
-#: 75 minutes on 2 cores with 3 seeds for FairDARTS, DSCD and its ablation (measured; see the README).
-BUDGETS: dict[str, dict[str, list[int]]] = {
-    "paper": {"adam": [50, 75, 250, 500], "dscd": [1500, 2000, 3000]},
-    "quick": {"adam": [50, 120], "dscd": [120]},
-    "smoke": {"adam": [2, 3], "dscd": [3, 4]},
-}
-
-#: Seeds per profile: every budget of notebooks 01 and 02 runs once per seed, and the
-#: ``dscd_refresh_best`` ablation of notebook 02 with the same seeds at the longest DSCD budget.
-SEEDS: dict[str, list[int]] = {"paper": [0], "quick": [0, 1, 2], "smoke": [0, 1]}
-
 
 #: The paper's Table 1, Eval. Test column (%): the final architecture of each search budget.
 PAPER_EVAL_TEST: dict[str, float | str] = {
@@ -82,6 +69,17 @@ def search_jobs(profile_name: str, optimizer: str, budgets: Sequence[int], runs_
     return jobs
 
 
+def planned_searches(profile_name: str, method: str, runs_dir: str | Path, overrides: dict[str, Any] | None = None,
+                     budgets: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[Job]:
+    """The search :class:`Job` s of ``method`` (``fairdarts``, ``dscd``, ``dscd-refresh``) that profile
+    ``profile_name`` plans (:meth:`dscd.profiles.Profile.plan`): its budgets with their seeds, or
+    ``budgets`` and one list of ``seeds`` for every budget where given. Folders as :func:`search_jobs`."""
+    changes = {**(overrides or {}), **method_changes(method)}
+    optimizer = changes.pop("optimizer")
+    return [job for epochs, run_seeds in get_profile(profile_name).plan(method, budgets, seeds)
+            for job in search_jobs(profile_name, optimizer, [epochs], runs_dir, changes, run_seeds)]
+
+
 def run_budgets(profile_name: str, optimizer: str, budgets: Sequence[int], runs_dir: str | Path,
                 overrides: dict[str, Any] | None = None, progress: bool = False, seeds: Sequence[int] = (0,),
                 executor: Executor | None = None) -> list[Path]:
@@ -117,7 +115,7 @@ class Evaluation:
     source: str
     summary: dict[str, Any] | None = None
     invalid_reason: str | None = None
-    #: The method that found the genotype (:func:`dscd.claims.method_id`), or ``published:<name>``.
+    #: The method that found the genotype (:func:`dscd.profiles.method_id`), or ``published:<name>``.
     method: str = field(kw_only=True)
 
     @property

@@ -312,7 +312,8 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
     still valid at each epoch (:func:`dscd.survival.kaplan_meier`), a step down at each collapse epoch.
     Censored runs (valid at the end of their budget) are marked with a ``+`` on their curve.
 
-    ``groups`` is ``[(label, [CollapseTime, ...]), ...]``; ``budget`` extends the curves to that epoch.
+    ``groups`` is ``[(label, [CollapseTime, ...]), ...]``. Each curve ends at its runs' last epoch (so a
+    shorter budget's curve stops where its runs stopped); ``budget`` sets the x axis' end.
     """
     from dscd.survival import kaplan_meier
 
@@ -322,7 +323,8 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
     for k, (label, times) in enumerate(groups):
         colour = colours[k % len(colours)]
         epochs, surviving = kaplan_meier(times)
-        x, y = np.append(epochs, max(end, epochs[-1])), np.append(surviving, surviving[-1])
+        last = max((c.epoch for c in times), default=end)
+        x, y = np.append(epochs, max(last, epochs[-1])), np.append(surviving, surviving[-1])
         collapsed = sum(c.collapsed for c in times)
         ax.step(x, y, where="post", color=colour, lw=1.8, label=f"{label} ({collapsed}/{len(times)} collapsed)")
         censored = [c.epoch for c in times if not c.collapsed]

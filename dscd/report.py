@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["MARKER_END", "PUBLISHED_FILES", "REGIONS", "benchmark_record", "benchmarks_page", "headline",
-           "publish", "render", "render_text", "results_page", "write_benchmark"]
+           "profiles_page", "publish", "render", "render_text", "results_page", "write_benchmark"]
 
 #: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
 PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
@@ -299,6 +299,29 @@ def results_page(root: str | Path, link_prefix: str = "../") -> str:
     return "".join(parts) if parts else "No regeneration has been published yet.\n"
 
 
+def profiles_page(root: str | Path | None = None) -> str:
+    """The profiles as :data:`dscd.profiles.PROFILES` defines them: what each is for, its search and
+    final-training configurations (the fields that differ from the paper's), and its budgets with
+    seeds per budget. Rendered from the registry itself, so the page cannot drift from it."""
+    from dscd.profiles import PROFILES
+
+    def changes(values: dict[str, Any]) -> str:
+        return ", ".join(f"`{k}={v}`" for k, v in values.items()) or "the paper's"
+
+    def budgets(profile: Any, method: str) -> str:
+        return ", ".join(f"{e} ({len(profile.seeds(method, e))})" for e in profile.budgets(method)) or "-"
+
+    rows = [(f"`{p.name}`", p.summary, budgets(p, "fairdarts"), budgets(p, "dscd"), budgets(p, "dscd-refresh"),
+             p.compare_budget) for p in PROFILES.values()]
+    text = ("Search budgets in epochs, with the number of seeds (0, 1, ...) in brackets; B is the budget at which "
+            "FairDARTS and FairDARTS + DSCD are compared.\n\n")
+    text += _table(("profile", "for", "FairDARTS", "FairDARTS + DSCD", "y_best refreshed", "B"), rows)
+    text += "\nConfigurations, as changes to the paper's (`dscd.search.SearchConfig`, `dscd.train.TrainConfig`):\n\n"
+    text += _table(("profile", "search", "final training"),
+                   [(f"`{p.name}`", changes(dict(p.search)), changes(dict(p.train))) for p in PROFILES.values()])
+    return text
+
+
 # ------------------------------------------------------------------------------------ rendering
 
 #: What each marker name renders, given the repository root.
@@ -306,6 +329,7 @@ REGIONS: dict[str, Callable[[Path], str]] = {
     "headline": headline,
     "results": results_page,
     "benchmarks": lambda root: benchmarks_page(root, link_prefix="../"),
+    "profiles": profiles_page,
 }
 
 

@@ -1,7 +1,7 @@
 """Regenerate the paper: run the numbered notebooks with papermill, skip what is up to date, index it all.
 
 Each notebook in ``notebooks/`` named ``NN_name.ipynb`` has one ``parameters``
-cell of plain literals. A profile (``smoke``, ``quick``, ``paper``) maps to the
+cell of plain literals. A profile (:data:`dscd.profiles.PROFILES`) gives the
 values injected into it; every notebook also receives ``profile``,
 ``figures_dir``, ``tables_dir`` and ``runs_dir`` (the run folders notebook 04
 reads from notebooks 01 and 02). Under ``outputs/<profile>/``:
@@ -33,37 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS", "NOTEBOOK_PARAMETERS", "PROFILES",
+from dscd.profiles import get_profile
+
+__all__ = ["DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS",
            "NotebookFailed", "NotebookRun", "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
 
-PROFILES = ("smoke", "quick", "paper")
-
-#: Per-notebook, per-profile parameters (keyed by the notebook's number).
 #: Notebook parameters that say where runs execute, not what they compute (left out of the fingerprint).
 EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices")
 #: Notebook parameters that name folders under ``outputs/<profile>/`` (recorded relative to it).
 _FOLDER_PARAMETERS = ("figures_dir", "tables_dir", "runs_dir")
-
-NOTEBOOK_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
-    # smoke (CI) runs the seeds of dscd.experiments.SEEDS in two worker processes, as quick does on two cores
-    "01": {"smoke": {"jobs": 2}},
-    "02": {"smoke": {"jobs": 2}},
-    "03": {
-        "smoke": {"frames": 8, "fps": 4},
-        "quick": {"frames": 60, "fps": 12},
-        "paper": {"frames": 120, "fps": 24},
-    },
-    "04": {
-        "smoke": {"published_names": ["DARTS_V2"], "jobs": 2},
-        "quick": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the hour
-        "paper": {"published_names": []},  # the paper's own published numbers are in Table 2 anyway
-    },
-    "05": {
-        "smoke": {"dim": 3, "second_dim": 2, "runs": 6, "budget": 300, "long_budget": 600},
-        "quick": {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000},
-        "paper": {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000},
-    },
-}
 
 #: Which notebooks read what others wrote (by number): a change upstream reruns them, a failure blocks them.
 DEPENDS: dict[str, tuple[str, ...]] = {"02": ("01",), "04": ("01", "02")}
@@ -270,8 +248,7 @@ def reproduce(
     """
     import papermill  # noqa: F401 - a missing notebooks extra is reported before any folder is made
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    get_profile(profile)  # an unknown name is refused before any folder is made
     from dscd.runfolder import RunFolderError, check_output_path
 
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
@@ -332,7 +309,7 @@ def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: li
             save()
             continue
         parameters = {k: v for k, v in parameters.items() if declared is None or k in declared or k == "profile"}
-        parameters.update(NOTEBOOK_PARAMETERS.get(number, {}).get(profile, {}))
+        parameters.update(get_profile(profile).notebook_parameters(number))
         parameters.update({k: v for k, v in (execution or {}).items()
                            if v is not None and (declared is None or k in declared)})
         output = dirs["notebooks"] / path.name

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence, choose_profile
+from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
@@ -39,7 +39,7 @@ from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
 from dscd.runs import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
 from dscd.space import RELAXATIONS, SearchNetwork, fairdarts_objective
 
-__all__ = ["SEARCH_PROFILES", "SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
+__all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
            "run_search", "search_profile"]
 
 OPTIMIZERS = ("adam", "dscd")
@@ -137,20 +137,11 @@ class SearchConfig(RunConfig):
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
                     if f.name not in (*NOT_COMPUTED, "checkpoint_minutes")) + ("data_fingerprint",)
 
-#: Named configurations. ``paper`` is the FairDARTS reference; the others are CPU-sized.
-SEARCH_PROFILES: dict[str, SearchConfig] = {
-    "paper": SearchConfig(profile="paper"),
-    "quick": SearchConfig(profile="quick", per_class=50, test_per_class=20, image_size=16, channels=4, layers=5,
-                          batch_size=50, epochs=30, alpha_lr=0.03, test_every=5, checkpoint_minutes=5.0),
-    "smoke": SearchConfig(profile="smoke", data="digits", per_class=20, test_per_class=10, image_size=8,
-                          channels=2, layers=3, batch_size=10, epochs=3, dscd_T=5, test_every=1,
-                          checkpoint_minutes=5.0),
-}
-
-
 def search_profile(name: str, **changes: Any) -> SearchConfig:
-    """The search configuration of profile ``name`` with ``changes`` applied."""
-    return choose_profile(SEARCH_PROFILES, name, changes)
+    """The search configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""
+    from dscd.profiles import get_profile
+
+    return get_profile(name).search_config(**changes)
 
 
 # ------------------------------------------------------------------------------------ the loop

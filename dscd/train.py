@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, choose_profile
+from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.genotype import Genotype, check_validity, load_genotype
@@ -49,7 +49,7 @@ from dscd.runs import (
     set_rng_state,
 )
 
-__all__ = ["TRAIN_PROFILES", "TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary",
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary",
            "train_genotype", "train_profile"]
 
 
@@ -120,19 +120,11 @@ class TrainConfig(RunConfig):
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
                     if f.name not in NOT_COMPUTED) + ("genotype", "data_fingerprint")
 
-#: Named configurations. ``paper`` is the reference's evaluation; the others fit a CPU.
-TRAIN_PROFILES: dict[str, TrainConfig] = {
-    "paper": TrainConfig(profile="paper"),
-    "quick": TrainConfig(profile="quick", per_class=200, test_per_class=100, image_size=16, channels=8, layers=8,
-                         batch_size=64, epochs=20, cutout=8, lr=0.05),
-    "smoke": TrainConfig(profile="smoke", data="digits", per_class=20, test_per_class=10, image_size=8,
-                         channels=4, layers=3, batch_size=10, epochs=2, cutout=4),
-}
-
-
 def train_profile(name: str, **changes: Any) -> TrainConfig:
-    """The training configuration of profile ``name`` with ``changes`` applied."""
-    return choose_profile(TRAIN_PROFILES, name, changes)
+    """The training configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""
+    from dscd.profiles import get_profile
+
+    return get_profile(name).train_config(**changes)
 
 
 def check_trainable(genotype: Genotype, name: str = "genotype") -> None:

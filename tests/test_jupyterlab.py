@@ -58,7 +58,8 @@ def _free_port() -> int:
 def _prepare(tmp: Path) -> list[Path]:
     """Copies of the notebooks with the smoke profile's parameters injected (nothing executed)."""
     papermill = pytest.importorskip("papermill")
-    from dscd.reproduce import NOTEBOOK_PARAMETERS, _declared_parameters
+    from dscd.profiles import get_profile
+    from dscd.reproduce import _declared_parameters
 
     out = []
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
@@ -66,7 +67,7 @@ def _prepare(tmp: Path) -> list[Path]:
         params = {"profile": "smoke", "figures_dir": "figures", "tables_dir": "tables", "runs_dir": "runs"}
         declared = _declared_parameters(path)
         params = {k: v for k, v in params.items() if k in declared or k == "profile"}
-        params.update(NOTEBOOK_PARAMETERS.get(number, {}).get("smoke", {}))
+        params.update(get_profile("smoke").notebook_parameters(number))
         papermill.execute_notebook(str(path), str(tmp / path.name), parameters=params, prepare_only=True,
                                    kernel_name="python3", progress_bar=False)
         out.append(tmp / path.name)

@@ -1,5 +1,6 @@
 """`dscd reproduce`: all five notebooks under smoke, skipping of up-to-date notebooks, failures, index.html."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 
 from dscd import cli
 from dscd import reproduce as reproduce_module
+from dscd.profiles import PROFILES
 from dscd.reproduce import EXPECTED_OUTPUTS, find_notebooks, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,21 +49,21 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert m05["dim"] == 3 and first["function"] == "styblinski_tang"
     assert set(first["dscd_improves"]) == {"0.001", "0.01", "0.1", "schedule"}
     m01, m02 = (json.loads((figures / f"{n}.json").read_text()) for n in ("01_diagnosis", "02_dscd_search"))
-    for metrics in (m01, m02):  # every claim carries a verdict and its evidence; the smoke profile has two seeds
-        assert metrics["profile"] == "smoke" and metrics["seeds"] == [0, 1]
+    for metrics in (m01, m02):  # every claim carries a verdict and its evidence; the smoke profile: two seeds a budget
+        assert metrics["profile"] == "smoke" and set(map(tuple, metrics["seeds"].values())) == {(0, 1)}
         assert all(c["verdict"] in ("held", "not held", "inconclusive") and c["evidence"] for c in metrics["claims"])
     assert [r["Method"] for r in m01["table1"]] == ["FairDARTS (2)", "FairDARTS (3)"]
     assert [r["Final Arch. valid"].split("/")[1] for r in m01["table1"]] == ["2", "2"]
     assert [r["run"] for r in m01["table1_runs"]] == ["adam-2-s0", "adam-2-s1", "adam-3-s0", "adam-3-s1"]
-    assert [r["Method"] for r in m02["table1"]] == ["FairDARTS + DSCD (3)", "FairDARTS + DSCD (4)",
-                                                   "FairDARTS + DSCD, y_best refreshed (4)", "FairDARTS (4)"]
+    assert [r["Method"] for r in m02["table1"]] == ["FairDARTS + DSCD (3)", "FairDARTS + DSCD (4)",  # compared at B=3
+                                                   "FairDARTS + DSCD, y_best refreshed (3)", "FairDARTS (3)"]
     assert all("x_best_age_steps" in r["dscd"] for r in m02["runs"] + m02["ablation_refresh_best"]["runs"])
-    delays = next(c for c in m02["claims"] if c["id"] == "dscd_delays_collapse")  # time to collapse at budget 4
-    assert delays["test"]["runs"] == [2, 2] and delays["test"]["horizon"] == 4 and "log-rank p" in delays["evidence"]
+    delays = next(c for c in m02["claims"] if c["id"] == "dscd_delays_collapse")  # time to collapse at B = 3
+    assert delays["test"]["runs"] == [2, 2] and delays["test"]["horizon"] == 3 and "log-rank p" in delays["evidence"]
     assert any(c["id"] == "dscd_prevents_collapse" for c in m02["claims"])
     m04 = json.loads((figures / "04_final_training.json").read_text())
     assert [r["Method"] for r in m04["table1"]] == ["FairDARTS (2)", "FairDARTS (3)", "FairDARTS + DSCD (3)",
-                                                   "FairDARTS + DSCD (4)", "FairDARTS + DSCD, y_best refreshed (4)"]
+                                                   "FairDARTS + DSCD (4)", "FairDARTS + DSCD, y_best refreshed (3)"]
     for row in m04["table1_runs"]:  # smoke searches are too short to keep edges: refused, reported as the paper does
         assert (row["Eval. Test"] == "Invalid arch.") == (row["Final Arch."] == "Invalid arch.")
     assert m04["claims"][0]["verdict"] in ("held", "not held", "inconclusive")
@@ -112,8 +114,8 @@ def test_skipping_follows_contents_parameters_dependencies_and_force(tmp_path, m
                "p.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))")
     for n in ("01", "02", "04"):
         _notebook(nbs / f"{n}_nb.ipynb", counter.format(n=n))
-    monkeypatch.setitem(reproduce_module.NOTEBOOK_PARAMETERS, "02", {"smoke": {"x": 1}})
-    monkeypatch.setitem(reproduce_module.NOTEBOOK_PARAMETERS, "04", {})
+    smoke = PROFILES["smoke"]
+    monkeypatch.setitem(PROFILES, "smoke", dataclasses.replace(smoke, notebooks={"02": {"x": 1}}))
     call = lambda **kw: _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False, **kw))  # noqa: E731
     count = lambda n: int((out / "smoke" / "figures" / f"{n}.count").read_text())  # noqa: E731
 
@@ -121,7 +123,7 @@ def test_skipping_follows_contents_parameters_dependencies_and_force(tmp_path, m
     assert call() == {"01": "skipped", "02": "skipped", "04": "skipped"}
     _notebook(nbs / "01_nb.ipynb", counter.format(n="01"), "x = 'changed'")  # 02 and 04 depend on 01: all rerun
     assert call() == {"01": "ran", "02": "ran", "04": "ran"}
-    monkeypatch.setitem(reproduce_module.NOTEBOOK_PARAMETERS, "02", {"smoke": {"x": 2}})  # a parameter changed
+    monkeypatch.setitem(PROFILES, "smoke", dataclasses.replace(smoke, notebooks={"02": {"x": 2}}))  # a parameter
     assert call() == {"01": "skipped", "02": "ran", "04": "ran"}
     (out / "smoke" / "notebooks" / "02_nb.ipynb").unlink()  # its executed copy is gone
     assert call(only=["02"]) == {"02": "ran"}

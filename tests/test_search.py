@@ -13,7 +13,6 @@ import torch
 
 from dscd import cli
 from dscd.runfolder import RunFolderError
-from dscd.search import SEARCH_PROFILES as PROFILES
 from dscd.search import SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, search_profile
 from dscd.search import run_search as run
 
@@ -59,7 +58,8 @@ def test_config_round_trips_through_json_and_yaml(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"epochs": 3, "learning_rate": 1}))
     with pytest.raises(ValueError, match="unknown configuration field"):
         SearchConfig.from_file(tmp_path / "bad.json")
-    assert PROFILES["paper"].channels == 16 and PROFILES["paper"].batch_size == 128
+    paper = search_profile("paper")
+    assert paper.channels == 16 and paper.batch_size == 128
 
 
 # ----------------------------------------------------------------------------- a run

@@ -16,8 +16,8 @@ import torch
 from dscd import cli
 from dscd.genotype import Genotype, load_genotype
 from dscd.network import InvalidArchitectureError
+from dscd.profiles import PROFILES
 from dscd.runfolder import RunFolderError, RunFolderWarning
-from dscd.train import TRAIN_PROFILES as PROFILES
 from dscd.train import TrainConfig, Trainer, TrainingDiverged, load_summary, train_profile
 from dscd.train import train_genotype as run
 
@@ -62,11 +62,12 @@ def test_bad_configuration_values_are_rejected_with_the_field_name(changes, matc
 
 
 def test_profiles_and_file_round_trip(tmp_path):
-    paper = PROFILES["paper"]
+    paper = train_profile("paper")
     assert (paper.layers, paper.channels, paper.batch_size, paper.epochs) == (20, 36, 96, 600)
     assert (paper.lr, paper.lr_min, paper.momentum, paper.weight_decay, paper.grad_clip) == (0.025, 0.0, 0.9, 3e-4, 5)
     assert (paper.aux_weight, paper.cutout, paper.drop_path, paper.auxiliary) == (0.4, 16, 0.2, True)
-    for name, config in PROFILES.items():
+    for name in PROFILES:
+        config = train_profile(name)
         assert config.profile == name and config.cutout <= config.image_size
     for suffix in ("json", "yaml"):
         path = tmp_path / f"c.{suffix}"
@@ -83,7 +84,7 @@ def test_profiles_and_file_round_trip(tmp_path):
 
 
 def test_schedules_follow_the_reference():
-    c = PROFILES["paper"]
+    c = train_profile("paper")
     assert c.lr_at(0) == pytest.approx(0.025)
     assert c.lr_at(300) == pytest.approx(0.0125)
     assert c.lr_at(599) == pytest.approx(0.025 * (1 + math.cos(math.pi * 599 / 600)) / 2, rel=1e-9)

@@ -18,8 +18,8 @@ profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
-budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
-seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
+budgets = None  # None: the profile's FairDARTS budgets (dscd.profiles.PROFILES)
+seeds = None  # None: the profile's seeds per budget; a list: these seeds at every budget
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
 executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
 address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
@@ -35,7 +35,7 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.claims import collapse_claims, group_by_method, search_outcome
-from dscd.experiments import BUDGETS, SEEDS, make_executor, run_budgets, table1_by_budget, table1_rows
+from dscd.experiments import execute, make_executor, planned_searches, table1_by_budget, table1_rows
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, save_figure
 from dscd.search import load_metrics, search_profile
@@ -45,10 +45,11 @@ runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  #
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
-budgets = budgets or BUDGETS[profile]["adam"]
-seeds = seeds or SEEDS[profile]
+planned = planned_searches(profile, "fairdarts", runs_dir, overrides, budgets, seeds)
+budgets = sorted({job.config["epochs"] for job in planned})
+seeds = {epochs: [job.config["seed"] for job in planned if job.config["epochs"] == epochs] for epochs in budgets}
 config = search_profile(profile, **overrides)
-print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds {seeds}; network "
+print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds per budget {seeds}; network "
       f"C={config.channels}, {config.layers} cells, {config.image_size}x{config.image_size} images, "
       f"{config.per_class} per class, batch {config.batch_size}, data {config.data or '$DSCD_DATA'}")
 
@@ -56,7 +57,8 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, 
 # ## The searches (one per budget and seed; reused or resumed when already there)
 
 # %%
-folders = run_budgets(profile, "adam", budgets, runs_dir, overrides, seeds=seeds, executor=runner)
+execute(planned, runner)
+folders = [job.folder for job in planned]
 groups = group_by_method([search_outcome(f) for f in folders])
 for label, outcomes in groups.items():
     seconds = [load_metrics(o.folder)[-1]["seconds"] for o in outcomes]

@@ -26,10 +26,10 @@ profile = "quick"
 figures_dir = "../outputs/notebook/figures"
 tables_dir = "../outputs/notebook/tables"
 runs_dir = "../outputs/notebook/runs"
-budgets = None  # None: the profile's budgets (dscd.experiments.BUDGETS)
-seeds = None  # None: the profile's seeds (dscd.experiments.SEEDS); every budget runs once per seed
-ablation = True  # also run DSCD with dscd_refresh_best on, at the longest budget, with the same seeds
-compare = True  # also run (or reuse notebook 01's) FairDARTS at the longest DSCD budget, for the comparison
+budgets = None  # None: the profile's DSCD budgets (dscd.profiles.PROFILES)
+seeds = None  # None: the profile's seeds per budget; a list: these seeds at every budget
+ablation = True  # also run DSCD with dscd_refresh_best on, at the profile's budgets for it (B)
+compare = True  # also run (or reuse notebook 01's) FairDARTS at B: valid counts and time to collapse compared there
 jobs = None  # searches run at once in worker processes (one torch thread each); None: one per core
 executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
 address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
@@ -45,7 +45,8 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.claims import collapse_time_of, dscd_claims, group_by_method, search_outcome
-from dscd.experiments import BUDGETS, SEEDS, make_executor, execute, search_jobs, table1_by_budget, table1_rows
+from dscd.experiments import execute, make_executor, planned_searches, table1_by_budget, table1_rows
+from dscd.profiles import get_profile
 from dscd.genotype import draw_genotype, load_genotype
 from dscd.plots import plot_cell_weights, plot_dscd_steps, plot_survival, save_figure
 from dscd.search import load_metrics, search_profile
@@ -55,10 +56,18 @@ runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  #
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
-budgets = budgets or BUDGETS[profile]["dscd"]
-seeds = seeds or SEEDS[profile]
+at_budget = get_profile(profile).compare_budget  # B: where FairDARTS and DSCD are compared
+planned = {"dscd": planned_searches(profile, "dscd", runs_dir, overrides, budgets, seeds)}
+if ablation:
+    planned["ablation"] = planned_searches(profile, "dscd-refresh", runs_dir, overrides, seeds=seeds)
+if compare:
+    planned["adam"] = planned_searches(profile, "fairdarts", runs_dir, overrides, [at_budget], seeds)
+budgets = sorted({job.config["epochs"] for job in planned["dscd"]})
+seeds = {epochs: [job.config["seed"] for job in planned["dscd"] if job.config["epochs"] == epochs]
+         for epochs in budgets}
 config = search_profile(profile, optimizer="dscd", **overrides)
-print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds {seeds}; network "
+print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, seeds per budget {seeds}, "
+      f"compared with FairDARTS at {at_budget}; network "
       f"C={config.channels}, {config.layers} cells, {config.image_size}x{config.image_size} images, "
       f"{config.per_class} per class, batch {config.batch_size}; DSCD T={config.dscd_T}, K={config.dscd_K}, "
       f"domain {config.dscd_domain}")
@@ -67,12 +76,6 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: budgets {budgets} epochs, 
 # ## The searches (one per budget and seed, all at once; reused or resumed when already there)
 
 # %%
-planned = {"dscd": search_jobs(profile, "dscd", budgets, runs_dir, overrides, seeds)}
-if ablation:
-    planned["ablation"] = search_jobs(profile, "dscd", [max(budgets)], runs_dir,
-                                      {**overrides, "dscd_refresh_best": True}, seeds)
-if compare:
-    planned["adam"] = search_jobs(profile, "adam", [max(budgets)], runs_dir, overrides, seeds)
 execute([job for group in planned.values() for job in group], runner)
 folders = {name: [job.folder for job in group] for name, group in planned.items()}
 groups = group_by_method([search_outcome(f) for f in folders["dscd"] + folders.get("ablation", [])])
@@ -117,15 +120,14 @@ plt.show()
 # A run's collapse epoch is the first epoch from which its normal cell stays
 # invalid to the end of its budget; a run valid at the end is censored there
 # (marked +). The curves are Kaplan-Meier estimates of the fraction of seeds
-# still valid, at the longest DSCD budget, for FairDARTS, DSCD and the ablation.
-# The claims below compare FairDARTS and DSCD with the log-rank test.
+# still valid, at the profile's comparison budget B, for FairDARTS, DSCD and the
+# ablation; DSCD's longer budgets are drawn too, each up to its own end. The
+# claims below compare FairDARTS and DSCD at B with the log-rank test.
 
 # %%
-at_budget = max(budgets)
 survival = [(label, [collapse_time_of(o.folder) for o in outcomes]) for label, outcomes in
-            group_by_method([search_outcome(f) for group in folders.values() for f in group]).items()
-            if outcomes[0].epochs == at_budget]
-fig = plot_survival(survival, budget=at_budget)
+            group_by_method([search_outcome(f) for group in folders.values() for f in group]).items()]
+fig = plot_survival(survival, budget=max(budgets))
 save_figure(fig, out / "02_survival")
 plt.show()
 
@@ -155,7 +157,7 @@ display(Markdown(markdown_table(runs)))
 # ## The paper's claims at this scale, and the ablation
 
 # %%
-result = dscd_claims(folders["dscd"], folders.get("adam", []), folders.get("ablation", []))
+result = dscd_claims(folders["dscd"], folders.get("adam", []), folders.get("ablation", []), compare_at=at_budget)
 metrics = {"notebook": "02_dscd_search", "profile": profile, "version": dscd.__version__, "budgets": budgets,
            "seeds": seeds, "config": config.to_dict(), "table1": rows, "table1_runs": runs, **result}
 (out / "02_dscd_search.json").write_text(json.dumps(metrics, indent=2))

@@ -30,7 +30,7 @@ published_names = ["DARTS_V2", "FairDARTS_a"]  # trained alongside as a yardstic
 overrides = {}  # training configuration fields to change, e.g. {"epochs": 50}
 dscd_genotype = "final"  # "best": train DSCD's x_best genotype (genotype_best.json) instead of its final one
 search_overrides = {}  # as notebooks 01/02's overrides (their runs are reused when these agree)
-seeds = None  # as notebooks 01/02's seeds; None: the profile's (dscd.experiments.SEEDS)
+seeds = None  # as notebooks 01/02's seeds; None: the profile's seeds per budget (dscd.profiles.PROFILES)
 ablation = True  # also train the genotypes of notebook 02's dscd_refresh_best ablation
 jobs = None  # runs at once in worker processes (one torch thread each); None: one per core
 executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
@@ -48,8 +48,8 @@ from IPython.display import Markdown, display
 import dscd
 from dscd.train import train_profile
 from dscd.claims import eval_claims
-from dscd.experiments import (BUDGETS, SEEDS, make_executor, execute, search_jobs, table1_by_budget, table1_rows,
-                              table2_rows, train_genotypes)
+from dscd.experiments import (execute, make_executor, planned_searches, table1_by_budget, table1_rows, table2_rows,
+                              train_genotypes)
 from dscd.plots import plot_learning_curves, save_figure
 from dscd.runfolder import JsonLines
 from dscd.tables import markdown_table, write_table
@@ -60,7 +60,6 @@ out, tables = Path(figures_dir), Path(tables_dir)
 out.mkdir(parents=True, exist_ok=True)
 tables.mkdir(parents=True, exist_ok=True)
 config = train_profile(profile, **overrides)
-seeds = seeds or SEEDS[profile]
 print(f"dscd {dscd.__version__}, profile {profile!r}: final networks trained at {config.scale}; batch "
       f"{config.batch_size}, lr {config.lr} cosine to {config.lr_min}, cutout {config.cutout}, drop path "
       f"{config.drop_path}, auxiliary weight {config.aux_weight}, data {config.data or '$DSCD_DATA'}")
@@ -72,11 +71,10 @@ print(f"dscd {dscd.__version__}, profile {profile!r}: final networks trained at 
 # resumed here, so this notebook also runs on its own).
 
 # %%
-planned = [job for optimizer in ("adam", "dscd")
-           for job in search_jobs(profile, optimizer, BUDGETS[profile][optimizer], runs_dir, search_overrides, seeds)]
+planned = [job for method in ("fairdarts", "dscd")
+           for job in planned_searches(profile, method, runs_dir, search_overrides, seeds=seeds)]
 if ablation:
-    planned += search_jobs(profile, "dscd", [max(BUDGETS[profile]["dscd"])], runs_dir,
-                           {**search_overrides, "dscd_refresh_best": True}, seeds)
+    planned += planned_searches(profile, "dscd-refresh", runs_dir, search_overrides, seeds=seeds)
 execute(planned, runner)
 searches = [job.folder for job in planned]
 for folder in searches:
@@ -147,7 +145,8 @@ claims = eval_claims(evaluations)
 for c in claims:
     print(f"{c['verdict'].upper()}: {c['claim']} ({c['paper']})\n    {c['evidence']}"
           + (f"\n    {c['test']['note']}" if c.get("test") else ""))
-metrics = {"notebook": "04_final_training", "profile": profile, "version": dscd.__version__, "seeds": seeds,
+metrics = {"notebook": "04_final_training", "profile": profile, "version": dscd.__version__,
+           "searches": [job.folder.name for job in planned],
            "config": config.to_dict(), "scale": config.scale, "table1": rows1, "table1_runs": runs1, "table2": rows2,
            "claims": claims,
            "runs": [{"label": e.label, "source": e.source, "folder": str(e.folder),

@@ -1,0 +1,181 @@
+"""Profiles: the one place that says what ``smoke``, ``quick`` and ``paper`` are.
+
+A :class:`Profile` is one entry of :data:`PROFILES` and holds everything a scale of the
+experiments needs: its search and final-training configurations (as changes to the
+paper's defaults in :class:`dscd.search.SearchConfig` and :class:`dscd.train.TrainConfig`),
+the search budgets of each method with the number of seeds per budget, the budget ``B`` at
+which FairDARTS and FairDARTS + DSCD are compared, and the parameters each notebook
+receives. The command line's ``--profile`` choices, ``search_profile`` / ``train_profile``,
+the notebooks and ``dscd reproduce`` all read from here, so adding a profile is adding one
+entry::
+
+    from dscd.profiles import PROFILES, Profile
+    PROFILES["laptop"] = Profile("laptop", "a bigger CPU run", search={...}, train={...},
+                                 searches={"fairdarts": {50: 3, 250: 5}, "dscd": {250: 5}},
+                                 compare_budget=250)
+
+This module imports no torch: the configurations are built on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["METHODS", "PROFILES", "Profile", "config_method", "get_profile", "method_changes", "method_id"]
+
+#: The search methods of the experiments, by id, and the search configuration fields that make each one:
+#: FairDARTS (Adam on alpha), FairDARTS + DSCD, and this package's ``dscd_refresh_best`` ablation.
+METHODS: dict[str, dict[str, Any]] = {
+    "fairdarts": {"optimizer": "adam"},
+    "dscd": {"optimizer": "dscd"},
+    "dscd-refresh": {"optimizer": "dscd", "dscd_refresh_best": True},
+}
+
+
+def method_changes(method: str) -> dict[str, Any]:
+    """The configuration fields of search method ``method`` (an id of :data:`METHODS`)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    return dict(METHODS[method])
+
+
+def method_id(optimizer: str, refresh_best: bool = False) -> str:
+    """A search's method: ``fairdarts`` (Adam on alpha), ``dscd``, or ``dscd-refresh`` (the
+    ``dscd_refresh_best`` ablation). A published genotype's is ``published:<name>``."""
+    if optimizer != "dscd":
+        return "fairdarts"
+    return "dscd-refresh" if refresh_best else "dscd"
+
+
+def config_method(config: Mapping[str, Any]) -> str:
+    """:func:`method_id` of a search configuration (as a dict, e.g. from ``summary.json``)."""
+    return method_id(config["optimizer"], bool(config.get("dscd_refresh_best", False)))
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """One scale of the experiments.
+
+    ``search`` and ``train``: changes to the paper's search and training configurations.
+    ``searches``: per method id (:data:`METHODS`), ``{epochs: number of seeds}``; the seeds of a
+    budget are ``0 .. n-1`` (result seeds; calibration seeds are 100 and up). ``compare_budget``:
+    the budget ``B`` at which notebook 02 compares FairDARTS with FairDARTS + DSCD (valid counts,
+    time to collapse) and runs the ``dscd-refresh`` ablation; both methods must search at it.
+    ``notebooks``: extra parameters per notebook number (``"03"``: ``{"frames": 60}``).
+    """
+
+    name: str
+    summary: str
+    search: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    searches: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    compare_budget: int | None = None
+    notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.searches if m not in METHODS]
+        if unknown:
+            raise ValueError(f"profile {self.name!r}: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        for method, budgets in self.searches.items():
+            for epochs, seeds in budgets.items():
+                if not (isinstance(epochs, int) and epochs >= 1 and isinstance(seeds, int) and seeds >= 1):
+                    raise ValueError(f"profile {self.name!r}: {method} budgets must map epochs >= 1 to a number "
+                                     f"of seeds >= 1, got {epochs!r}: {seeds!r}")
+        if self.compare_budget is not None:
+            missing = [m for m in ("fairdarts", "dscd") if self.compare_budget not in self.searches.get(m, {})]
+            if missing:
+                verb = "lacks" if len(missing) == 1 else "lack"
+                raise ValueError(f"profile {self.name!r}: compare_budget {self.compare_budget} must be a budget of "
+                                 f"both fairdarts and dscd; {' and '.join(missing)} {verb} it")
+
+    def search_config(self, **changes: Any) -> Any:
+        """This profile's :class:`dscd.search.SearchConfig`, with ``changes`` applied."""
+        from dscd.search import SearchConfig
+
+        return SearchConfig(profile=self.name, **self.search).replace(**changes)
+
+    def train_config(self, **changes: Any) -> Any:
+        """This profile's :class:`dscd.train.TrainConfig`, with ``changes`` applied."""
+        from dscd.train import TrainConfig
+
+        return TrainConfig(profile=self.name, **self.train).replace(**changes)
+
+    def budgets(self, method: str) -> list[int]:
+        """The search budgets (epochs) of ``method``, shortest first; ``[]`` when it has none."""
+        method_changes(method)
+        return sorted(self.searches.get(method, {}))
+
+    def seeds(self, method: str, epochs: int) -> list[int]:
+        """The result seeds of ``method`` at budget ``epochs``: ``0 .. n-1``."""
+        count = self.searches.get(method, {}).get(epochs)
+        if count is None:
+            raise ValueError(f"profile {self.name!r} has no {method} search of {epochs} epochs "
+                             f"(its budgets: {self.budgets(method)})")
+        return list(range(count))
+
+    def plan(self, method: str, budgets: Sequence[int] | None = None,
+             seeds: Sequence[int] | None = None) -> list[tuple[int, list[int]]]:
+        """``[(epochs, seeds), ...]`` of ``method``: this profile's budgets and seeds per budget, or
+        ``budgets`` and/or one list of ``seeds`` for every budget where given (a notebook's parameters)."""
+        chosen = sorted(budgets) if budgets is not None else self.budgets(method)
+        return [(int(e), list(seeds) if seeds is not None else self.seeds(method, e)) for e in chosen]
+
+    def notebook_parameters(self, number: str) -> dict[str, Any]:
+        """The parameters this profile gives notebook ``number`` besides ``profile`` and its folders."""
+        return dict(self.notebooks.get(number, {}))
+
+
+_FIGURE3 = {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000}
+
+#: Every profile, by name. ``paper`` is the paper's scale (a GPU); ``quick`` is calibrated for two CPU cores
+#: (FairDARTS ends valid at 60 epochs and invalid at 300 in at least 8 of 10 calibration seeds; see
+#: ``python -m dscd.calibration``); ``smoke`` checks the plumbing in minutes.
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke", "seconds: every code path on sklearn's 8x8 digits, 2-4 epoch searches (says nothing about the paper)",
+        search={"data": "digits", "per_class": 20, "test_per_class": 10, "image_size": 8, "channels": 2,
+                "layers": 3, "batch_size": 10, "epochs": 3, "dscd_T": 5, "test_every": 1,
+                "checkpoint_minutes": 5.0},
+        train={"data": "digits", "per_class": 20, "test_per_class": 10, "image_size": 8, "channels": 4,
+               "layers": 3, "batch_size": 10, "epochs": 2, "cutout": 4},
+        searches={"fairdarts": {2: 2, 3: 2}, "dscd": {3: 2, 4: 2}, "dscd-refresh": {3: 2}},
+        compare_budget=3,
+        notebooks={  # two worker processes for the seeds, as quick has on two cores
+            "01": {"jobs": 2}, "02": {"jobs": 2},
+            "03": {"frames": 8, "fps": 4},
+            "04": {"published_names": ["DARTS_V2"], "jobs": 2},
+            "05": {"dim": 3, "second_dim": 2, "runs": 6, "budget": 300, "long_budget": 600},
+        }),
+    "quick": Profile(
+        "quick", "two CPU cores: CIFAR-10 at 8x8, the calibrated protocol (FairDARTS 60 and 300, DSCD 300 and 600)",
+        search={"per_class": 50, "test_per_class": 120, "image_size": 8, "channels": 4, "layers": 5,
+                "batch_size": 50, "epochs": 30, "alpha_lr": 0.03, "test_every": 5, "checkpoint_minutes": 5.0},
+        train={"per_class": 200, "test_per_class": 100, "image_size": 16, "channels": 8, "layers": 8,
+               "batch_size": 64, "epochs": 20, "cutout": 8, "lr": 0.05},
+        searches={"fairdarts": {60: 3, 300: 5}, "dscd": {300: 5, 600: 3}, "dscd-refresh": {300: 3}},
+        compare_budget=300,
+        notebooks={
+            "03": {"frames": 60, "fps": 12},
+            "04": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the time
+            "05": _FIGURE3,
+        }),
+    "paper": Profile(
+        "paper", "a GPU: the paper's networks, data and budgets (section 4, Table 1)",
+        searches={"fairdarts": {50: 1, 75: 1, 250: 1, 500: 1, 3000: 1}, "dscd": {1500: 1, 2000: 1, 3000: 1},
+                  "dscd-refresh": {3000: 1}},
+        compare_budget=3000,
+        notebooks={
+            "03": {"frames": 120, "fps": 24},
+            "04": {"published_names": []},  # the paper's own published numbers are in Table 2 anyway
+            "05": _FIGURE3,
+        }),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; an unknown name is a ValueError listing the known ones."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
