@@ -17,6 +17,7 @@ It knows nothing about networks or data.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import torch
 __all__ = [
     "PHI_MAX",
     "DSCD",
+    "DSCDCounters",
     "DSCDEngine",
     "NonFiniteLoss",
     "StepResult",
@@ -155,6 +157,39 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+@dataclass
+class DSCDCounters:
+    """What DSCD counts as it runs, one entry per lane: the one list of its diagnostic counters.
+
+    :class:`DSCDEngine` owns them (``engine.counters``) and saves them under their field names;
+    :attr:`DSCD.stats`, a search's per-epoch record and the claims read them from here, so a new
+    counter is one field here and one line where the engine increments it.
+    """
+
+    #: Global steps whose objective was not finite (rejected).
+    nan_proposals: np.ndarray
+    #: Local steps that set x_best (Algorithm 2 keeps the best point seen by either kind of step).
+    local_improvements: np.ndarray
+    #: Global phases begun.
+    global_phases: np.ndarray
+    #: Global phases in which at least one proposal was accepted.
+    phases_accepting: np.ndarray
+    #: Windows restarted with f(x_best) re-evaluated (``refresh_best``).
+    refreshes: np.ndarray
+
+    @classmethod
+    def zeros(cls, lanes: int) -> DSCDCounters:
+        return cls(**{name: np.zeros(lanes, dtype=np.int64) for name in cls.names()})
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def lane(self, lane: int) -> dict[str, int]:
+        """The counters of one lane, as plain ints."""
+        return {name: int(getattr(self, name)[lane]) for name in self.names()}
+
+
 class DSCDEngine:
     """State and rules of the local/global hybrid for ``L`` independent problems.
 
@@ -218,17 +253,13 @@ class DSCDEngine:
         self.step_count = 0
         self.is_global = np.zeros(L, dtype=bool)
         self.run_length = np.zeros(L, dtype=np.int64)
-        self.nan_proposals = np.zeros(L, dtype=np.int64)
         self.coord_proposed = np.zeros((L, n), dtype=np.int64)
         self.coord_accepted = np.zeros((L, n), dtype=np.int64)
-        # Where the search stands (section 3): x_best's age is step_count - best_step; local steps
-        # that set x_best; global phases begun, and those in which at least one proposal was accepted.
+        # Where the search stands (section 3): x_best's age is step_count - best_step; proposals accepted in
+        # the current global phase; and the diagnostic counters.
         self.best_step = np.zeros(L, dtype=np.int64)
-        self.local_improvements = np.zeros(L, dtype=np.int64)
-        self.global_phases = np.zeros(L, dtype=np.int64)
-        self.phases_accepting = np.zeros(L, dtype=np.int64)
         self.phase_accepted = np.zeros(L, dtype=np.int64)
-        self.refreshes = np.zeros(L, dtype=np.int64)
+        self.counters = DSCDCounters.zeros(L)
 
         if seeds is None:
             seeds = int(np.random.SeedSequence().entropy % (2**63))
@@ -295,7 +326,7 @@ class DSCDEngine:
         self.window[lanes] = np.inf
         self.window[lanes, (self.window_pos - 1) % self.K] = values[lanes]
         self._best[lanes] = values[lanes]
-        self.refreshes += lanes
+        self.counters.refreshes += lanes
 
     # -- stepping ------------------------------------------------------------------
     def propose(self) -> np.ndarray:
@@ -343,16 +374,16 @@ class DSCDEngine:
         finite = np.isfinite(values)
         if not finite.all():
             values = np.where(finite, values, np.inf)
-            self.nan_proposals += was_global & ~finite
+            self.counters.nan_proposals += was_global & ~finite
         best = self._best
         accepted = values < best
         if accepted.any():
             x_eval = x_eval.detach().cpu().numpy() if isinstance(x_eval, torch.Tensor) else np.asarray(x_eval)
             self.x_best[accepted] = x_eval[accepted]
             self.best_step[accepted] = self.step_count + 1
-            self.local_improvements += accepted & ~was_global
+            self.counters.local_improvements += accepted & ~was_global
             first_in_phase = accepted & was_global & (self.phase_accepted == 0)
-            self.phases_accepting += first_in_phase
+            self.counters.phases_accepting += first_in_phase
             self.phase_accepted += accepted & was_global
         leaving = self.window[:, self.window_pos].copy()
         self.window[:, self.window_pos] = values
@@ -375,7 +406,7 @@ class DSCDEngine:
         switched = (self.run_length >= self.T) & ~accepted
         self.is_global = was_global ^ switched
         starting = switched & self.is_global
-        self.global_phases += starting
+        self.counters.global_phases += starting
         self.phase_accepted[starting] = 0
         self.run_length[switched] = 0
         self.step_count += 1
@@ -384,26 +415,28 @@ class DSCDEngine:
     def snapshot(self) -> tuple[Any, ...]:
         """What :meth:`restart_window` and :meth:`propose` change, to put back with :meth:`restore` when the
         evaluation between them and :meth:`observe` fails (an exception, Ctrl-C)."""
-        return (self.window.copy(), self._best.copy(), self.refreshes.copy(), self.coord_proposed.copy(),
+        return (self.window.copy(), self._best.copy(), self.counters.refreshes.copy(), self.coord_proposed.copy(),
                 [rng.bit_generator.state for rng in self._rngs], self._pending)
 
     def restore(self, snapshot: tuple[Any, ...]) -> None:
         """Undo everything since :meth:`snapshot` was taken (before any :meth:`observe`)."""
-        self.window, self._best, self.refreshes, self.coord_proposed, streams, self._pending = snapshot
+        self.window, self._best, self.counters.refreshes, self.coord_proposed, streams, self._pending = snapshot
         for rng, state in zip(self._rngs, streams, strict=True):
             rng.bit_generator.state = state
 
     # -- persistence ---------------------------------------------------------------
-    _ARRAYS = (
-        "x_best", "lo", "hi", "window", "is_global", "run_length", "nan_proposals", "coord_proposed",
-        "coord_accepted", "best_step", "local_improvements", "global_phases", "phases_accepting", "phase_accepted",
-        "refreshes",
-    )
+    _ARRAYS = ("x_best", "lo", "hi", "window", "is_global", "run_length", "coord_proposed", "coord_accepted",
+               "best_step", "phase_accepted", *DSCDCounters.names())  # the counters are saved by their names
+
+    def _array(self, name: str) -> np.ndarray:
+        return getattr(self.counters if name in DSCDCounters.names() else self, name)
+
+    def _set_array(self, name: str, value: np.ndarray) -> None:
+        setattr(self.counters if name in DSCDCounters.names() else self, name, value)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything, as tensors and plain Python values (loadable with ``torch.load(weights_only=True)``)."""
-        state: dict[str, Any] = {name.lstrip("_"): torch.from_numpy(getattr(self, name).copy())
-                                 for name in self._ARRAYS}
+        state: dict[str, Any] = {name: torch.from_numpy(self._array(name).copy()) for name in self._ARRAYS}
         state.update(
             total_steps=self.total_steps, T=self.T, K=self.K, phi_max=self.phi_max,
             window_pos=self.window_pos, step_count=self.step_count,
@@ -412,7 +445,7 @@ class DSCDEngine:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        keys = [name.lstrip("_") for name in self._ARRAYS] + ["window_pos", "step_count", "rng_states", "K", "T",
+        keys = list(self._ARRAYS) + ["window_pos", "step_count", "rng_states", "K", "T",
                                                                "total_steps", "phi_max"]
         missing = [k for k in keys if k not in state]
         if missing:
@@ -429,8 +462,8 @@ class DSCDEngine:
         if differ:
             raise ValueError(f"DSCD state was saved with {', '.join(differ)}: construct the optimiser with the "
                              "settings it was saved with to continue that run")
-        wrong = [f"{name.lstrip('_')} {tuple(state[name.lstrip('_')].shape)} (expected {getattr(self, name).shape})"
-                 for name in self._ARRAYS if tuple(state[name.lstrip("_")].shape) != getattr(self, name).shape]
+        wrong = [f"{name} {tuple(state[name].shape)} (expected {self._array(name).shape})"
+                 for name in self._ARRAYS if tuple(state[name].shape) != self._array(name).shape]
         position, steps = state["window_pos"], state["step_count"]
         for key, value, limit in (("window_pos", position, self.K), ("step_count", steps, None)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or \
@@ -442,8 +475,7 @@ class DSCDEngine:
             raise ValueError(f"DSCD engine state is inconsistent: {'; '.join(wrong)}; it was altered or is not a "
                              "state_dict() of this optimiser")
         for name in self._ARRAYS:
-            current = getattr(self, name)
-            setattr(self, name, np.asarray(state[name.lstrip("_")].numpy(), dtype=current.dtype).copy())
+            self._set_array(name, np.asarray(state[name].numpy(), dtype=self._array(name).dtype).copy())
         self.window_pos, self.step_count = int(state["window_pos"]), int(state["step_count"])
         self._best = self.window.min(axis=1)
         for rng, rng_state in zip(self._rngs, state["rng_states"], strict=True):
@@ -686,9 +718,9 @@ class DSCD(torch.optim.Optimizer):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters to log: steps of each type, proposals accepted/rejected, phi, y_best (the window minimum),
-        x_best's age in steps, whether the parameters sit at x_best, local steps that set x_best, global
-        phases begun and those with an acceptance, and y_best refreshes."""
+        """What to log: the step, steps of each type, proposals accepted/rejected, phi, the next step's type,
+        y_best (the window minimum), x_best's age in steps, whether the parameters sit at x_best, then
+        every counter of :class:`DSCDCounters`."""
         e = self._engine
         return {
             "step": e.step_count,
@@ -696,16 +728,12 @@ class DSCD(torch.optim.Optimizer):
             "global_steps": int(e.global_steps[0]),
             "accepted": int(e.accepted[0]),
             "rejected": int(e.rejected[0]),
-            "nan_proposals": int(e.nan_proposals[0]),
             "phi": e.phi,
             "next_step": "global" if bool(e.is_global[0]) else "local",
             "best_value": float(e.best_value()[0]),
             "best_age": int(e.best_age[0]),
             "at_best": self.at_best(),
-            "local_improvements": int(e.local_improvements[0]),
-            "global_phases": int(e.global_phases[0]),
-            "phases_accepting": int(e.phases_accepting[0]),
-            "refreshes": int(e.refreshes[0]),
+            **e.counters.lane(0),
         }
 
     def at_best(self) -> bool:

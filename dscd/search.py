@@ -379,9 +379,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
         if searcher.dscd is not None:
             s = searcher.dscd.stats
             per = searcher.dscd.stats_per_parameter()
-            record["dscd"] = {**{k: s[k] for k in ("local_steps", "global_steps", "accepted", "rejected", "phi",
-                                                   "best_value", "best_age", "at_best", "local_improvements",
-                                                   "global_phases", "phases_accepting", "refreshes")},
+            record["dscd"] = {**{k: v for k, v in s.items() if k not in ("step", "next_step")},  # every counter
                               "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
                               "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
         record["seconds"] = elapsed
@@ -415,8 +413,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                "genotype": genotype.to_dict()}
     if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
         with torch.no_grad():
-            best = [torch.sigmoid(a) if config.relaxation == "sigmoid" else torch.softmax(a, -1)
-                    for a in searcher.dscd.best_params()]
+            best = searcher.net.edge_weights(searcher.dscd.best_params())
         best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
                                    threshold=config.threshold, ops=config.ops, nodes=config.nodes)
         folder.write_json("genotype_best.json", best_genotype.to_dict())

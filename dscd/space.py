@@ -221,11 +221,13 @@ class SearchNetwork(nn.Module):
         alpha_ids = {id(a) for a in self.alphas()}
         return [p for p in self.parameters() if id(p) not in alpha_ids]
 
-    def edge_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(normal, reduce)`` mixing weights: sigmoid(alpha) or softmax over each edge's ops."""
+    def edge_weights(self, alphas: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(normal, reduce)`` mixing weights: sigmoid(alpha) or softmax over each edge's ops, of this
+        network's alphas or of ``alphas`` given as ``(normal, reduce)`` (e.g. DSCD's ``x_best``)."""
+        normal, reduce = (self.alpha_normal, self.alpha_reduce) if alphas is None else alphas
         if self.relaxation == "sigmoid":
-            return torch.sigmoid(self.alpha_normal), torch.sigmoid(self.alpha_reduce)
-        return F.softmax(self.alpha_normal, dim=-1), F.softmax(self.alpha_reduce, dim=-1)
+            return torch.sigmoid(normal), torch.sigmoid(reduce)
+        return F.softmax(normal, dim=-1), F.softmax(reduce, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_normal, w_reduce = self.edge_weights()

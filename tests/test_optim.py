@@ -495,23 +495,23 @@ def test_engine_counts_x_best_age_local_improvements_and_phases():
     e = engine(T=2)
     x = torch.zeros(1, 2)
     e.observe([3.0], x)  # local, accepted (the window was empty)
-    assert int(e.best_age[0]) == 0 and int(e.local_improvements[0]) == 1
+    assert int(e.best_age[0]) == 0 and int(e.counters.local_improvements[0]) == 1
     e.observe([4.0], x)  # local, run length 2 >= T, no improvement: switch to global
-    assert int(e.best_age[0]) == 1 and int(e.global_phases[0]) == 1 and bool(e.is_global[0])
+    assert int(e.best_age[0]) == 1 and int(e.counters.global_phases[0]) == 1 and bool(e.is_global[0])
     e.propose()
     e.observe([2.0], x + 1)  # global, accepted: the phase accepts, x_best young again
-    assert int(e.best_age[0]) == 0 and int(e.phases_accepting[0]) == 1 and int(e.accepted[0]) == 1
+    assert int(e.best_age[0]) == 0 and int(e.counters.phases_accepting[0]) == 1 and int(e.accepted[0]) == 1
     e.propose()
     e.observe([1.0], x + 2)  # a second acceptance in the same phase: still one accepting phase
-    assert int(e.phases_accepting[0]) == 1 and int(e.accepted[0]) == 2
+    assert int(e.counters.phases_accepting[0]) == 1 and int(e.accepted[0]) == 2
     e.propose()
     e.observe([5.0], x)  # rejected: back to local
     e.observe([6.0], x)
     e.observe([7.0], x)  # switch to global: a second phase
     e.propose()
     e.observe([8.0], x)
-    assert int(e.global_phases[0]) == 2 and int(e.phases_accepting[0]) == 1
-    assert int(e.best_age[0]) == 4 and int(e.local_improvements[0]) == 1  # four steps since x + 2
+    assert int(e.counters.global_phases[0]) == 2 and int(e.counters.phases_accepting[0]) == 1
+    assert int(e.best_age[0]) == 4 and int(e.counters.local_improvements[0]) == 1  # four steps since x + 2
 
 
 def test_restart_window_makes_the_given_value_the_only_one():
@@ -520,11 +520,11 @@ def test_restart_window_makes_the_given_value_the_only_one():
     for val in (0.5, 2.0, 3.0):
         e.observe([val], x)
     e.restart_window([1.5])
-    assert float(e.best_value()[0]) == 1.5 and int(e.refreshes[0]) == 1
+    assert float(e.best_value()[0]) == 1.5 and int(e.counters.refreshes[0]) == 1
     assert np.isinf(e.window).sum() == e.K - 1
     assert bool(e.observe([1.0], x + 1).accepted[0])  # beats 1.5, though not the forgotten 0.5
     e.restart_window([float("nan")])  # a non-finite value leaves the window as it was
-    assert float(e.best_value()[0]) == 1.0 and int(e.refreshes[0]) == 1
+    assert float(e.best_value()[0]) == 1.0 and int(e.counters.refreshes[0]) == 1
 
 
 def drifting_problem(refresh_best):
