@@ -82,7 +82,7 @@ def main() -> None:
         return
     import torch
 
-    from dscd.report import benchmark_record, write_benchmark
+    from dscd.paper.report import benchmark_record, write_benchmark
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     cores = os.cpu_count() or 1

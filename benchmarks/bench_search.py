@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from dscd.report import benchmark_record, write_benchmark
+from dscd.paper.report import benchmark_record, write_benchmark
 from dscd.runs import resolve_device
 from dscd.search import Searcher, search_profile
 

@@ -122,7 +122,7 @@ def main() -> None:
         return
     import torch
 
-    from dscd.report import benchmark_record, write_benchmark
+    from dscd.paper.report import benchmark_record, write_benchmark
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     modes = args.modes.split(",")

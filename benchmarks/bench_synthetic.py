@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from dscd import DSCD
-from dscd.bench import BenchConfig, run_benchmark, run_gradient_methods
-from dscd.functions import make_function
-from dscd.report import benchmark_record, write_benchmark
+from dscd.paper.figure3 import BenchConfig, run_benchmark, run_gradient_methods
+from dscd.paper.functions import make_function
+from dscd.paper.report import benchmark_record, write_benchmark
 
 
 def figure3(budget: int) -> dict:

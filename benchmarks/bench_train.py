@@ -23,7 +23,7 @@ import torch
 from torch.utils import benchmark
 
 from dscd.genotype import load_genotype
-from dscd.report import benchmark_record, write_benchmark
+from dscd.paper.report import benchmark_record, write_benchmark
 from dscd.train import Trainer, train_profile
 
 CONFIGS = {

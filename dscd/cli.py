@@ -43,7 +43,7 @@ def _output_file(path: str | Path, option: str) -> Path:
 
 
 def _cmd_animate(args: argparse.Namespace) -> int:
-    from dscd.plots import animate_beta_annealing
+    from dscd.paper.plots import animate_beta_annealing
 
     _output_file(args.out, "--out")
     try:
@@ -57,7 +57,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from dscd.reproduce import NotebookFailed, reproduce
+    from dscd.paper.reproduce import NotebookFailed, reproduce
 
     _output_path(args.outputs, "--outputs")
     if args.publish:
@@ -68,7 +68,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     devices = None
     if args.devices:
-        from dscd.experiments import check_devices
+        from dscd.executors import check_devices
 
         try:
             devices = [int(d) for d in _split([args.devices])]
@@ -101,7 +101,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if runs:
         print(f"index: {Path(runs[0].output).parents[1] / 'index.html'}")
     if args.publish:
-        from dscd.report import publish
+        from dscd.paper.report import publish
 
         written = publish(Path(args.outputs) / args.profile, Path(args.results) / args.profile)
         print(f"published {len(written)} result files into {Path(args.results) / args.profile}; "
@@ -110,7 +110,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from dscd.report import default_files, render
+    from dscd.paper.report import default_files, render
 
     root = Path(args.root)
     files = [Path(f) for f in args.files] if args.files else default_files(root)
@@ -134,7 +134,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from dscd.bench import ALL_METHODS, BenchConfig, run_benchmark, summarise, summary_table, write_results
+    from dscd.paper.figure3 import ALL_METHODS, BenchConfig, run_benchmark, summarise, summary_table, write_results
 
     functions = _split(args.function) or ["styblinski_tang", "schwefel"]
     if args.rotated:

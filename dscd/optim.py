@@ -200,7 +200,7 @@ class DSCDEngine:
     global step (:attr:`is_global`), asks for proposals (:meth:`propose`), evaluates
     them (and, for local lanes, the current point), and reports the values with
     :meth:`observe`. :class:`DSCD` is the single-lane driver for PyTorch
-    parameters; ``dscd.bench`` drives many lanes at once. The state is NumPy
+    parameters; ``dscd.paper.figure3`` drives many lanes at once. The state is NumPy
     (small arrays, where NumPy's per-operation cost is a fraction of torch's).
 
     Args:

@@ -131,7 +131,7 @@ _FIGURE3 = {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budge
 
 #: Every profile, by name. ``paper`` is the paper's scale (a GPU); ``quick`` is calibrated for two CPU cores
 #: (FairDARTS ends valid at 60 epochs and invalid at 300 in at least 8 of 10 calibration seeds; see
-#: ``python -m dscd.calibration``); ``smoke`` checks the plumbing in minutes.
+#: ``python -m dscd.paper.calibration``); ``smoke`` checks the plumbing in minutes.
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", "seconds: every code path on sklearn's 8x8 digits, 2-4 epoch searches (says nothing about the paper)",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dscd import cli
-from dscd.bench import (
+from dscd.paper.figure3 import (
     ALL_METHODS,
     BenchConfig,
     median_ci,
@@ -16,7 +16,7 @@ from dscd.bench import (
     run_gradient_methods,
     summarise,
 )
-from dscd.functions import make_function
+from dscd.paper.functions import make_function
 
 
 @pytest.mark.parametrize("name", ["styblinski_tang", "rotated_schwefel"])

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dscd.claims import (
+from dscd.genotype import Genotype
+from dscd.paper.claims import (
     HELD,
     INCONCLUSIVE,
     NOT_HELD,
@@ -17,8 +18,7 @@ from dscd.claims import (
     format_mean_sd,
     verdict_every_seed,
 )
-from dscd.experiments import Evaluation, table1_by_budget
-from dscd.genotype import Genotype
+from dscd.paper.experiments import Evaluation, table1_by_budget
 
 STEPS = 5  # steps per epoch of the fake runs
 

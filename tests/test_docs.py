@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dscd.cli import main
-from dscd.report import MARKER_END, benchmarks_page, headline, publish, render, render_text, results_page
+from dscd.paper.report import MARKER_END, benchmarks_page, headline, publish, render, render_text, results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dscd.experiments import LocalExecutor, RunsFailed, run_budgets
+from dscd.executors import LocalExecutor, RunsFailed
+from dscd.paper.experiments import run_budgets
 from dscd.search import load_alphas, load_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,9 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
 def test_a_killed_parallel_call_resumes_every_run(tmp_path):
     runs = tmp_path / "runs"
     changes = {**TINY, "checkpoint_minutes": 1e-9}
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dscd.experiments import run_budgets, "
-              f"LocalExecutor; run_budgets('smoke', 'adam', [6], {str(runs)!r}, {changes!r}, seeds=[0, 1], "
-              f"executor=LocalExecutor(jobs=2))")
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dscd.paper.experiments import run_budgets; "
+              f"from dscd.executors import LocalExecutor; run_budgets('smoke', 'adam', [6], {str(runs)!r}, "
+              f"{changes!r}, seeds=[0, 1], executor=LocalExecutor(jobs=2))")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 180
     logs = [runs / f"adam-6-s{s}" / "metrics.jsonl" for s in (0, 1)]
@@ -74,7 +75,7 @@ def test_each_local_worker_process_sees_one_gpu_of_its_own(monkeypatch):
 
     import torch
 
-    from dscd.experiments import _start_worker
+    from dscd.executors import _start_worker
 
     free = queue.Queue()
     for device in (3, 5):

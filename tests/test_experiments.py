@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dscd.experiments import PAPER_TABLE2, table1_rows, table2_rows, train_genotypes
 from dscd.genotype import Genotype
-from dscd.tables import write_table
+from dscd.paper.experiments import PAPER_TABLE2, table1_rows, table2_rows, train_genotypes
+from dscd.paper.tables import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "genotypes.json"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dscd.functions import make_function, random_rotation, schwefel, styblinski_tang
+from dscd.paper.functions import make_function, random_rotation, schwefel, styblinski_tang
 
 NAMES = ["styblinski_tang", "schwefel", "rotated_styblinski_tang", "rotated_schwefel"]
 

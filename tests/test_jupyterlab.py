@@ -58,8 +58,8 @@ def _free_port() -> int:
 def _prepare(tmp: Path) -> list[Path]:
     """Copies of the notebooks with the smoke profile's parameters injected (nothing executed)."""
     papermill = pytest.importorskip("papermill")
+    from dscd.paper.reproduce import _declared_parameters
     from dscd.profiles import get_profile
-    from dscd.reproduce import _declared_parameters
 
     out = []
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):

@@ -68,7 +68,8 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import dscd
 from dscd import DSCD, load_genotype, load_model
-import dscd.search, dscd.train, dscd.models, dscd.experiments, dscd.space, dscd.cli
+import dscd.search, dscd.train, dscd.models, dscd.executors, dscd.space, dscd.cli, dscd.profiles, dscd.survival
+assert not [m for m in sys.modules if m.startswith("dscd.paper")], "the library imports the paper's code"
 assert load_genotype("DARTS_V2").is_valid()
 print("core ok")
 """

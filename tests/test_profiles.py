@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dscd import cli
-from dscd.experiments import planned_searches
+from dscd.paper.experiments import planned_searches
 from dscd.profiles import METHODS, PROFILES, Profile, config_method, get_profile, method_id
 from dscd.search import search_profile
 from dscd.train import train_profile

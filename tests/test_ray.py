@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from dscd.experiments import LocalExecutor, RayExecutor, make_executor, run_budgets
+from dscd.executors import LocalExecutor, RayExecutor, make_executor
+from dscd.paper.experiments import run_budgets
 from dscd.search import load_alphas, load_metrics
 
 ray = pytest.importorskip("ray")

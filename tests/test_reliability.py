@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dscd.experiments import Job, run_job
+from dscd.executors import Job, run_job
 from dscd.runfolder import RunFolder, RunFolderError
 from dscd.search import SEARCH_LOGS, load_metrics, run_search
 from tests.test_runfolder import _cli, _snapshot, tiny
@@ -283,7 +283,7 @@ def _statuses(runs):
 
 
 def test_a_second_regeneration_of_one_outputs_folder_is_refused_in_one_line(tmp_path, capsys):
-    from dscd.reproduce import reproduce
+    from dscd.paper.reproduce import reproduce
     from dscd.runfolder import acquire_lock
 
     nbs, out = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "out"
@@ -305,7 +305,7 @@ def test_a_copied_outputs_folder_keeps_working_and_links_its_own_files(tmp_path)
     import json
     import shutil
 
-    from dscd.reproduce import reproduce
+    from dscd.paper.reproduce import reproduce
 
     nbs, a = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "A"
     reproduce("smoke", only=["01"], outputs=a, notebooks_dir=nbs, progress=False)
@@ -321,7 +321,7 @@ def test_a_copied_outputs_folder_keeps_working_and_links_its_own_files(tmp_path)
 
 @pytest.mark.parametrize("content", ["[1, 2]", '{"notebooks": {"03": 5}}', '{"notebooks": [1]}', "null", "{"])
 def test_a_reproduce_record_of_any_shape_counts_as_absent(tmp_path, content):
-    from dscd.reproduce import reproduce
+    from dscd.paper.reproduce import reproduce
 
     nbs, out = _tiny_notebooks(tmp_path / "nbs"), tmp_path / "out"
     (out / "smoke").mkdir(parents=True)
@@ -419,7 +419,7 @@ def test_a_bad_distributed_timeout_names_the_variable(monkeypatch):
 def test_a_gpu_this_machine_lacks_is_refused_not_replaced_by_the_cpu(tmp_path, capsys, monkeypatch):
     import torch
 
-    from dscd.experiments import LocalExecutor
+    from dscd.executors import LocalExecutor
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     with pytest.raises(ValueError, match=r"devices \[7\] asked for, but torch sees no CUDA device"):

@@ -10,8 +10,8 @@ import pytest
 
 from dscd import cli
 from dscd import reproduce as reproduce_module
+from dscd.paper.reproduce import EXPECTED_OUTPUTS, find_notebooks, reproduce
 from dscd.profiles import PROFILES
-from dscd.reproduce import EXPECTED_OUTPUTS, find_notebooks, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -185,9 +185,9 @@ def test_cli_search_and_its_errors(tmp_path, capsys):
 
 
 def test_experiment_helpers(tmp_path):
-    from dscd.claims import collapse_claims
-    from dscd.experiments import run_budgets, table1_rows
-    from dscd.tables import markdown_table
+    from dscd.paper.claims import collapse_claims
+    from dscd.paper.experiments import run_budgets, table1_rows
+    from dscd.paper.tables import markdown_table
 
     overrides = {k: v for k, v in TINY.items() if k != "epochs"}
     folders = run_budgets("smoke", "adam", [1, 2], tmp_path, overrides=overrides, progress=False)

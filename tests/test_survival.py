@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from dscd.calibration import calibration_jobs, main, summarise
+from dscd.paper.calibration import calibration_jobs, main, summarise
 from dscd.survival import CollapseTime, collapse_time, kaplan_meier, logrank, median_time
 
 VALID = {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}
@@ -90,7 +90,7 @@ def test_the_calibration_script_runs_fairdarts_and_summarises_collapse_times(tmp
 
 
 def test_a_calibration_in_parts_keeps_what_earlier_sessions_recorded_and_skips_it(tmp_path, monkeypatch):
-    import dscd.experiments
+    import dscd.executors
 
     out, runs = tmp_path / "calibration.json", tmp_path / "runs"
     run = {"seed": 100, "epochs": 3, "epoch": 2, "collapsed": True, "valid_at_end": False, "seconds": 1.0,
@@ -98,7 +98,7 @@ def test_a_calibration_in_parts_keeps_what_earlier_sessions_recorded_and_skips_i
     earlier = {"candidates": {"base": {"budgets": {"3": {"runs": [run]}}}}}
     out.write_text(json.dumps(earlier))  # a session whose run folders are gone
     ran = []
-    monkeypatch.setattr(dscd.experiments, "execute", lambda jobs, executor: ran.extend(jobs))
+    monkeypatch.setattr(dscd.executors, "execute", lambda jobs, executor: ran.extend(jobs))
     assert main(["--profile", "smoke", "--candidates", "base", "--epochs", "3", "--seeds", "100,101",
                  "--runs", str(runs), "--json", str(out), "--jobs", "1"]) == 0
     assert [(j.config["seed"], j.config["epochs"]) for j in ran] == [(101, 3)]  # 100 is recorded already
@@ -109,7 +109,7 @@ def test_a_calibration_in_parts_keeps_what_earlier_sessions_recorded_and_skips_i
 
 
 def test_the_survival_figure_draws_a_step_per_method_and_marks_censored_runs(tmp_path):
-    from dscd.plots import plot_survival, save_figure
+    from dscd.paper.plots import plot_survival, save_figure
 
     fairdarts = [CollapseTime(10, True), CollapseTime(20, True), CollapseTime(30, False)]
     dscd = [CollapseTime(25, True), CollapseTime(30, False), CollapseTime(30, False)]
@@ -125,7 +125,7 @@ def test_the_survival_figure_draws_a_step_per_method_and_marks_censored_runs(tmp
 
 
 def test_collapse_time_claims_on_known_cases():
-    from dscd.claims import collapse_time_claims
+    from dscd.paper.claims import collapse_time_claims
 
     fair = [CollapseTime(e, True) for e in (100, 120, 130, 150, 160)]
     later = [CollapseTime(300, False)] * 5
@@ -142,7 +142,7 @@ def test_collapse_time_claims_on_known_cases():
 
 
 def test_the_protocol_rule_needs_8_of_10_each_way_and_never_reads_dscd():
-    from dscd.calibration import choose_protocol
+    from dscd.paper.calibration import choose_protocol
 
     def budget(collapsed):  # one run per entry: True collapsed, False valid at the end
         return {"runs": [{"seed": 100 + i, "collapsed": c, "seconds_per_epoch": 1.0} for i, c in enumerate(collapsed)]}

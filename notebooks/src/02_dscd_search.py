@@ -44,13 +44,14 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.claims import collapse_time_of, dscd_claims, group_by_method, search_outcome
-from dscd.experiments import execute, make_executor, planned_searches, table1_by_budget, table1_rows
+from dscd.paper.claims import collapse_time_of, dscd_claims, group_by_method, search_outcome
+from dscd.executors import execute, make_executor
+from dscd.paper.experiments import planned_searches, table1_by_budget, table1_rows
 from dscd.profiles import get_profile
 from dscd.genotype import draw_genotype, load_genotype
-from dscd.plots import plot_cell_weights, plot_dscd_steps, plot_survival, save_figure
+from dscd.paper.plots import plot_cell_weights, plot_dscd_steps, plot_survival, save_figure
 from dscd.search import load_metrics, search_profile
-from dscd.tables import markdown_table, write_table
+from dscd.paper.tables import markdown_table, write_table
 
 runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
 

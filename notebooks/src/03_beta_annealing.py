@@ -37,7 +37,7 @@ import numpy as np
 
 import dscd
 from dscd.optim import beta_params, phi_schedule, propose
-from dscd.plots import animate_beta_annealing, plot_beta_annealing, save_figure
+from dscd.paper.plots import animate_beta_annealing, plot_beta_annealing, save_figure
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,12 @@ from IPython.display import Markdown, display
 
 import dscd
 from dscd.train import train_profile
-from dscd.claims import eval_claims
-from dscd.experiments import (execute, make_executor, planned_searches, table1_by_budget, table1_rows, table2_rows,
-                              train_genotypes)
-from dscd.plots import plot_learning_curves, save_figure
+from dscd.paper.claims import eval_claims
+from dscd.executors import execute, make_executor
+from dscd.paper.experiments import planned_searches, table1_by_budget, table1_rows, table2_rows, train_genotypes
+from dscd.paper.plots import plot_learning_curves, save_figure
 from dscd.runfolder import JsonLines
-from dscd.tables import markdown_table, write_table
+from dscd.paper.tables import markdown_table, write_table
 
 runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
 

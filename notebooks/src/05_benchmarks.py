@@ -41,10 +41,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import dscd
-from dscd.bench import (BenchConfig, figure3_claims, paper_claims, results_table, run_benchmark, summarise, summary_table,
+from dscd.paper.figure3 import (BenchConfig, figure3_claims, paper_claims, results_table, run_benchmark, summarise, summary_table,
                         write_results)
-from dscd.plots import plot_benchmark, save_figure
-from dscd.tables import markdown_table, write_table
+from dscd.paper.plots import plot_benchmark, save_figure
+from dscd.paper.tables import markdown_table, write_table
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)

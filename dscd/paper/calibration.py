@@ -11,8 +11,8 @@ never the seeds used for results) and records, per run, its collapse time
 Run it as a script; it is resumable (every search is an ordinary run folder) and writes its JSON
 summary from whatever runs have finished, so it can be read while the rest still run::
 
-    python -m dscd.calibration --profile quick --candidates base,8px --epochs 300 --jobs 2
-    python -m dscd.calibration --profile quick --summarise-only     # the JSON from finished runs
+    python -m dscd.paper.calibration --profile quick --candidates base,8px --epochs 300 --jobs 2
+    python -m dscd.paper.calibration --profile quick --summarise-only     # the JSON from finished runs
 
 The JSON file is also the record between sessions: a run it already records is not run again, and
 its entry is kept when the run folder is gone (delete the entry to run it again).
@@ -51,7 +51,7 @@ def calibration_jobs(profile: str, candidates: Sequence[str], budgets: Sequence[
                      runs_dir: str | Path) -> list[Any]:
     """One FairDARTS search job per candidate, budget and seed into ``runs_dir/<candidate>/adam-<epochs>-s<seed>``,
     seed by seed (so that a partial calibration covers every candidate with the same seeds)."""
-    from dscd.experiments import search_jobs
+    from dscd.paper.experiments import search_jobs
 
     known = CANDIDATES.get(profile, {})
     unknown = [c for c in candidates if c not in known]
@@ -202,7 +202,7 @@ def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dscd.calibration", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dscd.paper.calibration", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="quick", choices=sorted(CANDIDATES))
     parser.add_argument("--candidates", default=None, help="comma-separated candidate names (default: all)")
     parser.add_argument("--epochs", default="300", help="comma-separated FairDARTS budgets (default 300)")
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _read_summary(path)
     status = 0
     if not args.summarise_only:
-        from dscd.experiments import LocalExecutor, RunsFailed, execute
+        from dscd.executors import LocalExecutor, RunsFailed, execute
 
         seeds = _ints(args.seeds, "--seeds") if args.seeds else list(CALIBRATION_SEEDS)
         done = recorded_runs(previous)

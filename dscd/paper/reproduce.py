@@ -93,7 +93,7 @@ class NotebookRun:
 
 def default_notebooks_dir() -> Path:
     """``notebooks/`` of the source tree this package was imported from, else ``./notebooks``."""
-    here = Path(__file__).resolve().parents[1] / "notebooks"
+    here = Path(__file__).resolve().parents[2] / "notebooks"
     return here if here.is_dir() else Path("notebooks").resolve()
 
 
@@ -138,8 +138,9 @@ def _declared_parameters(path: Path) -> set[str] | None:
 def _source_digest() -> str:
     """A hash of the package's Python sources: a code change makes every notebook out of date."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
-        digest.update(path.name.encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -240,7 +241,7 @@ def reproduce(
 
     ``execution`` says where the notebooks that launch runs (01, 02, 04) run them:
     ``{"executor": "local" | "ray", "address": ..., "jobs": ..., "devices": [...]}`` (see
-    :func:`dscd.experiments.make_executor`); these change where runs execute, not what they
+    :func:`dscd.executors.make_executor`); these change where runs execute, not what they
     compute, so they never make a notebook out of date. Up-to-date notebooks are skipped unless
     ``force``. Writes ``reproduce.json`` and
     ``index.html`` under ``outputs/<profile>/`` whatever happens, then raises

@@ -30,12 +30,12 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from dscd.functions import FUNCTIONS, SyntheticFunction, make_function
 from dscd.optim import DSCDEngine
+from dscd.paper.functions import FUNCTIONS, SyntheticFunction, make_function
 
 __all__ = [
-    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "figure3_claims", "median_ci", "method_label",
-    "paper_claims", "results_table", "run_benchmark", "run_gradient_methods", "summarise", "summary_table",
+    "ADAM_SETTINGS", "ALL_METHODS", "BenchConfig", "BenchResult", "benchmark_method_label", "figure3_claims",
+    "median_ci", "paper_claims", "results_table", "run_benchmark", "run_gradient_methods", "summarise", "summary_table",
     "write_results",
 ]
 
@@ -50,7 +50,7 @@ ALL_METHODS = (
 _BETAS, _EPS = (0.9, 0.999), 1e-8
 
 
-def method_label(method: str) -> str:
+def benchmark_method_label(method: str) -> str:
     """Legend text, naming learning rates as the paper does ("Adam 0.01 + DSCD")."""
     if method.startswith("adam_"):
         setting, _, dscd = method.removeprefix("adam_").partition("+")
@@ -377,7 +377,7 @@ def summarise(result: BenchResult, include_curves: bool = True) -> dict[str, Any
         final = curves[:, -1]
         gap = final - fn.f_min
         entry = {
-            "label": method_label(m),
+            "label": benchmark_method_label(m),
             "final": final.tolist(),
             "final_gap": gap.tolist(),
             "final_median": float(np.median(final)),
@@ -415,7 +415,7 @@ def write_results(results: Sequence[BenchResult], out: str | Path, extra: dict[s
     the end, so an interrupted or failed run leaves nothing half-written.
     """
     from dscd import __version__
-    from dscd.plots import plot_benchmark, save_figure
+    from dscd.paper.plots import plot_benchmark, save_figure
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +471,7 @@ def paper_claims(summary: dict[str, Any]) -> dict[str, Any]:
 def figure3_claims(checks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The paper's two appendix-B claims as verdicts (the same records as the other notebooks' claims),
     from :func:`paper_claims` of Figure 3's functions at one dimension."""
-    from dscd.claims import HELD, NOT_HELD, claim_record
+    from dscd.paper.claims import HELD, NOT_HELD, claim_record
 
     runs = {c["function"]: c["runs"] for c in checks}
     out = []

@@ -138,7 +138,7 @@ def _method_style(method: str) -> tuple[str, str]:
 def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Figure:
     """Figure 3: median gap to the global minimum against evaluations, shaded 95% CI of the median.
 
-    One panel per summary (a function at a dimension, as :func:`dscd.bench.summarise`
+    One panel per summary (a function at a dimension, as :func:`dscd.paper.figure3.summarise`
     returns it, with curves). Adam variants share a colour per learning rate:
     dashed alone, solid with DSCD. The y axis is logarithmic (gaps below
     ``log_floor`` are drawn at it).

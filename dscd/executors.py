@@ -1,0 +1,270 @@
+"""Where runs execute: jobs (one run folder each) on local worker processes or on a Ray cluster.
+
+A :class:`Job` is one search or final training into its own folder. :func:`run_job` runs it to its end:
+a finished run of the same configuration and data is reused, an interrupted one resumed, anything
+else started fresh. An :class:`Executor` runs many jobs (:class:`LocalExecutor`: spawned worker
+processes, one torch thread each, or one GPU each; :class:`RayExecutor`: Ray tasks that resume from
+their folder when a worker dies), and :func:`execute` raises :class:`RunsFailed` naming every failed
+folder after the others finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dscd.data import source_fingerprint
+from dscd.genotype import Genotype
+from dscd.runfolder import RunFolder
+from dscd.search import SEARCH_LOGS, SearchConfig, run_search
+from dscd.train import TrainConfig, train_genotype
+
+__all__ = ["EXECUTORS", "Executor", "Job", "JobResult", "LocalExecutor", "RayExecutor", "RunsFailed", "check_devices",
+           "execute", "make_executor", "run_job"]
+
+
+def _finished(folder: Path, **expected: Any) -> bool:
+    """Whether ``folder`` holds a finished run (``summary.json``) whose fields equal ``expected``."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    return all(summary.get(k) == v for k, v in expected.items())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of an experiment: a search (``genotype`` None) or a final training, into ``folder``.
+
+    ``config`` is the configuration as a dict (picklable, so a job can travel to another process).
+    """
+
+    folder: Path
+    config: dict[str, Any]
+    genotype: dict[str, Any] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of an experiment failed; the others finished. The message names each failed folder."""
+
+
+def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
+    """Run ``job`` to its end: reuse a finished run of the same configuration (and data), resume an
+    interrupted one, start a new one otherwise. Returns its summary."""
+    if job.genotype is None:
+        config = SearchConfig.from_dict(job.config).with_data_resolved()
+        expected: dict[str, Any] = {"config": config.to_dict()}
+    else:
+        config = TrainConfig.from_dict(job.config).with_data_resolved()
+        expected = {"config": config.to_dict(), "genotype": job.genotype}
+    expected["data_fingerprint"] = source_fingerprint(config.data)
+    if _finished(job.folder, **expected):
+        return json.loads((job.folder / "summary.json").read_text())
+    if job.genotype is None:
+        resume = RunFolder.holds_run_to_resume(job.folder, "search", SEARCH_LOGS)
+        return run_search(config, job.folder, resume=resume, progress=progress)
+    return train_genotype(config, Genotype.from_dict(job.genotype), job.folder, name=job.name,
+                          resume=RunFolder.holds_run_to_resume(job.folder, "train"), progress=progress)
+
+
+def _attempt(job: Job, progress: bool = False) -> JobResult:
+    try:
+        return JobResult(job, summary=run_job(job, progress))
+    except Exception as err:  # noqa: BLE001 - a failed run is reported with its folder; the others go on
+        return JobResult(job, error=f"{job.folder}: {type(err).__name__}: {err}")
+
+
+class Executor:
+    """Where an experiment's independent runs execute. :meth:`map` runs every job and returns one
+    :class:`JobResult` per job, in order, whatever failed; it never raises for a failed run."""
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Runs on this machine: in this process when ``jobs == 1``, else in ``jobs`` worker processes
+    (spawned, one torch thread each unless ``threads`` says otherwise), the longest runs (most
+    epochs) started first so that the workers finish together.
+
+    ``devices=[0, 1, ...]`` gives each worker process one GPU of its own (it sees only that one,
+    through ``CUDA_VISIBLE_DEVICES``); ``jobs`` is then the number of devices.
+
+    Each run is an ordinary run folder, so a killed call picks every run up again: finished
+    ones are reused, interrupted ones resumed.
+    """
+
+    def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False,
+                 devices: Sequence[int] | None = None) -> None:
+        if devices is not None:
+            devices = check_devices(devices)
+            jobs = len(devices)
+        jobs = (os.cpu_count() or 1) if jobs is None else jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+        self.jobs = jobs
+        self.devices = devices
+        self.threads = threads if threads is not None else (1 if jobs > 1 else None)
+        self.progress = progress
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        jobs = list(jobs)
+        if self.devices is None and (self.jobs == 1 or len(jobs) <= 1):
+            before = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                return [_attempt(job, self.progress) for job in jobs]
+            finally:
+                torch.set_num_threads(before)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no forked torch state: each worker starts clean
+        free_devices = None
+        if self.devices is not None:
+            free_devices = context.Queue()
+            for device in self.devices:
+                free_devices.put(device)
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context,
+                                 initializer=_start_worker, initargs=(self.threads or 1, free_devices)) as pool:
+            submitted = {i: pool.submit(_attempt, jobs[i]) for i in _longest_first(jobs)}
+            futures = [submitted[i] for i in range(len(jobs))]
+            results = []
+            for job, future in zip(jobs, futures, strict=True):
+                try:
+                    results.append(future.result())
+                except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    results.append(JobResult(job, error=f"{job.folder}: the worker died ({type(err).__name__}: "
+                                                        f"{err}); run again to resume it"))
+        return results
+
+
+def _longest_first(jobs: Sequence[Job]) -> list[int]:
+    return sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
+
+
+def check_devices(devices: Sequence[int]) -> list[int]:
+    """``devices`` as distinct GPU indices that torch sees here; anything else is a ValueError saying what
+    this machine has (a GPU asked for is never silently replaced by the CPU)."""
+    devices = [int(d) for d in devices]
+    if not devices or len(set(devices)) != len(devices) or min(devices) < 0:
+        raise ValueError(f"devices must be distinct GPU indices such as [0, 1], got {devices!r}")
+    count = torch.cuda.device_count()  # does not initialise CUDA, so workers can still be started after it
+    missing = [d for d in devices if d >= count]
+    if missing:
+        have = f"GPUs 0..{count - 1}" if count else "no CUDA device"
+        raise ValueError(f"devices {missing} asked for, but torch sees {have} here: give indices it sees, or "
+                         "leave devices out to run on the CPU")
+    return devices
+
+
+def _start_worker(threads: int, free_devices: Any = None) -> None:
+    """A worker process's set-up: its torch threads and, with devices, the one GPU it may see (taken
+    before CUDA is first used, so that ``cuda`` is that GPU)."""
+    torch.set_num_threads(threads)
+    if free_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(free_devices.get())
+
+
+def _ray_task(job: Job, threads: int) -> JobResult:
+    torch.set_num_threads(threads)
+    return _attempt(job)
+
+
+class RayExecutor(Executor):
+    """Runs each job as a Ray task on an existing cluster (``address``, e.g. ``"auto"`` or
+    ``"ray://head:10001"``) or on a local one started for the call (``address=None``).
+
+    Each task asks for ``num_cpus`` CPUs (and as many torch threads) and ``num_gpus`` GPUs. A task
+    whose worker dies (killed, node lost) is retried up to ``max_retries`` times and resumes from
+    its run folder's last checkpoint, so run folders must be on storage that every node sees at
+    the same path, with working ``flock`` (a shared POSIX file system: NFSv4, Lustre, GPFS, CephFS).
+    A run that fails with an error is not retried: it is reported, as :class:`LocalExecutor` does.
+    Needs ``pip install 'dscd[ray]'``.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+                 max_retries: int = 3, init_kwargs: dict[str, Any] | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ImportError("the ray executor needs Ray: pip install 'dscd[ray]'") from None
+        if num_cpus <= 0 or num_gpus < 0 or max_retries < 0:
+            raise ValueError(f"num_cpus must be > 0, num_gpus and max_retries >= 0; got {num_cpus}, {num_gpus}, "
+                             f"{max_retries}")
+        self.address = address
+        self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
+        self.init_kwargs = init_kwargs or {}
+
+    def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        import ray
+
+        jobs = list(jobs)
+        started = not ray.is_initialized()  # a Ray this call starts, it also shuts down
+        if started:
+            # workers inherit DSCD_DATA and the like from this process's environment
+            env = {k: v for k, v in os.environ.items() if k.startswith("DSCD_")}
+            ray.init(address=self.address, runtime_env={"env_vars": env} if env else None,
+                     **{"log_to_driver": False, **self.init_kwargs})
+        try:
+            return self._map(ray, jobs)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _map(self, ray: Any, jobs: list[Job]) -> list[JobResult]:
+        task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
+                          retry_exceptions=False)(_ray_task)
+        threads = max(1, int(self.num_cpus))
+        refs = {i: task.remote(jobs[i], threads) for i in _longest_first(jobs)}
+        results = []
+        for i, job in enumerate(jobs):
+            try:
+                results.append(ray.get(refs[i]))
+            except Exception as err:  # noqa: BLE001 - retries exhausted, node lost for good
+                results.append(JobResult(job, error=f"{job.folder}: the Ray task failed after {self.max_retries} "
+                                                    f"retries ({type(err).__name__}); run again to resume it"))
+        return results
+
+
+#: Executors by name, as ``dscd reproduce --executor`` and the notebooks' ``executor`` parameter say them.
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", jobs: int | None = None, devices: Sequence[int] | None = None,
+                  address: str | None = None) -> Executor:
+    """The executor a notebook's parameters describe: ``local`` (``jobs`` processes, or one per device
+    in ``devices``) or ``ray`` (the cluster at ``address``, or a local one; one GPU per run when
+    ``devices`` is given, i.e. when the cluster has GPUs)."""
+    if kind == "local":
+        return LocalExecutor(jobs, devices=devices)
+    if kind == "ray":
+        return RayExecutor(address, num_gpus=1 if devices else 0)
+    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+
+
+def execute(jobs: Sequence[Job], executor: Executor | None = None) -> list[dict[str, Any]]:
+    """Run ``jobs`` on ``executor`` (default: :class:`LocalExecutor` over all cores) and return their
+    summaries; if any failed, raise :class:`RunsFailed` naming each failed folder after the others finished."""
+    results = (executor or LocalExecutor()).map(jobs)
+    errors = [r.error for r in results if r.error]
+    if errors:
+        done = len(results) - len(errors)
+        raise RunsFailed(f"{len(errors)} of {len(results)} runs failed ({done} finished and are kept):\n"
+                         + "\n".join(errors))
+    return [r.summary for r in results]
