@@ -1,3 +1,5 @@
+"""Bit-identity check, part 2: the per-epoch records, alpha logs, every checkpoint tensor and the summaries of two
+folders written by dev/bit_identity_run.py must be equal (timings and counters added since are left out)."""
 import json, sys
 from pathlib import Path
 a, b = Path(sys.argv[1]), Path(sys.argv[2])

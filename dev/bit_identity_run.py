@@ -1,4 +1,12 @@
-"""One smoke search per method and one smoke training into sys.argv[1] (bit-identity check, old vs new code)."""
+"""Bit-identity check of a refactoring, part 1: one smoke search per method and one smoke training into a folder.
+
+Run it once with the old code and once with the new (one torch thread; the same machine), then compare::
+
+    git worktree add /tmp/old HEAD~1
+    PYTHONPATH=/tmp/old python dev/bit_identity_run.py /tmp/bit/old
+    python dev/bit_identity_run.py /tmp/bit/new
+    python dev/bit_identity_compare.py /tmp/bit/old /tmp/bit/new     # exit 1 on any difference
+"""
 import sys, torch
 torch.set_num_threads(1)
 from dscd.search import search_profile, run_search

@@ -144,7 +144,7 @@ class Distributed:
                 dist.all_reduce(tensor)
         return tensor
 
-    def agree(self, decision: bool) -> bool:
+    def rank0_decision(self, decision: bool) -> bool:
         """Rank 0's decision on every rank (for choices made from clocks, such as when to checkpoint)."""
         if not self.active:
             return decision
@@ -155,7 +155,7 @@ class Distributed:
             dist.broadcast(flag, src=0)
         return bool(flag.item())
 
-    def any(self, flag: bool) -> bool:
+    def on_any_rank(self, flag: bool) -> bool:
         """Whether ``flag`` holds on any rank (on every rank)."""
         if not self.active:
             return flag

@@ -254,7 +254,7 @@ class RunFolder:
         self._started = False
 
     @property
-    def noun(self) -> str:
+    def run_kind_name(self) -> str:
         return {"train": "training run"}.get(self.kind, f"{self.kind} run")
 
     # -- opening ----------------------------------------------------------------------------
@@ -280,8 +280,8 @@ class RunFolder:
             if not resume:
                 if existing:
                     raise RunFolderError(
-                        f"{folder.path} already holds a {folder.noun} ({', '.join(existing)}): pass --resume to "
-                        "continue it, or choose another --out; nothing was changed")
+                        f"{folder.path} already holds a {folder.run_kind_name} ({', '.join(existing)}): pass --resume "
+                        "to continue it, or choose another --out; nothing was changed")
             else:
                 folder.state = folder._load_checkpoint(identity, list(must_match), required, existing)
                 for log in folder.logs.values():  # a run started afresh (state None) keeps no record
@@ -322,8 +322,8 @@ class RunFolder:
                 return self._restart_uncomputed(identity, must_match, existing)
             if existing:
                 raise RunFolderError(
-                    f"--resume: {self.path} holds a {self.noun} ({', '.join(existing)}) but no {CHECKPOINT} or "
-                    f"{PREVIOUS}, so it cannot be resumed; it is kept as it is: start the run in another --out")
+                    f"--resume: {self.path} holds a {self.run_kind_name} ({', '.join(existing)}) but no {CHECKPOINT} "
+                    f"or {PREVIOUS}, so it cannot be resumed; it is kept as it is: start the run in another --out")
             raise RunFolderError(f"--resume: {self.path} holds no run to resume; start the run without --resume")
         problems = []
         for path in candidates:
@@ -360,8 +360,8 @@ class RunFolder:
                                      "the run in another --out") from None
         if not isinstance(read.get("config.json"), dict):
             raise RunFolderError(f"--resume: {self.path} holds {', '.join(existing)} but no configuration of a "
-                                 f"{self.noun} (config.json), so it cannot be resumed; it is kept as it is: start "
-                                 "the run in another --out")
+                                 f"{self.run_kind_name} (config.json), so it cannot be resumed; it is kept as it is: "
+                                 "start the run in another --out")
         saved.update(read["config.json"])
         unknown = set()  # what a run killed between its first writes has not recorded yet
         if isinstance(read.get("meta.json"), dict) and "data_fingerprint" in read["meta.json"]:

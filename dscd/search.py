@@ -294,19 +294,19 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
     searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device, dist)
 
     metrics, alpha_log = folder.log("metrics"), folder.log("alphas")
-    epoch, start_batch, acc, elapsed = 0, 0, EpochSums(), 0.0
+    epoch, start_batch, sums, elapsed = 0, 0, EpochSums(), 0.0
     if state is not None:
         searcher.load_state_dict(state["searcher"])
         epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
-        acc = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
+        sums = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
     else:
         folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
                                         "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
 
     def checkpoint(next_epoch: int, next_batch: int) -> None:
-        accumulators = dist.gather(acc.state())  # each rank's partial sums, so that a resume is exact
+        accumulators = dist.gather(sums.state())  # each rank's partial sums, so that a resume is exact
         folder.save_checkpoint({"config": identity, "epoch": next_epoch, "batch": next_batch,
-                                "accumulator": acc.state(), "accumulators": accumulators,
+                                "accumulator": sums.state(), "accumulators": accumulators,
                                 "world_size": dist.world_size, "searcher": searcher.state_dict(),
                                 "elapsed": elapsed})
 
@@ -318,8 +318,8 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
 
     def check_finite(step: int) -> None:
         """Losses are checked before every checkpoint, not every step (no device sync per step)."""
-        bad = acc.nonfinite()
-        if dist.any(bool(bad)):  # every rank stops together
+        bad = sums.nonfinite()
+        if dist.on_any_rank(bool(bad)):  # every rank stops together
             raise diverged(" and ".join(bad) or "a loss on another rank", step)
 
     total = config.epochs * steps
@@ -340,13 +340,13 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
             except NonFiniteLoss:  # DSCD reads every local loss and refuses a non-finite one before any change
                 raise diverged("alpha_loss", b + 1) from None
             loss_w, logits_t = searcher.weight_step(xt, yt)
-            acc.add("alpha_loss", loss_a)
-            acc.add("weight_loss", loss_w)
-            acc.add("train_correct", correct_count(logits_t, yt))
-            acc.add("val_correct", correct_count(logits_v, yv))
-            acc.count("steps")
-            acc.count("train", yt.numel())
-            acc.count("val", yv.numel())
+            sums.add("alpha_loss", loss_a)
+            sums.add("weight_loss", loss_w)
+            sums.add("train_correct", correct_count(logits_t, yt))
+            sums.add("val_correct", correct_count(logits_v, yv))
+            sums.count("steps")
+            sums.count("train", yt.numel())
+            sums.count("val", yv.numel())
             bar.update(1)
             if progress and not bar.plain and (b % 10 == 0 or b == steps - 1):
                 post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
@@ -357,7 +357,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                 bar.show(post)
             due = time.monotonic() - last_save > 60 * config.checkpoint_minutes
             if dist.active:  # rank 0's clock decides, asked every 16 steps (a broadcast and a device sync)
-                due = b % 16 == 15 and dist.agree(due)
+                due = b % 16 == 15 and dist.rank0_decision(due)
             if due and b + 1 < steps:
                 check_finite(b + 1)
                 elapsed += time.perf_counter() - epoch_start
@@ -366,11 +366,12 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                 last_save = time.monotonic()
         check_finite(steps)
         elapsed += time.perf_counter() - epoch_start
-        total_acc = acc.reduced(dist)  # sums and counts over the ranks
-        record: dict[str, Any] = {"epoch": epoch + 1, "steps": acc.counts["steps"], "lr": lr}
-        record.update(alpha_loss=total_acc.mean("alpha_loss", "steps"),
-                      weight_loss=total_acc.mean("weight_loss", "steps"),
-                      train_acc=total_acc.mean("train_correct", "train"), val_acc=total_acc.mean("val_correct", "val"))
+        total_sums = sums.reduced(dist)  # sums and counts over the ranks
+        record: dict[str, Any] = {"epoch": epoch + 1, "steps": sums.counts["steps"], "lr": lr}
+        record.update(alpha_loss=total_sums.mean("alpha_loss", "steps"),
+                      weight_loss=total_sums.mean("weight_loss", "steps"),
+                      train_acc=total_sums.mean("train_correct", "train"),
+                      val_acc=total_sums.mean("val_correct", "val"))
         last = epoch + 1 == config.epochs
         test_now = last or (config.test_every and (epoch + 1) % config.test_every == 0)
         record["test_acc"] = searcher.accuracy(test_loader) if test_now and dist.is_main else None
@@ -396,7 +397,7 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
             with torch.no_grad():
                 for cell, w in zip(("normal", "reduce"), searcher.net.edge_weights(), strict=True):
                     board.heatmap(epoch + 1, f"weights/{cell}", w.detach().float().cpu().numpy())
-        epoch, start_batch, acc = epoch + 1, 0, EpochSums()
+        epoch, start_batch, sums = epoch + 1, 0, EpochSums()
         checkpoint(epoch, 0)
         last_save = time.monotonic()
     bar.close()

@@ -273,7 +273,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
             sums.add("correct", correct_count(logits, y))
             sums.count("samples", y.numel())
             bar.update(1)
-        if dist.any(bool(sums.nonfinite())):  # checked once per epoch: no device sync per step
+        if dist.on_any_rank(bool(sums.nonfinite())):  # checked once per epoch: no device sync per step
             bar.close()
             kept = (f"the checkpoint of epoch {epoch} in {out} is intact" if epoch
                     else "no checkpoint had been written yet")
