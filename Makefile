@@ -56,7 +56,7 @@ report: $(STAMP)
 	$(VENV)/bin/dscd report
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dscd tests benchmarks
+	$(VENV)/bin/ruff check dscd tests benchmarks dev
 
 clean:
 	rm -rf outputs/smoke outputs/quick outputs/paper .pytest_cache docs/_build docs/notebooks
