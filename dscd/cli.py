@@ -86,6 +86,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     elif args.address:
         raise UsageError("--address names a Ray cluster: use it with --executor ray")
     execution = {"executor": args.executor, "address": args.address, "jobs": args.jobs, "devices": devices}
+    outputs, kept = Path(args.outputs) / args.profile, Path(args.results) / args.profile
+    if args.reuse_runs:
+        from dscd.paper.report import restore_runs
+
+        restored = restore_runs(kept, outputs)
+        print(f"put back {len(restored)} kept searches from {kept / 'runs'}")
     try:
         runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
                          notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force,
@@ -95,6 +101,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except NotebookFailed as err:
         print(f"dscd reproduce: {err}", file=sys.stderr)
         return 1
+    finally:  # finished searches are kept whatever happened to the notebooks (also after Ctrl-C)
+        if args.keep_runs:
+            from dscd.paper.report import keep_runs
+
+            print(f"kept {len(keep_runs(outputs, kept))} more finished searches in {kept / 'runs'}")
     for run in runs:
         how = "skipped, up to date (last run" if run.status == "skipped" else "ran in"
         print(f"{run.notebook}: {how} {run.seconds:.1f} s{')' if run.status == 'skipped' else ''} -> {run.output}")
@@ -328,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="then copy the regeneration's result files (claims, tables, PNG figures, reproduce.json) "
                         "into <results>/<profile>, for committing and for dscd report")
     p.add_argument("--results", default="results", help="root of the published results (default: ./results)")
+    p.add_argument("--keep-runs", action="store_true",
+                   help="at the end, even of a failed or interrupted call, copy every finished search's records "
+                        "(no checkpoints) into <results>/<profile>/runs, to commit a regeneration in parts")
+    p.add_argument("--reuse-runs", action="store_true",
+                   help="first put the searches kept in <results>/<profile>/runs back into the outputs, where the "
+                        "notebooks reuse them (those of other data are left out)")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("report", help="render the README's headline and the docs' results and benchmarks "

@@ -12,7 +12,17 @@ import pytest
 import torch
 
 from dscd.cli import main
-from dscd.paper.report import MARKER_END, benchmarks_page, headline, publish, render, render_text, results_page
+from dscd.paper.report import (
+    MARKER_END,
+    benchmarks_page,
+    headline,
+    keep_runs,
+    publish,
+    render,
+    render_text,
+    restore_runs,
+    results_page,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -115,6 +125,29 @@ def test_publish_refuses_a_regeneration_that_did_not_finish(tmp_path):
     with pytest.raises(FileNotFoundError, match="no reproduce.json"):
         publish(tmp_path, tmp_path / "results" / "quick")
     assert not (tmp_path / "results").exists()
+
+
+def test_kept_searches_come_back_and_are_reused_not_rerun(tmp_path):
+    """A regeneration committed in parts: finished searches kept (records, no checkpoints), put back
+    elsewhere, and reused by the executor as finished runs; what would not be reused is not put back."""
+    from dscd.executors import execute, run_job
+    from dscd.paper.experiments import planned_searches
+
+    outputs, results = tmp_path / "outputs" / "smoke", tmp_path / "results" / "smoke"
+    jobs = planned_searches("smoke", "fairdarts", outputs / "runs", budgets=[2], seeds=[0])
+    first = execute(jobs)[0]
+    (outputs / "runs" / "half-done").mkdir()  # no summary.json: not kept
+    assert keep_runs(outputs, results) == ["adam-2-s0"] and keep_runs(outputs, results) == []
+    kept = results / "runs" / "adam-2-s0"
+    assert sorted(p.name for p in kept.iterdir()) == ["config.json", "genotype.json", "meta.json",
+                                                      "metrics.jsonl.gz", "summary.json"]
+    elsewhere = tmp_path / "elsewhere" / "smoke"
+    assert restore_runs(results, elsewhere) == ["adam-2-s0"] and restore_runs(results, elsewhere) == []
+    again = run_job(planned_searches("smoke", "fairdarts", elsewhere / "runs", budgets=[2], seeds=[0])[0])
+    assert again == first and not (elsewhere / "runs" / "adam-2-s0" / "checkpoint.pt").exists()  # reused
+    summary = json.loads((kept / "summary.json").read_text())
+    (kept / "summary.json").write_text(json.dumps({**summary, "data_fingerprint": "other data"}))
+    assert restore_runs(results, tmp_path / "third" / "smoke") == []
 
 
 def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_profile(tmp_path):

@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER_END", "PUBLISHED_FILES", "REGIONS", "benchmark_record", "benchmarks_page", "headline",
-           "profiles_page", "publish", "render", "render_text", "results_page", "write_benchmark"]
+__all__ = ["KEPT_RUN_FILES", "MARKER_END", "PUBLISHED_FILES", "REGIONS", "benchmark_record", "benchmarks_page",
+           "headline", "keep_runs", "profiles_page", "publish", "render", "render_text", "restore_runs", "results_page",
+           "write_benchmark"]
 
 #: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
 PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
@@ -80,6 +81,70 @@ def publish(outputs: str | Path, results: str | Path) -> list[Path]:
         shutil.copyfile(source, target)
         written.append(target)
     return written
+
+
+# ------------------------------------------------------------------------------------ kept searches
+
+#: What :func:`keep_runs` keeps of a finished search besides its per-epoch records (``metrics.jsonl``, gzipped).
+KEPT_RUN_FILES: tuple[str, ...] = ("config.json", "meta.json", "summary.json", "genotype.json", "genotype_best.json")
+
+
+def keep_runs(outputs: str | Path, results: str | Path) -> list[str]:
+    """Copy every finished search of a regeneration (``outputs/<profile>/runs/<name>`` with a
+    ``summary.json``) not yet kept into ``results/<profile>/runs/<name>``: :data:`KEPT_RUN_FILES` and the
+    per-epoch records gzipped, no checkpoints. A regeneration longer than one working session can so
+    be committed in parts and continued elsewhere with :func:`restore_runs`. Returns the names kept."""
+    import gzip
+
+    from dscd.runfolder import write_atomic
+
+    kept = []
+    for folder in sorted(Path(outputs, "runs").glob("*/summary.json")):
+        folder, target = folder.parent, Path(results, "runs", folder.parent.name)
+        if (target / "summary.json").is_file() or not (folder / "metrics.jsonl").is_file():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        write_atomic(target / "metrics.jsonl.gz", gzip.compress((folder / "metrics.jsonl").read_bytes(), mtime=0))
+        for name in KEPT_RUN_FILES[::-1]:  # summary.json last: its presence says the kept run is whole
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, target / name)
+        kept.append(folder.name)
+    return kept
+
+
+def _reused_here(summary: dict[str, Any]) -> bool:
+    """Whether the notebooks here would reuse a kept search: its profile's configuration resolves to the same
+    data source on this machine, with the same contents (else its folder would only be in the way)."""
+    from dscd.data import source_fingerprint
+    from dscd.profiles import get_profile
+
+    config = summary.get("config") or {}
+    try:
+        here = get_profile(config.get("profile", "")).search_config().with_data_resolved().data
+        return here == config.get("data") and source_fingerprint(here) == summary.get("data_fingerprint")
+    except (ValueError, OSError):  # an unknown profile, no data configured, a source missing here
+        return False
+
+
+def restore_runs(results: str | Path, outputs: str | Path) -> list[str]:
+    """Put the searches kept by :func:`keep_runs` back into ``outputs/<profile>/runs``, where the notebooks
+    reuse them (a finished search is reused when its summary holds the same configuration and data).
+    A search whose folder already exists is left alone, and so is one the notebooks would not reuse
+    here (other data, or data this machine lacks). Returns the names restored."""
+    import gzip
+
+    restored = []
+    for path in sorted(Path(results, "runs").glob("*/summary.json")):
+        source, target = path.parent, Path(outputs, "runs", path.parent.name)
+        if target.exists() or not _reused_here(json.loads(path.read_text())):
+            continue
+        target.mkdir(parents=True)
+        (target / "metrics.jsonl").write_bytes(gzip.decompress((source / "metrics.jsonl.gz").read_bytes()))
+        for name in KEPT_RUN_FILES:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, target / name)
+        restored.append(source.name)
+    return restored
 
 
 # ------------------------------------------------------------------------------------ benchmarks
