@@ -31,8 +31,9 @@ from torch import nn
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
+from dscd.epochs import EpochLoop
 from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
-from dscd.livelog import Progress, open_live_log
+from dscd.livelog import TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD, NonFiniteLoss
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
@@ -279,67 +280,101 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
 def _search(config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
             progress: bool, dist: Distributed) -> dict[str, Any] | None:
     """The search loop; under torchrun every rank runs it and rank 0 alone returns the summary."""
-    out, state = folder.path, folder.state
-    seed_everything(config.seed)
-    train_data, val_data = search_split(config.data_config)
-    test_data = test_set(config.data_config)
-    bs = config.batch_size
-    if min(len(train_data), len(val_data)) < bs:
-        raise ValueError(f"batch_size {bs} exceeds the {min(len(train_data), len(val_data))} images of a search "
-                         "half: lower batch_size or raise per_class")
-    train_loader = ImageLoader(train_data, bs, augment=True, drop_last=True, seed=config.seed, device=device)
-    val_loader = ImageLoader(val_data, bs, augment=True, drop_last=True, seed=config.seed + 1, device=device)
-    test_loader = ImageLoader(test_data, max(bs, 256), shuffle=False, device=device)
-    steps = min(len(train_loader), len(val_loader))
-    searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], steps, device, dist)
+    run = _SearchRun(config, folder, device, identity, dist)
+    loop = EpochLoop(folder, dist, config, f"search {config.optimizer}", run.steps, run.epoch, run.start_batch,
+                     progress)
+    run.searcher.net.train()
+    for _ in loop:
+        run.epoch_body(loop, progress)
+        record, normal, reduce = run.record(loop)
+        run.alpha_log.append({"epoch": loop.epoch + 1, "normal": normal, "reduce": reduce})
+        loop.end_epoch(record, _shown(record), run.next_epoch, run.live_weights)
+    return run.finish() if loop.finish() else None
 
-    metrics, alpha_log = folder.log("metrics"), folder.log("alphas")
-    epoch, start_batch, sums, elapsed = 0, 0, EpochSums(), 0.0
-    if state is not None:
-        searcher.load_state_dict(state["searcher"])
-        epoch, start_batch, elapsed = state["epoch"], state["batch"], state["elapsed"]
-        sums = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
-    else:
-        folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
-                                        "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
 
-    def checkpoint(next_epoch: int, next_batch: int) -> None:
-        accumulators = dist.gather(sums.state())  # each rank's partial sums, so that a resume is exact
-        folder.save_checkpoint({"config": identity, "epoch": next_epoch, "batch": next_batch,
-                                "accumulator": sums.state(), "accumulators": accumulators,
-                                "world_size": dist.world_size, "searcher": searcher.state_dict(),
-                                "elapsed": elapsed})
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """The progress line of an epoch."""
+    shown = {"epoch": record["epoch"], "alpha_loss": f"{record['alpha_loss']:.3f}",
+             "val": f"{100 * record['val_acc']:.1f}%", "kept": f"{record['kept_edges_normal']}/"
+             f"{record['kept_edges_reduce']}", "valid": record["valid"]}
+    if record["test_acc"] is not None:
+        shown["test"] = f"{100 * record['test_acc']:.1f}%"
+    return shown
 
-    def diverged(what: str, step: int) -> SearchDiverged:
-        bar.close()
+
+class _SearchRun:
+    """One search's data, searcher and bookkeeping: the epoch body, the record builder, the checkpoint and
+    the finishing step that :func:`_search` runs in an :class:`~dscd.epochs.EpochLoop`."""
+
+    def __init__(self, config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
+                 dist: Distributed) -> None:
+        self.config, self.folder, self.identity, self.dist = config, folder, identity, dist
+        state = folder.state
+        seed_everything(config.seed)
+        train_data, val_data = search_split(config.data_config)
+        test_data = test_set(config.data_config)
+        bs = config.batch_size
+        if min(len(train_data), len(val_data)) < bs:
+            raise ValueError(f"batch_size {bs} exceeds the {min(len(train_data), len(val_data))} images of a "
+                             "search half: lower batch_size or raise per_class")
+        self.train_loader = ImageLoader(train_data, bs, augment=True, drop_last=True, seed=config.seed, device=device)
+        self.val_loader = ImageLoader(val_data, bs, augment=True, drop_last=True, seed=config.seed + 1,
+                                      device=device)
+        self.test_loader = ImageLoader(test_data, max(bs, 256), shuffle=False, device=device)
+        self.steps = min(len(self.train_loader), len(self.val_loader))
+        self.searcher = Searcher(config, train_data.num_classes, train_data.images.shape[1], self.steps, device, dist)
+        self.alpha_log = folder.log("alphas")
+        self.epoch, self.start_batch, self.sums, self.elapsed = 0, 0, EpochSums(), 0.0
+        if state is not None:
+            self.searcher.load_state_dict(state["searcher"])
+            self.epoch, self.start_batch, self.elapsed = state["epoch"], state["batch"], state["elapsed"]
+            self.sums = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
+        else:
+            folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
+                                            "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
+
+    def checkpoint(self, next_epoch: int, next_batch: int) -> None:
+        accumulators = self.dist.gather(self.sums.state())  # each rank's partial sums, so that a resume is exact
+        self.folder.save_checkpoint({"config": self.identity, "epoch": next_epoch, "batch": next_batch,
+                                     "accumulator": self.sums.state(), "accumulators": accumulators,
+                                     "world_size": self.dist.world_size, "searcher": self.searcher.state_dict(),
+                                     "elapsed": self.elapsed})
+
+    def next_epoch(self, epoch: int) -> None:
+        """The checkpoint at an epoch's end: the next epoch starts at its first batch with empty sums."""
+        self.start_batch, self.sums = 0, EpochSums()
+        self.checkpoint(epoch, 0)
+
+    def _stop_if_diverged(self, loop: EpochLoop, step: int) -> None:
+        """Losses are checked before every checkpoint, not every step (no device sync per step)."""
+        bad = self.sums.nonfinite()
+        loop.stop_if(bool(bad), lambda: self._diverged(" and ".join(bad) or "a loss on another rank", loop, step))
+
+    def _diverged(self, what: str, loop: EpochLoop, step: int) -> SearchDiverged:
+        out = self.folder.path
         kept = (f"the last good checkpoint in {out} is intact" if (out / CHECKPOINT).exists()
                 else "no checkpoint had been written yet")
-        return SearchDiverged(f"non-finite {what} in epoch {epoch + 1}, by step {step}; {kept}")
+        return SearchDiverged(f"non-finite {what} in epoch {loop.epoch + 1}, by step {step}; {kept}")
 
-    def check_finite(step: int) -> None:
-        """Losses are checked before every checkpoint, not every step (no device sync per step)."""
-        bad = sums.nonfinite()
-        if dist.on_any_rank(bool(bad)):  # every rank stops together
-            raise diverged(" and ".join(bad) or "a loss on another rank", step)
-
-    total = config.epochs * steps
-    bar = Progress(total, epoch * steps + start_batch, f"search {config.optimizer}", progress and dist.is_main)
-    board = open_live_log(out, epoch, config, state, dist.is_main)
-    last_save = time.monotonic()
-    searcher.net.train()
-    while epoch < config.epochs:
+    def epoch_body(self, loop: EpochLoop, progress: bool) -> None:
+        """One epoch's iterations (an alpha step, then a weight step), from ``start_batch``; checkpoints
+        within the epoch when one is due."""
+        searcher, dist, bar, steps, epoch = self.searcher, self.dist, loop.bar, self.steps, loop.epoch
         epoch_start = time.perf_counter()
-        lr = searcher.set_lr(epoch)
-        batches = zip(train_loader.epoch(epoch, start_batch), val_loader.epoch(epoch, start_batch), strict=False)
-        for b, ((xt, yt), (xv, yv)) in enumerate(batches, start=start_batch):
+        self.lr = searcher.set_lr(epoch)
+        batches = zip(self.train_loader.epoch(epoch, self.start_batch),
+                      self.val_loader.epoch(epoch, self.start_batch), strict=False)
+        for b, ((xt, yt), (xv, yv)) in enumerate(batches, start=self.start_batch):
             if b >= steps:
                 break
             (xt, yt), (xv, yv) = dist.shard(xt, yt), dist.shard(xv, yv)  # this rank's part of the global batch
             try:
                 loss_a, logits_v = searcher.alpha_step(xv, yv)
             except NonFiniteLoss:  # DSCD reads every local loss and refuses a non-finite one before any change
-                raise diverged("alpha_loss", b + 1) from None
+                bar.close()
+                raise self._diverged("alpha_loss", loop, b + 1) from None
             loss_w, logits_t = searcher.weight_step(xt, yt)
+            sums = self.sums
             sums.add("alpha_loss", loss_a)
             sums.add("weight_loss", loss_w)
             sums.add("train_correct", correct_count(logits_t, yt))
@@ -352,30 +387,28 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
                 post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
                 if searcher.dscd is not None:
                     s = searcher.dscd.stats
-                    post.update(step=s["next_step"],
-                                accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
+                    post.update(step=s["next_step"], accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
                 bar.show(post)
-            due = time.monotonic() - last_save > 60 * config.checkpoint_minutes
-            if dist.active:  # rank 0's clock decides, asked every 16 steps (a broadcast and a device sync)
-                due = b % 16 == 15 and dist.rank0_decision(due)
-            if due and b + 1 < steps:
-                check_finite(b + 1)
-                elapsed += time.perf_counter() - epoch_start
+            if loop.checkpoint_due(b):
+                self._stop_if_diverged(loop, b + 1)
+                self.elapsed += time.perf_counter() - epoch_start
                 epoch_start = time.perf_counter()
-                checkpoint(epoch, b + 1)
-                last_save = time.monotonic()
-        check_finite(steps)
-        elapsed += time.perf_counter() - epoch_start
-        total_sums = sums.reduced(dist)  # sums and counts over the ranks
-        record: dict[str, Any] = {"epoch": epoch + 1, "steps": sums.counts["steps"], "lr": lr}
+                self.checkpoint(epoch, b + 1)
+                loop.saved()
+        self._stop_if_diverged(loop, steps)
+        self.elapsed += time.perf_counter() - epoch_start
+
+    def record(self, loop: EpochLoop) -> tuple[dict[str, Any], list, list]:
+        """The epoch's record (``metrics.jsonl``), and the alpha tensors as lists (``alphas.jsonl``)."""
+        searcher = self.searcher
+        total_sums = self.sums.reduced(self.dist)  # sums and counts over the ranks
+        record: dict[str, Any] = {"epoch": loop.epoch + 1, "steps": self.sums.counts["steps"], "lr": self.lr}
         record.update(alpha_loss=total_sums.mean("alpha_loss", "steps"),
                       weight_loss=total_sums.mean("weight_loss", "steps"),
                       train_acc=total_sums.mean("train_correct", "train"),
                       val_acc=total_sums.mean("val_correct", "val"))
-        last = epoch + 1 == config.epochs
-        test_now = last or (config.test_every and (epoch + 1) % config.test_every == 0)
-        record["test_acc"] = searcher.accuracy(test_loader) if test_now and dist.is_main else None
-        cells, genotype, normal, reduce = _cell_numbers(searcher, config)
+        record["test_acc"] = searcher.accuracy(self.test_loader) if loop.test_due() else None
+        cells, _, normal, reduce = _cell_numbers(searcher, self.config)
         record.update(cells)
         if searcher.dscd is not None:
             s = searcher.dscd.stats
@@ -383,45 +416,34 @@ def _search(config: SearchConfig, folder: RunFolder, device: torch.device, ident
             record["dscd"] = {**{k: v for k, v in s.items() if k not in ("step", "next_step")},  # every counter
                               "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
                               "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
-        record["seconds"] = elapsed
-        metrics.append(record)
-        alpha_log.append({"epoch": epoch + 1, "normal": normal, "reduce": reduce})
-        shown = {"epoch": epoch + 1, "alpha_loss": f"{record['alpha_loss']:.3f}",
-                 "val": f"{100 * record['val_acc']:.1f}%", "kept": f"{cells['kept_edges_normal']}/"
-                 f"{cells['kept_edges_reduce']}", "valid": record["valid"]}
-        if record["test_acc"] is not None:
-            shown["test"] = f"{100 * record['test_acc']:.1f}%"
-        bar.epoch(shown)
-        if board is not None:
-            board.scalars(epoch + 1, {k: v for k, v in record.items() if k not in ("genotype", "invalid_reason")})
-            with torch.no_grad():
-                for cell, w in zip(("normal", "reduce"), searcher.net.edge_weights(), strict=True):
-                    board.heatmap(epoch + 1, f"weights/{cell}", w.detach().float().cpu().numpy())
-        epoch, start_batch, sums = epoch + 1, 0, EpochSums()
-        checkpoint(epoch, 0)
-        last_save = time.monotonic()
-    bar.close()
-    if board is not None:
-        board.close()
-    if not dist.is_main:
-        return None
+        record["seconds"] = self.elapsed
+        return record, normal, reduce
 
-    final = metrics.read()[-1]
-    genotype = Genotype.from_dict(final["genotype"])
-    folder.write_json("genotype.json", genotype.to_dict())
-    summary = {"config": config.to_dict(), "data_fingerprint": identity["data_fingerprint"], "folder": str(out),
-               "epochs": config.epochs, "seconds": elapsed, "final": final, "valid": final["valid"],
-               "genotype": genotype.to_dict()}
-    if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
+    def live_weights(self, board: TensorBoardLog, epoch: int) -> None:
+        """The live log's heatmaps of both cells' edge weights."""
         with torch.no_grad():
-            best = searcher.net.edge_weights(searcher.dscd.best_params())
-        best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
-                                   threshold=config.threshold, ops=config.ops, nodes=config.nodes)
-        folder.write_json("genotype_best.json", best_genotype.to_dict())
-        summary["genotype_best"] = best_genotype.to_dict()
-        summary["best_valid"] = check_validity(best_genotype).valid
-    folder.write_json("summary.json", summary)
-    return summary
+            for cell, w in zip(("normal", "reduce"), self.searcher.net.edge_weights(), strict=True):
+                board.heatmap(epoch, f"weights/{cell}", w.detach().float().cpu().numpy())
+
+    def finish(self) -> dict[str, Any]:
+        """Rank 0's finishing step: ``genotype.json``, DSCD's ``genotype_best.json`` and ``summary.json``."""
+        config, folder, searcher = self.config, self.folder, self.searcher
+        final = folder.log("metrics").read()[-1]
+        genotype = Genotype.from_dict(final["genotype"])
+        folder.write_json("genotype.json", genotype.to_dict())
+        summary = {"config": config.to_dict(), "data_fingerprint": self.identity["data_fingerprint"],
+                   "folder": str(folder.path), "epochs": config.epochs, "seconds": self.elapsed, "final": final,
+                   "valid": final["valid"], "genotype": genotype.to_dict()}
+        if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
+            with torch.no_grad():
+                best = searcher.net.edge_weights(searcher.dscd.best_params())
+            best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
+                                       threshold=config.threshold, ops=config.ops, nodes=config.nodes)
+            folder.write_json("genotype_best.json", best_genotype.to_dict())
+            summary["genotype_best"] = best_genotype.to_dict()
+            summary["best_valid"] = check_validity(best_genotype).valid
+        folder.write_json("summary.json", summary)
+        return summary
 
 
 # ------------------------------------------------------------------------------------ reading runs

@@ -33,8 +33,8 @@ from torch.nn import functional as F
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.distributed import Distributed, ranks_and_folder
+from dscd.epochs import EpochLoop
 from dscd.genotype import Genotype, check_validity, load_genotype
-from dscd.livelog import Progress, open_live_log
 from dscd.models import MODEL_FILE, save_model
 from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.runfolder import RunFolder
@@ -247,7 +247,6 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
         seed_everything(config.seed + dist.rank)
     size = network_size(trainer.net, config.image_size, in_channels)
 
-    metrics = folder.log("metrics")
     epoch, elapsed = 0, 0.0
     if state is not None:
         trainer.load_state_dict(state["trainer"])
@@ -258,57 +257,32 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
                                         "data_fingerprint": identity["data_fingerprint"]})
         folder.write_json("genotype.json", genotype.to_dict())
 
-    steps = len(train_loader)
-    bar = Progress(config.epochs * steps, epoch * steps, f"train {name}", progress and dist.is_main)
-    board = open_live_log(out, epoch, config, state, dist.is_main)
+    loop = EpochLoop(folder, dist, config, f"train {name}", len(train_loader), epoch, 0, progress)
     trainer.net.train()
-    while epoch < config.epochs:
+    for epoch in loop:
         start = time.perf_counter()
         lr, drop = trainer.start_epoch(epoch)
-        sums = EpochSums()
-        for x, y in train_loader.epoch(epoch):
-            x, y = dist.shard(x, y)  # this rank's part of the global batch
-            loss, logits = trainer.train_step(x, y)
-            sums.add("loss", loss * y.numel())
-            sums.add("correct", correct_count(logits, y))
-            sums.count("samples", y.numel())
-            bar.update(1)
-        if dist.on_any_rank(bool(sums.nonfinite())):  # checked once per epoch: no device sync per step
-            bar.close()
-            kept = (f"the checkpoint of epoch {epoch} in {out} is intact" if epoch
-                    else "no checkpoint had been written yet")
-            raise TrainingDiverged(f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); {kept}")
+        sums = _train_epoch(trainer, train_loader, epoch, dist, loop)
+        kept = f"the checkpoint of epoch {epoch} in {out} is intact" if epoch else "no checkpoint had been written yet"
+        message = f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); {kept}"
+        loop.stop_if(bool(sums.nonfinite()), lambda m=message: TrainingDiverged(m))  # once per epoch: no sync per step
         sums = sums.reduced(dist)  # over the ranks
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop,
                                   "train_loss": sums.mean("loss", "samples"),
                                   "train_acc": sums.mean("correct", "samples")}
-        last = epoch + 1 == config.epochs
-        if dist.is_main and (last or (config.test_every and (epoch + 1) % config.test_every == 0)):
+        if loop.test_due():
             record["test_acc"], record["test_loss"] = trainer.test(test_loader)
         else:
             record["test_acc"] = record["test_loss"] = None
         epoch_seconds = time.perf_counter() - start
         elapsed += epoch_seconds
         record.update(epoch_seconds=epoch_seconds, seconds=elapsed)
-        metrics.append(record)
-        epoch += 1  # one record per epoch: the checkpoint's epoch is also the number of records to keep
-        rngs = dist.gather(get_rng_state())  # each rank's generators, so that a resume is exact
-        folder.save_checkpoint({"config": identity, "epoch": epoch, "elapsed": elapsed, "world_size": dist.world_size,
-                                "trainer": trainer.state_dict(), "rng": get_rng_state(), "rngs": rngs})
-        shown = {"epoch": epoch, "loss": f"{record['train_loss']:.3f}",
-                 "train": f"{100 * record['train_acc']:.1f}%"}
-        if record["test_acc"] is not None:
-            shown["test"] = f"{100 * record['test_acc']:.1f}%"
-        bar.epoch(shown)
-        if board is not None:
-            board.scalars(epoch, record)
-    bar.close()
-    if board is not None:
-        board.close()
-    if not dist.is_main:
+        loop.end_epoch(record, _shown(record), lambda next_epoch, seconds=elapsed: _checkpoint(
+            folder, dist, identity, trainer, next_epoch, seconds))
+    if not loop.finish():
         return None
 
-    records = metrics.read()
+    records = loop.metrics.read()
     final = records[-1]
     tested = [r["test_acc"] for r in records if r["test_acc"] is not None]
     paper = network_size(EvalNetwork(genotype, num_classes=train_data.num_classes, in_channels=in_channels))
@@ -323,6 +297,38 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
     }
     folder.write_json("summary.json", summary)
     return summary
+
+
+def _checkpoint(folder: RunFolder, dist: Distributed, identity: dict[str, Any], trainer: Trainer, next_epoch: int,
+                elapsed: float) -> None:
+    """A training checkpoint at an epoch's end: one record per epoch, so its epoch is also the number of
+    records a resume keeps; with every rank's generators, so that a resume is exact."""
+    rngs = dist.gather(get_rng_state())
+    folder.save_checkpoint({"config": identity, "epoch": next_epoch, "elapsed": elapsed,
+                            "world_size": dist.world_size, "trainer": trainer.state_dict(),
+                            "rng": get_rng_state(), "rngs": rngs})
+
+
+def _train_epoch(trainer: Trainer, loader: ImageLoader, epoch: int, dist: Distributed, loop: EpochLoop) -> EpochSums:
+    """One epoch's SGD steps; returns this rank's sums of the loss, the correct predictions and the samples."""
+    sums = EpochSums()
+    for x, y in loader.epoch(epoch):
+        x, y = dist.shard(x, y)  # this rank's part of the global batch
+        loss, logits = trainer.train_step(x, y)
+        sums.add("loss", loss * y.numel())
+        sums.add("correct", correct_count(logits, y))
+        sums.count("samples", y.numel())
+        loop.bar.update(1)
+    return sums
+
+
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """The progress line of an epoch."""
+    shown = {"epoch": record["epoch"], "loss": f"{record['train_loss']:.3f}",
+             "train": f"{100 * record['train_acc']:.1f}%"}
+    if record["test_acc"] is not None:
+        shown["test"] = f"{100 * record['test_acc']:.1f}%"
+    return shown
 
 
 def load_summary(folder: str | Path) -> dict[str, Any] | None:
