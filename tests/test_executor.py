@@ -23,17 +23,17 @@ def _strip(records):
 
 
 def test_parallel_runs_equal_serial_ones_bit_for_bit(tmp_path):
-    serial = run_budgets("smoke", "dscd", [2, 3], tmp_path / "serial", TINY, seeds=[0, 1],
+    serial = run_budgets("smoke", "dscd", [1, 2], tmp_path / "serial", TINY, seeds=[0, 1],
                          executor=LocalExecutor(jobs=1, threads=1))
-    parallel = run_budgets("smoke", "dscd", [2, 3], tmp_path / "parallel", TINY, seeds=[0, 1],
+    parallel = run_budgets("smoke", "dscd", [1, 2], tmp_path / "parallel", TINY, seeds=[0, 1],
                            executor=LocalExecutor(jobs=2))
-    assert [f.name for f in parallel] == ["dscd-2-s0", "dscd-2-s1", "dscd-3-s0", "dscd-3-s1"]
+    assert [f.name for f in parallel] == ["dscd-1-s0", "dscd-1-s1", "dscd-2-s0", "dscd-2-s1"]
     for a, b in zip(serial, parallel, strict=True):
         assert _strip(load_metrics(a)) == _strip(load_metrics(b))
         assert (load_alphas(a)[1] == load_alphas(b)[1]).all()
     assert load_alphas(parallel[0])[1].tolist() != load_alphas(parallel[1])[1].tolist()  # seeds differ
     before = {f: (f / "summary.json").stat().st_mtime_ns for f in parallel}
-    run_budgets("smoke", "dscd", [2, 3], tmp_path / "parallel", TINY, seeds=[0, 1], executor=LocalExecutor(jobs=2))
+    run_budgets("smoke", "dscd", [1, 2], tmp_path / "parallel", TINY, seeds=[0, 1], executor=LocalExecutor(jobs=2))
     assert before == {f: (f / "summary.json").stat().st_mtime_ns for f in parallel}  # finished runs reused
 
 

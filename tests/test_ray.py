@@ -45,16 +45,16 @@ def _kill_once_under_way(folder, killed):
 
 
 def test_a_killed_ray_worker_is_retried_and_its_run_resumes(tmp_path, local_cluster):
-    serial = run_budgets("smoke", "adam", [8], tmp_path / "serial", TINY, seeds=[0, 1],
+    serial = run_budgets("smoke", "adam", [5], tmp_path / "serial", TINY, seeds=[0, 1],
                          executor=LocalExecutor(jobs=1, threads=1))
     runs = tmp_path / "ray"
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_once_under_way, args=(runs / "adam-8-s1", killed))
+    killer = threading.Thread(target=_kill_once_under_way, args=(runs / "adam-5-s1", killed))
     killer.start()
-    folders = run_budgets("smoke", "adam", [8], runs, TINY, seeds=[0, 1], executor=RayExecutor(max_retries=2))
+    folders = run_budgets("smoke", "adam", [5], runs, TINY, seeds=[0, 1], executor=RayExecutor(max_retries=2))
     killer.join()
     assert killed, "the run finished before it could be killed"
-    assert [f.name for f in folders] == ["adam-8-s0", "adam-8-s1"]
+    assert [f.name for f in folders] == ["adam-5-s0", "adam-5-s1"]
     for a, b in zip(serial, folders, strict=True):
         assert _strip(load_metrics(a)) == _strip(load_metrics(b))
         assert (load_alphas(a)[1] == load_alphas(b)[1]).all()

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from dscd import cli
-from dscd import reproduce as reproduce_module
+from dscd.paper import reproduce as reproduce_module
 from dscd.paper.reproduce import EXPECTED_OUTPUTS, find_notebooks, reproduce
 from dscd.profiles import PROFILES
 
