@@ -52,13 +52,14 @@ class MixedOp(nn.Module):
         self.shareable = [spec.parameter_free(stride) and not spec.zero for spec in specs]
 
     def forward(self, x: torch.Tensor, relu_x: torch.Tensor | None, weights: torch.Tensor,
-                shared: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
-        """``shared`` maps an operation's index to its output computed once for the source state."""
+                shared_outputs: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """``shared_outputs`` maps an operation's index to its output computed once for the source state."""
         out = None
         for k, (op, takes_relu) in enumerate(zip(self.ops, self.takes_relu, strict=True)):
             if self.is_none[k]:
                 continue  # w * 0: contributes nothing (and no gradient to w)
-            h = shared[k] if shared is not None and k in shared else op(relu_x if takes_relu else x)
+            h = (shared_outputs[k] if shared_outputs is not None and k in shared_outputs
+                 else op(relu_x if takes_relu else x))
             y = weights[k] * h
             out = y if out is None else out + y
         if out is None:
@@ -69,21 +70,21 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """A search cell: 2 preprocessed inputs, ``nodes`` intermediate nodes, output = their concatenation.
 
-    With ``shared=True`` (the default) each parameter-free operation (pool + non-affine
+    With ``share_ops=True`` (the default) each parameter-free operation (pool + non-affine
     BatchNorm, identity) runs once per source state instead of once per edge: every edge
     that leaves a state has the same stride, so these outputs are equal, in training mode
     too (the batch statistics are the same). The running statistics of the first edge's
     BatchNorm are copied to its siblings after each training forward, so every edge's
-    buffers hold what the per-edge computation (``shared=False``) would give and the
+    buffers hold what the per-edge computation (``share_ops=False``) would give and the
     ``state_dict`` is the same in both modes.
     """
 
     def __init__(self, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
-                 reduction_prev: bool, ops: Sequence[str], shared: bool = True) -> None:
+                 reduction_prev: bool, ops: Sequence[str], share_ops: bool = True) -> None:
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
-        self.shared = shared
+        self.share_ops = share_ops
         self.pre0 = (FactorizedReduce(c_prev_prev, channels, affine=False) if reduction_prev
                      else ReLUConvBN(c_prev_prev, channels, kernel=1, affine=False))
         self.pre1 = ReLUConvBN(c_prev, channels, kernel=1, affine=False)
@@ -126,7 +127,7 @@ class SearchCell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
         relus = [F.relu(s) if self.relu_needed[j] else None for j, s in enumerate(states)]
-        shared = [self._shared_outputs(j, s) for j, s in enumerate(states)] if self.shared else None
+        shared = [self._shared_outputs(j, s) for j, s in enumerate(states)] if self.share_ops else None
         offset = 0
         for i in range(self.nodes):
             node = None
@@ -199,7 +200,7 @@ class SearchNetwork(nn.Module):
             if reduction:
                 c *= 2
             self.cells.append(SearchCell(nodes, c_pp, c_p, c, reduction, reduction_prev, self.ops,
-                                         shared=share_ops))
+                                         share_ops=share_ops))
             reduction_prev = reduction
             c_pp, c_p = c_p, nodes * c
         self.pool = nn.AdaptiveAvgPool2d(1)
