@@ -137,6 +137,18 @@ def test_resume_after_sigkill_is_exact(tmp_path, optimizer):
     assert resumed["genotype"] == reference["genotype"]
 
 
+def test_the_test_set_size_changes_search_test_alone(tmp_path):
+    """Search Test reads its own images in eval mode and draws no random number: the number of test images
+    changes no other number of a search (so the quick protocol, calibrated with fewer test images than its
+    results use, still describes the same searches)."""
+    few = run(tiny(epochs=2, test_per_class=4, optimizer="dscd", dscd_T=2), tmp_path / "few", progress=False)
+    many = run(tiny(epochs=2, test_per_class=9, optimizer="dscd", dscd_T=2), tmp_path / "many", progress=False)
+    a, b = load_metrics(tmp_path / "few"), load_metrics(tmp_path / "many")
+    drop = lambda rs: [{k: v for k, v in r.items() if k not in ("seconds", "test_acc")} for r in rs]  # noqa: E731
+    assert drop(a) == drop(b) and (load_alphas(tmp_path / "few")[1] == load_alphas(tmp_path / "many")[1]).all()
+    assert few["genotype_best"] == many["genotype_best"]
+
+
 def test_refusals_and_corrupt_checkpoints(tmp_path):
     folder = tmp_path / "run"
     run(tiny(epochs=1), folder, progress=False)
