@@ -92,20 +92,25 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
         restored = restore_runs(kept, outputs)
         print(f"put back {len(restored)} kept searches from {kept / 'runs'}")
+    from contextlib import nullcontext
+
+    from dscd.paper.report import KeptRuns
+
+    # finished searches are kept every minute while the notebooks run, and at the end whatever happened
+    keeping = KeptRuns(outputs, kept) if args.keep_runs else nullcontext()
     try:
-        runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
-                         notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force,
-                         execution=execution)
+        with keeping:
+            runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
+                             notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force,
+                             execution=execution)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from None
     except NotebookFailed as err:
         print(f"dscd reproduce: {err}", file=sys.stderr)
         return 1
-    finally:  # finished searches are kept whatever happened to the notebooks (also after Ctrl-C)
-        if args.keep_runs:
-            from dscd.paper.report import keep_runs
-
-            print(f"kept {len(keep_runs(outputs, kept))} more finished searches in {kept / 'runs'}")
+    finally:
+        if isinstance(keeping, KeptRuns):
+            print(f"kept {len(keeping.kept)} more finished searches in {kept / 'runs'}")
     for run in runs:
         how = "skipped, up to date (last run" if run.status == "skipped" else "ran in"
         print(f"{run.notebook}: {how} {run.seconds:.1f} s{')' if run.status == 'skipped' else ''} -> {run.output}")
@@ -340,8 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "into <results>/<profile>, for committing and for dscd report")
     p.add_argument("--results", default="results", help="root of the published results (default: ./results)")
     p.add_argument("--keep-runs", action="store_true",
-                   help="at the end, even of a failed or interrupted call, copy every finished search's records "
-                        "(no checkpoints) into <results>/<profile>/runs, to commit a regeneration in parts")
+                   help="copy every finished search's records (no checkpoints) into <results>/<profile>/runs, every "
+                        "minute and at the end, even of a failed or interrupted call: a regeneration in parts")
     p.add_argument("--reuse-runs", action="store_true",
                    help="first put the searches kept in <results>/<profile>/runs back into the outputs, where the "
                         "notebooks reuse them (those of other data are left out)")

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 from dscd.cli import main
 from dscd.paper.report import (
     MARKER_END,
+    KeptRuns,
     benchmarks_page,
     headline,
     keep_runs,
@@ -148,6 +150,22 @@ def test_kept_searches_come_back_and_are_reused_not_rerun(tmp_path):
     summary = json.loads((kept / "summary.json").read_text())
     (kept / "summary.json").write_text(json.dumps({**summary, "data_fingerprint": "other data"}))
     assert restore_runs(results, tmp_path / "third" / "smoke") == []
+
+
+def test_searches_are_kept_while_the_regeneration_runs_not_only_at_its_end(tmp_path):
+    """A call killed outright (the end of a session) runs no cleanup: what finished must already be kept."""
+    outputs, results = tmp_path / "outputs" / "quick", tmp_path / "results" / "quick"
+    with KeptRuns(outputs, results, every=0.02) as keeping:
+        run = outputs / "runs" / "adam-3-s0"
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+        (run / "summary.json").write_text("{}")  # written last by a search: the run has finished
+        deadline = time.monotonic() + 10
+        while not keeping.kept and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert keeping.kept == ["adam-3-s0"]  # kept before the call ended
+        assert (results / "runs" / "adam-3-s0" / "metrics.jsonl.gz").is_file()
+    assert keeping.kept == ["adam-3-s0"]  # and not twice
 
 
 def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_profile(tmp_path):

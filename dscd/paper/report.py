@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEPT_RUN_FILES", "MARKER_END", "PUBLISHED_FILES", "REGIONS", "benchmark_record", "benchmarks_page",
-           "headline", "keep_runs", "profiles_page", "publish", "render", "render_text", "restore_runs", "results_page",
-           "write_benchmark"]
+__all__ = ["KEPT_RUN_FILES", "MARKER_END", "PUBLISHED_FILES", "REGIONS", "KeptRuns", "benchmark_record",
+           "benchmarks_page", "headline", "keep_runs", "profiles_page", "publish", "render", "render_text",
+           "restore_runs", "results_page", "write_benchmark"]
 
 #: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
 PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
@@ -110,6 +110,33 @@ def keep_runs(outputs: str | Path, results: str | Path) -> list[str]:
                 shutil.copyfile(folder / name, target / name)
         kept.append(folder.name)
     return kept
+
+
+class KeptRuns:
+    """While a regeneration runs, keep its finished searches (:func:`keep_runs`) every ``every`` seconds,
+    and once more on leaving: a call killed outright (the end of a working session) has then kept all
+    but the searches of its last ``every`` seconds. ``kept`` lists the names kept so far."""
+
+    def __init__(self, outputs: str | Path, results: str | Path, every: float = 60.0) -> None:
+        import threading
+
+        self.outputs, self.results, self.every = Path(outputs), Path(results), every
+        self.kept: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keep-runs", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.kept += keep_runs(self.outputs, self.results)
+
+    def __enter__(self) -> KeptRuns:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.kept += keep_runs(self.outputs, self.results)
 
 
 def _reused_here(summary: dict[str, Any]) -> bool:
