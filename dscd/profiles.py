@@ -118,9 +118,17 @@ class Profile:
     def plan(self, method: str, budgets: Sequence[int] | None = None,
              seeds: Sequence[int] | None = None) -> list[tuple[int, list[int]]]:
         """``[(epochs, seeds), ...]`` of ``method``: this profile's budgets and seeds per budget, or
-        ``budgets`` and/or one list of ``seeds`` for every budget where given (a notebook's parameters)."""
+        ``budgets`` and/or one list of ``seeds`` for every budget where given (a notebook's parameters).
+        A budget the profile does not plan gets as many seeds as the method's most-seeded budget."""
         chosen = sorted(budgets) if budgets is not None else self.budgets(method)
-        return [(int(e), list(seeds) if seeds is not None else self.seeds(method, e)) for e in chosen]
+        most = max(self.searches.get(method, {}).values(), default=1)
+
+        def seeds_of(epochs: int) -> list[int]:
+            if seeds is not None:
+                return list(seeds)
+            return self.seeds(method, epochs) if epochs in self.searches.get(method, {}) else list(range(most))
+
+        return [(int(e), seeds_of(int(e))) for e in chosen]
 
     def notebook_parameters(self, number: str) -> dict[str, Any]:
         """The parameters this profile gives notebook ``number`` besides ``profile`` and its folders."""

@@ -25,6 +25,9 @@ def test_adding_a_profile_is_one_entry(monkeypatch, tmp_path):
     assert [(j.folder.name, j.config["epochs"], j.config["seed"]) for j in jobs] == [
         ("adam-2-s0", 2, 0), ("adam-2-s1", 2, 1), ("adam-2-s2", 2, 2), ("adam-5-s0", 5, 0)]
     assert [j.folder.name for j in planned_searches("tiny", "dscd", tmp_path, seeds=[7])] == ["dscd-5-s7"]
+    # a notebook's own budgets: one the profile plans keeps its seeds, another gets the most-seeded budget's count
+    assert [j.folder.name for j in planned_searches("tiny", "fairdarts", tmp_path, budgets=[5, 9])] == [
+        "adam-5-s0", "adam-9-s0", "adam-9-s1", "adam-9-s2"]
     args = cli.build_parser().parse_args(["reproduce", "--profile", "tiny"])  # the CLI's choices follow
     assert args.profile == "tiny"
     assert get_profile("tiny").notebook_parameters("03") == {"frames": 2}
