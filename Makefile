@@ -57,6 +57,7 @@ report: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dscd tests benchmarks dev
+	$(PY) -m mypy  # dscd/, as configured in pyproject.toml
 
 clean:
 	rm -rf outputs/smoke outputs/quick outputs/paper .pytest_cache docs/_build docs/notebooks

@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dscd import __version__
 from dscd.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from dscd.config import RunConfig
 
 #: Which extra brings an optional package (pyproject.toml's optional-dependencies).
 _EXTRAS = {"matplotlib": "notebooks", "seaborn": "notebooks", "papermill": "notebooks", "nbformat": "notebooks",
@@ -221,8 +224,8 @@ def _parse_set(items: list[str] | None) -> dict:
     return dict(parse_assignment(item) for item in items or [])
 
 
-def _configure(args: argparse.Namespace, config_class: type, choose: Callable[..., Any], options: Sequence[str]
-               ) -> Any:
+def _configure(args: argparse.Namespace, config_class: type[RunConfig], choose: Callable[..., Any],
+               options: Sequence[str]) -> Any:
     """The configuration of ``--config`` or ``--profile``, then ``--set`` values, then the named options."""
     try:
         config = config_class.from_file(args.config) if args.config else choose(args.profile)
@@ -300,8 +303,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         export_onnx(net, onnx, image_size=size, opset=args.opset)
     except ValueError as err:  # ModelFileError, or an opset the exporter cannot write
         raise UsageError(str(err)) from None
-    print(f"wrote {onnx}: input 'images' (batch, {net.stem[0].in_channels}, {size}, {size}), output 'logits' "
-          f"(batch, {net.classifier.out_features}); {net.size.params_m:.3f} M params")
+    params = f"; {net.size.params_m:.3f} M params" if net.size is not None else ""
+    print(f"wrote {onnx}: input 'images' (batch, {net.in_channels}, {size}, {size}), output 'logits' "
+          f"(batch, {net.classifier.out_features}){params}")
     return 0
 
 

@@ -167,6 +167,13 @@ class RunConfig:
         check_device(self.device)
 
     @property
+    def resolved_data(self) -> str:
+        """``data`` of a configuration returned by :meth:`with_data_resolved` (an error before that)."""
+        if self.data is None:
+            raise ValueError("this configuration's data is not resolved: call with_data_resolved() first")
+        return self.data
+
+    @property
     def data_config(self) -> Any:
         from dscd.data import DataConfig
 

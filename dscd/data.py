@@ -221,12 +221,13 @@ class _Tree:
             raise DataError(f"{self.root}: member {member} is damaged ({err}); fetch the zip again") from None
 
     def read(self, split: str, per_class: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        files, labels = [], []
+        files: list[str] = []
+        classes: list[int] = []
         for c, name in enumerate(self.classes):
             members = sorted(self.files[split][name])
             files += members
-            labels += [c] * len(members)
-        labels = np.asarray(labels)
+            classes += [c] * len(members)
+        labels = np.asarray(classes)
         keep = _choose(labels, per_class, seed, split)
         arrays = [_decode(self._read_bytes(files[i]), f"{self.root}: {files[i]}") for i in keep]
         return _stack(arrays, f"{self.source} ({split})"), torch.from_numpy(labels[keep])
@@ -246,12 +247,12 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
                             "pip install 'dscd[notebooks]'") from None
 
         digits = load_digits()
-        images = np.repeat((digits.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None], 3, axis=1)
-        labels = digits.target.astype(np.int64)
-        order = np.random.default_rng(12345).permutation(labels.size)  # fixed train/test split: 1,437 / 360
+        pixels = np.repeat((digits.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None], 3, axis=1)
+        targets = digits.target.astype(np.int64)
+        order = np.random.default_rng(12345).permutation(targets.size)  # fixed train/test split: 1,437 / 360
         part = order[:1437] if split == "train" else order[1437:]
-        keep = part[_choose(labels[part], per_class, seed, split)]
-        return torch.from_numpy(images[keep]), torch.from_numpy(labels[keep]), tuple(str(d) for d in range(10))
+        keep = part[_choose(targets[part], per_class, seed, split)]
+        return torch.from_numpy(pixels[keep]), torch.from_numpy(targets[keep]), tuple(str(d) for d in range(10))
     if source == "cifar10" or source.startswith("cifar10:"):
         from torchvision.datasets import CIFAR10
 
@@ -262,9 +263,9 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
             raise DataError(f"no CIFAR-10 at {root} ({err}); add --download (or download: true in the "
                             "configuration, or run `dscd download --data cifar10:DIR`) where there is internet, or "
                             "point --data/DSCD_DATA at an ImageFolder folder or zip") from None
-        labels = np.asarray(ds.targets, dtype=np.int64)
-        keep = _choose(labels, per_class, seed, split)
-        return (torch.from_numpy(ds.data[keep]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels[keep]),
+        targets = np.asarray(ds.targets, dtype=np.int64)
+        keep = _choose(targets, per_class, seed, split)
+        return (torch.from_numpy(ds.data[keep]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets[keep]),
                 tuple(ds.classes))
     tree = _Tree(source)
     if per_class is None:  # a whole split: decode once, keep a cache keyed by the source's content
@@ -418,12 +419,15 @@ class ImageLoader:
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
             x = self.images[idx].float().div_(255.0)
-            g = self._generator(epoch, b) if self.augment or self.cutout else None
-            if self.augment:
-                x = self._crop_flip(x, g)
-            x = (x - self.mean) / self.std
-            if self.cutout:  # after normalisation, as the reference's transform list
-                x = self._cutout(x, g)
+            if self.augment or self.cutout:
+                g = self._generator(epoch, b)
+                if self.augment:
+                    x = self._crop_flip(x, g)
+                x = (x - self.mean) / self.std
+                if self.cutout:  # after normalisation, as the reference's transform list
+                    x = self._cutout(x, g)
+            else:
+                x = (x - self.mean) / self.std
             yield x, self.labels[idx]
 
     def _crop_flip(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

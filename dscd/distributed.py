@@ -189,7 +189,8 @@ class Distributed:
             return
 
         def average(param: torch.Tensor) -> None:
-            self.average_(param.grad)
+            if param.grad is not None:  # the hook runs after accumulation, so it is set
+                self.average_(param.grad)
 
         for p in params:
             p.register_post_accumulate_grad_hook(average)

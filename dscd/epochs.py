@@ -18,7 +18,7 @@ from typing import Any
 
 from dscd.distributed import Distributed
 from dscd.livelog import Progress, TensorBoardLog, open_live_log
-from dscd.runfolder import RunFolder
+from dscd.runfolder import RunWriter
 
 __all__ = ["EpochLoop"]
 
@@ -32,7 +32,7 @@ class EpochLoop:
     log live from construction to :meth:`finish`.
     """
 
-    def __init__(self, folder: RunFolder, dist: Distributed, config: Any, label: str, steps: int, epoch: int = 0,
+    def __init__(self, folder: RunWriter, dist: Distributed, config: Any, label: str, steps: int, epoch: int = 0,
                  step: int = 0, progress: bool = True) -> None:
         self.folder, self.dist, self.config, self.steps = folder, dist, config, steps
         self.epoch = epoch

@@ -65,20 +65,26 @@ class RunsFailed(RuntimeError):
 def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
     """Run ``job`` to its end: reuse a finished run of the same configuration (and data), resume an
     interrupted one, start a new one otherwise. Returns its summary."""
+    config: SearchConfig | TrainConfig
     if job.genotype is None:
         config = SearchConfig.from_dict(job.config).with_data_resolved()
         expected: dict[str, Any] = {"config": config.to_dict()}
     else:
         config = TrainConfig.from_dict(job.config).with_data_resolved()
         expected = {"config": config.to_dict(), "genotype": job.genotype}
-    expected["data_fingerprint"] = source_fingerprint(config.data)
+    expected["data_fingerprint"] = source_fingerprint(config.resolved_data)
     if _finished(job.folder, **expected):
         return json.loads((job.folder / "summary.json").read_text())
-    if job.genotype is None:
+    if isinstance(config, SearchConfig):
         resume = RunFolder.holds_run_to_resume(job.folder, "search", SEARCH_LOGS)
-        return run_search(config, job.folder, resume=resume, progress=progress)
-    return train_genotype(config, Genotype.from_dict(job.genotype), job.folder, name=job.name,
-                          resume=RunFolder.holds_run_to_resume(job.folder, "train"), progress=progress)
+        summary = run_search(config, job.folder, resume=resume, progress=progress)
+    else:
+        assert job.genotype is not None  # a training job
+        summary = train_genotype(config, Genotype.from_dict(job.genotype), job.folder, name=job.name,
+                                 resume=RunFolder.holds_run_to_resume(job.folder, "train"), progress=progress)
+    if summary is None:  # only the non-zero ranks of torchrun get none, and a job runs in one process
+        raise RuntimeError(f"{job.folder}: the run returned no summary")
+    return summary
 
 
 def _attempt(job: Job, progress: bool = False) -> JobResult:
@@ -267,4 +273,4 @@ def execute(jobs: Sequence[Job], executor: Executor | None = None) -> list[dict[
         done = len(results) - len(errors)
         raise RunsFailed(f"{len(errors)} of {len(results)} runs failed ({done} finished and are kept):\n"
                          + "\n".join(errors))
-    return [r.summary for r in results]
+    return [r.summary for r in results if r.summary is not None]  # a job without an error has its summary

@@ -483,7 +483,7 @@ def draw_genotype(genotype: Genotype, title: str | None = None):
     for ax, cell in zip(axes, CELLS, strict=True):
         edges = genotype.cell(cell)
         reach = set(reachable_nodes(edges))
-        pos = {0: (0.0, 0.75), 1: (0.0, 0.25)}
+        pos: dict[int | str, tuple[float, float]] = {0: (0.0, 0.75), 1: (0.0, 0.25)}  # nodes, and "out"
         for k in range(n):
             pos[2 + k] = (1.0 + k, 0.5 + (0.3 if k % 2 else -0.3) * (1 if n > 1 else 0))
         pos["out"] = (n + 1.0, 0.5)
@@ -505,11 +505,11 @@ def draw_genotype(genotype: Genotype, title: str | None = None):
         for node in reach:
             ax.add_patch(FancyArrowPatch(pos[node], pos["out"], arrowstyle="-|>", mutation_scale=10, lw=0.8,
                                          color="0.6", ls="--"))
-        for node, (x, y) in pos.items():
-            label = {0: "c_{k-2}", 1: "c_{k-1}", "out": "c_{k}"}.get(node, str(node))
-            live = node in (0, 1, "out") or node in reach
+        for place, (x, y) in pos.items():
+            label = {0: "c_{k-2}", 1: "c_{k-1}", "out": "c_{k}"}.get(place, str(place))
+            live = place in (0, 1, "out") or place in reach
             ax.scatter([x], [y], s=900, color="#fce5b0" if live else "#e6e6e6", edgecolor="k", zorder=3)
-            ax.text(x, y, f"${label}$" if node in (0, 1, "out") else label, ha="center", va="center", zorder=4,
+            ax.text(x, y, f"${label}$" if place in (0, 1, "out") else label, ha="center", va="center", zorder=4,
                     fontsize=9)
         ax.set_xlim(-0.6, n + 1.6)
         ax.set_ylim(-0.6, 1.6)

@@ -159,9 +159,9 @@ def export_onnx(net: EvalNetwork, path: str | Path, image_size: int | None = Non
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the exporter writes "
                              f"{MIN_OPSET} or newer; the installed onnx knows up to {newest}), got {opset!r}")
-    size = image_size or getattr(net, "image_size", None) or 32
+    size = image_size or net.image_size or 32
     first = next(net.parameters())
-    example = torch.zeros(2, net.stem[0].in_channels, size, size, device=first.device, dtype=first.dtype)
+    example = torch.zeros(2, net.in_channels, size, size, device=first.device, dtype=first.dtype)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     was_training = net.training

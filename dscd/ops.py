@@ -14,7 +14,7 @@ operation without its own leading ReLU; the parameters are the same).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -165,7 +165,7 @@ OPS: dict[str, OpSpec] = dict([
 ])
 
 
-def check_ops(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def check_ops(names: Sequence[str]) -> tuple[str, ...]:
     """Validate an operation set: known names, no repeats, at least one."""
     names = tuple(names)
     if not names:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,7 +263,7 @@ class DSCDEngine:
         self.counters = DSCDCounters.zeros(L)
 
         if seeds is None:
-            seeds = int(np.random.SeedSequence().entropy % (2**63))
+            seeds = secrets.randbits(63)  # fresh entropy, as numpy's own SeedSequence() draws it
         if isinstance(seeds, (int, np.integer)):
             entropy = [int(seeds)] if L == 1 else [(int(seeds), lane) for lane in range(L)]
         else:
@@ -271,7 +272,7 @@ class DSCDEngine:
                 raise ValueError(f"seeds must give one entropy value per lane ({L}), got {len(entropy)}")
         self._rngs = [np.random.default_rng(list(e) if isinstance(e, (tuple, list)) else e) for e in entropy]
         self._best = np.full(L, np.inf)  # == self.window.min(axis=1), kept up to date
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+        self._pending: tuple[list[int], list[int]] | None = None  # the lanes proposed in, and their coordinates
 
     # -- reading -----------------------------------------------------------------
     @property
@@ -483,7 +484,7 @@ class DSCDEngine:
         self._pending = None
 
 
-def _rng_state_out(state: dict[str, Any]) -> dict[str, Any]:
+def _rng_state_out(state: Mapping[str, Any]) -> dict[str, Any]:
     """PCG64's 128-bit integers as strings, so the state survives ``torch.load(weights_only=True)``."""
     inner = state["state"]
     return {**state, "state": {k: str(v) for k, v in inner.items()}}
@@ -767,7 +768,7 @@ class DSCD(torch.optim.Optimizer):
         self._write(self._engine.x_best[0])
 
     # -- persistence -------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+    def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit: x_best, window, schedule, RNG, local state."""
         return {
             "format": _STATE_FORMAT,
@@ -779,7 +780,7 @@ class DSCD(torch.optim.Optimizer):
             "refresh_best": self.refresh_best,
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load what :meth:`state_dict` saved, all or nothing: on any error nothing has changed.
 
         The parameters' shapes and the settings ``T``, ``K``, ``phi_max`` and ``total_steps``

@@ -187,7 +187,7 @@ class JsonLines:
         """The records (the first ``limit`` of them); a line that is not JSON is an error naming file and line."""
         if not self.path.is_file():
             return []
-        records = []
+        records: list[dict[str, Any]] = []
         for number, line in enumerate(self.path.read_text().splitlines(), start=1):
             if limit is not None and len(records) == limit:
                 break
@@ -319,7 +319,8 @@ class RunFolder:
         candidates = [self.path / n for n in (CHECKPOINT, PREVIOUS) if (self.path / n).is_file()]
         if not candidates:
             if existing and not self.computed_files():
-                return self._restart_uncomputed(identity, must_match, existing)
+                self._restart_uncomputed(identity, must_match, existing)
+                return None
             if existing:
                 raise RunFolderError(
                     f"--resume: {self.path} holds a {self.run_kind_name} ({', '.join(existing)}) but no {CHECKPOINT} "

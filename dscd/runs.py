@@ -151,13 +151,15 @@ class EpochSums:
 def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
              ) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of ``forward`` (images -> logits) over ``batches``."""
-    correct, loss, n = None, None, 0
+    correct: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    n = 0
     for x, y in batches:
         logits = forward(x).float()
         c = correct_count(logits, y)
         ce = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct, loss = (c, ce) if correct is None else (correct + c, loss + ce)
+        correct, loss = (c, ce) if correct is None or loss is None else (correct + c, loss + ce)
         n += y.numel()
-    if n == 0:
+    if n == 0 or correct is None or loss is None:
         raise ValueError("evaluate: no batches")
     return float(correct) / n, float(loss) / n

@@ -36,7 +36,7 @@ from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_va
 from dscd.livelog import TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD, NonFiniteLoss
-from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder
+from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
 from dscd.runs import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
 from dscd.space import RELAXATIONS, SearchNetwork, fairdarts_objective
 
@@ -161,7 +161,8 @@ class Searcher:
                                  config.relaxation, in_channels,
                                  alpha_init_std=1e-3 if config.relaxation == "softmax" else 0.0, generator=gen)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.net.to(device=device, memory_format=self.memory_format)
+        self.net.to(device)
+        self.net.to(memory_format=self.memory_format)
         self.dist.broadcast_module(self.net)  # the same start on every rank (the seeds agree already)
         self.alphas = self.net.alphas()
         self.weights = self.net.weights()
@@ -257,8 +258,9 @@ def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, A
 
 
 def run_search(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True
-               ) -> dict[str, Any]:
-    """Run (or resume) a search into the folder ``out``; returns the summary (also ``summary.json``).
+               ) -> dict[str, Any] | None:
+    """Run (or resume) a search into the folder ``out``; returns the summary (also ``summary.json``), or
+    ``None`` on the ranks other than 0 of a torchrun run.
 
     The folder is locked while the search runs, a folder holding any run is never started
     afresh, and ``resume=True`` continues from the last checkpoint (see :mod:`dscd.runfolder`).
@@ -267,7 +269,7 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     """
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    identity = {**config.to_dict(), "data_fingerprint": source_fingerprint(config.data)}
+    identity = {**config.to_dict(), "data_fingerprint": source_fingerprint(config.resolved_data)}
 
     def opener() -> RunFolder:
         return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
@@ -277,7 +279,7 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
         return _search(config, folder, dist.device(device), identity, progress, dist)
 
 
-def _search(config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
+def _search(config: SearchConfig, folder: RunWriter, device: torch.device, identity: dict[str, Any],
             progress: bool, dist: Distributed) -> dict[str, Any] | None:
     """The search loop; under torchrun every rank runs it and rank 0 alone returns the summary."""
     run = _SearchRun(config, folder, device, identity, dist)
@@ -306,7 +308,7 @@ class _SearchRun:
     """One search's data, searcher and bookkeeping: the epoch body, the record builder, the checkpoint and
     the finishing step that :func:`_search` runs in an :class:`~dscd.epochs.EpochLoop`."""
 
-    def __init__(self, config: SearchConfig, folder: RunFolder, device: torch.device, identity: dict[str, Any],
+    def __init__(self, config: SearchConfig, folder: RunWriter, device: torch.device, identity: dict[str, Any],
                  dist: Distributed) -> None:
         self.config, self.folder, self.identity, self.dist = config, folder, identity, dist
         state = folder.state
@@ -437,8 +439,9 @@ class _SearchRun:
         if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
             with torch.no_grad():
                 best = searcher.net.edge_weights(searcher.dscd.best_params())
-            best_genotype = discretise(*(b.float().cpu().numpy() for b in best), rule=config.rule,
-                                       threshold=config.threshold, ops=config.ops, nodes=config.nodes)
+            normal, reduce = (b.float().cpu().numpy() for b in best)
+            best_genotype = discretise(normal, reduce, rule=config.rule, threshold=config.threshold, ops=config.ops,
+                                       nodes=config.nodes)
             folder.write_json("genotype_best.json", best_genotype.to_dict())
             summary["genotype_best"] = best_genotype.to_dict()
             summary["best_valid"] = check_validity(best_genotype).valid

@@ -9,6 +9,7 @@ among :meth:`SearchNetwork.weights`, the parameters the weight optimiser sees.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -100,20 +101,24 @@ class SearchCell(nn.Module):
             for j in range(2 + i):
                 self.out_edges[j].append(offset + j)
             offset += 2 + i
-        self.relu_needed = [any(any(self.edges[e].takes_relu) for e in edges) for edges in self.out_edges]
+        self.relu_needed = [any(any(self._edge(e).takes_relu) for e in edges) for edges in self.out_edges]
         #: (computing BatchNorm, sibling BatchNorm) of every shared pool: the first edge leaving a state
         #: computes, its siblings receive its running statistics (the modules, not their buffers, which
         #: ``.to()`` replaces)
         self._bn_siblings: list[tuple[nn.BatchNorm2d, nn.BatchNorm2d]] = []
         for edges in self.out_edges:
-            first = self.edges[edges[0]]
+            first = self._edge(edges[0])
             for k, share in enumerate(first.shareable):
-                bn = first.ops[k][-1] if share and isinstance(first.ops[k], nn.Sequential) else None
-                if bn is not None and bn.track_running_stats:
-                    self._bn_siblings += [(bn, self.edges[e].ops[k][-1]) for e in edges[1:]]
+                if share and isinstance(bn := _last_module(first.ops[k]), nn.BatchNorm2d) and bn.track_running_stats:
+                    self._bn_siblings += [(bn, other) for e in edges[1:]  # the siblings are built alike
+                                          if isinstance(other := _last_module(self._edge(e).ops[k]), nn.BatchNorm2d)]
+
+    def _edge(self, e: int) -> MixedOp:
+        """Edge ``e`` (``self.edges`` holds only :class:`MixedOp`)."""
+        return cast(MixedOp, self.edges[e])
 
     def _shared_outputs(self, source: int, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        first = self.edges[self.out_edges[source][0]]
+        first = self._edge(self.out_edges[source][0])
         return {k: first.ops[k](x) for k, share in enumerate(first.shareable) if share}
 
     def _sync_shared_statistics(self) -> None:
@@ -130,11 +135,11 @@ class SearchCell(nn.Module):
         shared = [self._shared_outputs(j, s) for j, s in enumerate(states)] if self.share_ops else None
         offset = 0
         for i in range(self.nodes):
-            node = None
-            for j in range(2 + i):
-                y = self.edges[offset + j](states[j], relus[j], weights[offset + j],
-                                           shared[j] if shared is not None else None)
-                node = y if node is None else node + y
+            outputs = (self.edges[offset + j](states[j], relus[j], weights[offset + j],
+                                              shared[j] if shared is not None else None) for j in range(2 + i))
+            node = next(outputs)
+            for y in outputs:  # summed in edge order
+                node = node + y
             offset += 2 + i
             states.append(node)
             if i < self.nodes - 1:
@@ -144,6 +149,11 @@ class SearchCell(nn.Module):
         if shared is not None and self.training:
             self._sync_shared_statistics()
         return torch.cat(states[2:], dim=1)
+
+
+def _last_module(module: nn.Module) -> nn.Module | None:
+    """The last module of an ``nn.Sequential`` (a pool's BatchNorm), else ``None``."""
+    return module[-1] if isinstance(module, nn.Sequential) else None
 
 
 class SearchNetwork(nn.Module):

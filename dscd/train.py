@@ -23,6 +23,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from dscd.epochs import EpochLoop
 from dscd.genotype import Genotype, check_validity, load_genotype
 from dscd.models import MODEL_FILE, save_model
 from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
-from dscd.runfolder import RunFolder
+from dscd.runfolder import RunFolder, RunWriter
 from dscd.runs import (
     EpochSums,
     correct_count,
@@ -146,7 +147,8 @@ class Trainer:
         self.net = EvalNetwork(genotype, channels=config.channels, num_classes=num_classes, layers=config.layers,
                                auxiliary=config.auxiliary, in_channels=in_channels)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.net.to(device=device, memory_format=self.memory_format)
+        self.net.to(device)
+        self.net.to(memory_format=self.memory_format)
         self.dist.broadcast_module(self.net)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
@@ -204,9 +206,10 @@ def _as_genotype(genotype: Genotype | str | Path, name: str | None) -> tuple[Gen
 
 
 def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: str | Path, name: str | None = None,
-                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
+                   resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Train ``genotype`` (a :class:`Genotype`, or a JSON file with ``name`` picking one of several)
-    into the folder ``out``, or resume it; returns the summary (also ``summary.json``).
+    into the folder ``out``, or resume it; returns the summary (also ``summary.json``), or ``None`` on the
+    ranks other than 0 of a torchrun run.
 
     Raises :class:`InvalidArchitectureError` before writing anything when the genotype is
     invalid, :class:`~dscd.runfolder.RunFolderError` when ``out`` cannot be used (it holds a
@@ -218,7 +221,7 @@ def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: st
     config = config.with_data_resolved()
     device = resolve_device(config.device)
     identity = {**config.to_dict(), "genotype": genotype.to_dict(),
-                "data_fingerprint": source_fingerprint(config.data)}
+                "data_fingerprint": source_fingerprint(config.resolved_data)}
 
     def opener() -> RunFolder:
         return RunFolder.open(out, "train", resume, identity, _MUST_MATCH,
@@ -228,7 +231,7 @@ def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: st
         return _train(config, genotype, name, folder, dist.device(device), identity, progress, dist)
 
 
-def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder, device: torch.device,
+def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunWriter, device: torch.device,
            identity: dict[str, Any], progress: bool, dist: Distributed) -> dict[str, Any] | None:
     """The training loop; under torchrun every rank runs it and rank 0 alone returns the summary."""
     out, state = folder.path, folder.state
@@ -265,7 +268,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
         sums = _train_epoch(trainer, train_loader, epoch, dist, loop)
         kept = f"the checkpoint of epoch {epoch} in {out} is intact" if epoch else "no checkpoint had been written yet"
         message = f"{name}: non-finite training loss in epoch {epoch + 1} (lr {lr:.4g}); {kept}"
-        loop.stop_if(bool(sums.nonfinite()), lambda m=message: TrainingDiverged(m))  # once per epoch: no sync per step
+        loop.stop_if(bool(sums.nonfinite()), partial(TrainingDiverged, message))  # once per epoch: no sync per step
         sums = sums.reduced(dist)  # over the ranks
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "drop_prob": drop,
                                   "train_loss": sums.mean("loss", "samples"),
@@ -277,8 +280,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
         epoch_seconds = time.perf_counter() - start
         elapsed += epoch_seconds
         record.update(epoch_seconds=epoch_seconds, seconds=elapsed)
-        loop.end_epoch(record, _shown(record), lambda next_epoch, seconds=elapsed: _checkpoint(
-            folder, dist, identity, trainer, next_epoch, seconds))
+        loop.end_epoch(record, _shown(record), partial(_checkpoint, folder, dist, identity, trainer, elapsed=elapsed))
     if not loop.finish():
         return None
 
@@ -299,7 +301,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunFolder
     return summary
 
 
-def _checkpoint(folder: RunFolder, dist: Distributed, identity: dict[str, Any], trainer: Trainer, next_epoch: int,
+def _checkpoint(folder: RunWriter, dist: Distributed, identity: dict[str, Any], trainer: Trainer, next_epoch: int,
                 elapsed: float) -> None:
     """A training checkpoint at an epoch's end: one record per epoch, so its epoch is also the number of
     records a resume keeps; with every rank's generators, so that a resume is exact."""

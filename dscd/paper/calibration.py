@@ -174,7 +174,7 @@ def choose_protocol(summary: dict[str, Any]) -> dict[str, Any]:
 
 def recorded_runs(summary: dict[str, Any] | None) -> set[tuple[str, int, int]]:
     """``(candidate, epochs, seed)`` of every run a summary records (those need not run again)."""
-    done = set()
+    done: set[tuple[str, int, int]] = set()
     for name, candidate in ((summary or {}).get("candidates") or {}).items():
         for key, budget in candidate.get("budgets", {}).items():
             done.update((name, int(key), int(run["seed"])) for run in budget.get("runs", []))

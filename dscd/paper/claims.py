@@ -138,6 +138,12 @@ class SearchOutcome:
     first_invalid_epoch: int | None
     dscd: dict[str, Any] | None
 
+    def dscd_stat(self, key: str) -> Any:
+        """One of a DSCD search's diagnostics (``stuck``, ``accepted_proposals``, ...)."""
+        if self.dscd is None:
+            raise ValueError(f"{self.folder.name} is not a DSCD search, so it has no {key}")
+        return self.dscd[key]
+
     @property
     def normal_weight_fell(self) -> bool:
         return self.mean_weight_normal_last < self.mean_weight_normal_first
@@ -319,8 +325,8 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
     dscd_at = {g[0].epochs: g for g in groups.values()}
     if compare_at is None:
         compare_at = max((e for e in dscd_at if e in adam), default=None)
-    same, ours = adam.get(compare_at), dscd_at.get(compare_at)
-    if same is not None and ours is not None:
+    if compare_at is not None and compare_at in adam and compare_at in dscd_at:
+        same, ours = adam[compare_at], dscd_at[compare_at]
         claims.append(claim_record(
             "dscd_valid_where_fairdarts_is_not", "At the same budget, FairDARTS + DSCD ends valid more often than "
             "FairDARTS", "Table 1 (DSCD's budgets are all longer than FairDARTS' invalid ones)",
@@ -329,7 +335,7 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
         # time to collapse at that budget: Kaplan-Meier, log-rank (this package's measure)
         claims += collapse_time_claims((same[0].label, [collapse_time_of(o.folder) for o in same]),
                                        (ours[0].label, [collapse_time_of(o.folder) for o in ours]), compare_at)
-    moving = [o for o in dscd if o.valid and not o.dscd["stuck"]]
+    moving = [o for o in dscd if o.valid and not o.dscd_stat("stuck")]
     valid_runs = [o for o in dscd if o.valid]
     claims.append(claim_record(
         "dscd_valid_not_stuck", "A valid FairDARTS + DSCD architecture is the result of a search still moving "
@@ -337,7 +343,7 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
         "x_best", "Section 3, Algorithm 2 (this package's check of why DSCD ends where it ends)",
         verdict_every_seed(len(moving), len(valid_runs)),
         f"x_best still changing in {len(moving)}/{len(valid_runs)} valid runs "
-        f"({sum(o.dscd['stuck'] for o in dscd)}/{len(dscd)} runs stuck in all)"))
+        f"({sum(o.dscd_stat('stuck') for o in dscd)}/{len(dscd)} runs stuck in all)"))
     result: dict[str, Any] = {"claims": claims, "runs": [o.to_dict() for o in dscd]}
     if ablation_folders:
         ablation = [search_outcome(f) for f in ablation_folders]
@@ -345,13 +351,13 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
         plain = [o for o in dscd_at.get(ablation[0].epochs, []) if o.seed in seeds]
         comparison = compare_valid_counts((ablation[0].label, sum(o.valid for o in ablation), len(ablation)),
                                           (plain[0].label, sum(o.valid for o in plain), len(plain))) if plain else {}
-        mean = lambda runs, key: mean_sd([o.dscd[key] for o in runs])[0]  # noqa: E731
+        mean = lambda runs, key: mean_sd([o.dscd_stat(key) for o in runs])[0]  # noqa: E731
+        stuck = lambda runs: f"{sum(o.dscd_stat('stuck') for o in runs)}/{len(runs)}"  # noqa: E731
         result["ablation_refresh_best"] = {
             "what": "dscd_refresh_best=True: f(x_best) re-evaluated with the current weights and the window "
                     "restarted at each switch to global steps (not the paper's algorithm)",
             "evidence": comparison.get("evidence"), "test": comparison.get("test"),
-            "stuck": {ablation[0].label: f"{sum(o.dscd['stuck'] for o in ablation)}/{len(ablation)}",
-                      **({plain[0].label: f"{sum(o.dscd['stuck'] for o in plain)}/{len(plain)}"} if plain else {})},
+            "stuck": {ablation[0].label: stuck(ablation), **({plain[0].label: stuck(plain)} if plain else {})},
             "mean_accepted_proposals": {ablation[0].label: mean(ablation, "accepted_proposals"),
                                         **({plain[0].label: mean(plain, "accepted_proposals")} if plain else {})},
             "mean_phases_accepting": {ablation[0].label: mean(ablation, "phases_accepting"),

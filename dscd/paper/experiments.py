@@ -109,6 +109,8 @@ class Evaluation:
         """Table 1's Eval. Test: accuracy in %, or "Invalid arch." as the paper writes it."""
         if self.invalid_reason is not None:
             return "Invalid arch."
+        if self.summary is None:
+            raise ValueError(f"{self.label} was neither trained nor refused")
         return round(100 * self.summary["test_acc"], 2)
 
 

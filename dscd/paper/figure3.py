@@ -424,8 +424,9 @@ def write_results(results: Sequence[BenchResult], out: str | Path, extra: dict[s
         summaries = [summarise(r) for r in results]
         doc = {"version": __version__, "benchmarks": summaries, **(extra or {})}
         (tmp / "results.json").write_text(json.dumps(doc))
-        np.savez_compressed(tmp / "curves.npz", **{f"{r.function.name}_d{r.function.dim}_{m}": c
-                                                   for r in results for m, c in r.curves.items()})
+        curves: dict[str, Any] = {f"{r.function.name}_d{r.function.dim}_{m}": c
+                                  for r in results for m, c in r.curves.items()}
+        np.savez_compressed(tmp / "curves.npz", **curves)
         if figure:
             import matplotlib.pyplot as plt
 

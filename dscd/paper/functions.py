@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -36,10 +37,11 @@ SCHWEFEL_PENALTY = 1e4
 SCHWEFEL_BOX = 500.0
 
 
-Array = np.ndarray | torch.Tensor
+#: NumPy arrays or torch tensors: each function returns the kind it was given.
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
-def _xp(x: Array):
+def _xp(x: np.ndarray | torch.Tensor) -> Any:
     return torch if isinstance(x, torch.Tensor) else np
 
 

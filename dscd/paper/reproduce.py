@@ -97,6 +97,14 @@ def default_notebooks_dir() -> Path:
     return here if here.is_dir() else Path("notebooks").resolve()
 
 
+def _number(path: Path) -> str:
+    """The ``NN`` of a notebook named ``NN_name.ipynb``."""
+    match = _NAME.match(path.name)
+    if match is None:
+        raise ValueError(f"{path.name} is not a numbered notebook (NN_name.ipynb)")
+    return match.group(1)
+
+
 def find_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
     """The numbered notebooks in ``notebooks_dir`` in order, optionally only the numbers in ``only``."""
     if not notebooks_dir.is_dir():
@@ -108,11 +116,11 @@ def find_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[P
                                 "(the repository's notebooks/)")
     if only:
         wanted = {n.zfill(2) for n in only}
-        unknown = wanted - {_NAME.match(p.name).group(1) for p in found}
+        unknown = wanted - {_number(p) for p in found}
         if unknown:
-            have = ", ".join(_NAME.match(p.name).group(1) for p in found)
+            have = ", ".join(_number(p) for p in found)
             raise ValueError(f"no notebook numbered {', '.join(sorted(unknown))} in {notebooks_dir} (have: {have})")
-        found = [p for p in found if _NAME.match(p.name).group(1) in wanted]
+        found = [p for p in found if _number(p) in wanted]
     return found
 
 
@@ -295,18 +303,18 @@ def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: li
     runs: list[NotebookRun] = []
     failed: dict[str, str] = {}
     for path in paths:
-        number = _NAME.match(path.name).group(1)
+        number = _number(path)
         parameters = {"profile": profile, "figures_dir": str(dirs["figures"]), "tables_dir": str(dirs["tables"]),
                       "runs_dir": str(dirs["runs"])}
         try:
             declared = _declared_parameters(path)  # the folders only where the notebook takes them
         except ValueError as err:  # a malformed notebook fails alone, the others still run
-            error = f"notebook {path.name} cannot be read: {err}"
+            unreadable = f"notebook {path.name} cannot be read: {err}"
             runs.append(NotebookRun(number, path.name, str(dirs["notebooks"] / path.name), 0.0, parameters,
-                                    "failed", error))
-            failed[number] = error
+                                    "failed", unreadable))
+            failed[number] = unreadable
             state[number] = {**state.get(number, {}), "notebook": path.name, "status": "failed",
-                             "fingerprint": None, "error": error}
+                             "fingerprint": None, "error": unreadable}
             save()
             continue
         parameters = {k: v for k, v in parameters.items() if declared is None or k in declared or k == "profile"}
@@ -333,7 +341,7 @@ def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: li
                                     "skipped"))
             continue
         start = time.perf_counter()
-        error = None
+        error: str | None = None
         try:
             papermill.execute_notebook(
                 str(path), str(output), parameters=parameters, kernel_name="python3",
@@ -359,7 +367,7 @@ def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: li
         save()
 
     save()  # also when everything was up to date: "updated" and the index reflect this call
-    errors = [r.error for r in runs if r.status == "failed"]
+    errors = [r.error for r in runs if r.status == "failed" and r.error is not None]
     if errors:
         blocked = [f"{r.notebook} ({r.error})" for r in runs if r.status == "blocked"]
         raise NotebookFailed("\n".join(errors) + ("\nblocked: " + "; ".join(blocked) if blocked else "")
@@ -430,9 +438,9 @@ def write_index(root: str | Path) -> Path:
     parts.append("<h2>Figures</h2>" + ("" if images else "<p>none yet</p>"))
     for path in images:
         others = [p for p in sorted(figures_dir.glob(path.stem + ".*")) if p.suffix in (".pdf", ".mp4", ".json")]
-        links = " ".join(f"<a href='{rel(p)}'>{esc(p.suffix.lstrip('.'))}</a>" for p in others)
+        formats = " ".join(f"<a href='{rel(p)}'>{esc(p.suffix.lstrip('.'))}</a>" for p in others)
         parts.append(f"<figure><a href='{rel(path)}'><img src='{rel(path)}' alt='{esc(path.stem)}'></a>"
-                     f"<figcaption>{esc(path.name)} {links}</figcaption></figure>")
+                     f"<figcaption>{esc(path.name)} {formats}</figcaption></figure>")
     metrics = sorted(figures_dir.glob("*.json")) if figures_dir.is_dir() else []
     if metrics:
         parts.append("<h2>Recorded metrics</h2><ul>" + "".join(
