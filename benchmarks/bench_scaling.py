@@ -34,7 +34,7 @@ def child(config_name: str, device: str, steps: int) -> None:
     import torch
 
     from dscd.distributed import Distributed
-    from dscd.runs import resolve_device
+    from dscd.run_common import resolve_device
     from dscd.search import Searcher, search_profile
 
     dist = Distributed.from_environment(device)

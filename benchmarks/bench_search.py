@@ -16,7 +16,7 @@ import time
 import torch
 
 from dscd.paper.report import benchmark_record, write_benchmark
-from dscd.runs import resolve_device
+from dscd.run_common import resolve_device
 from dscd.search import Searcher, search_profile
 
 REFERENCE = {"cuda": (128, 0.85), "cpu": (64, 12.8)}  # (batch, seconds per iteration)

@@ -45,7 +45,7 @@ REFERENCE = {("paper", "cpu"): 12.8, ("paper128", "cuda"): 0.85}
 def measure(config: str, layout: str, mode: str, device: str, repeats: int) -> dict:
     import torch
 
-    from dscd.space import SearchNetwork, fairdarts_objective
+    from dscd.search_network import SearchNetwork, fairdarts_objective
 
     cfg = CONFIGS[config]
     torch.manual_seed(0)

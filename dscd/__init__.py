@@ -16,7 +16,7 @@ from dscd.optim import DSCD, PHI_MAX, DSCDEngine, beta_params, phi_schedule, pro
 
 def __getattr__(name: str):  # the network side is imported on first use: `import dscd` stays light
     if name == "load_model":
-        from dscd.models import load_model
+        from dscd.model_files import load_model
 
         return load_model
     if name == "load_genotype":

@@ -177,8 +177,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
+    from dscd.eval_network import genotype_size
     from dscd.genotype import GenotypeError, check_validity, draw_genotype, load_genotype, load_genotypes
-    from dscd.network import genotype_size
 
     for option, value, minimum in (("--channels", args.channels, 2), ("--layers", args.layers, 3),
                                    ("--image-size", args.image_size, 8)):
@@ -258,8 +258,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from dscd.eval_network import InvalidArchitectureError
     from dscd.genotype import GenotypeError, load_genotype
-    from dscd.network import InvalidArchitectureError
     from dscd.train import TrainConfig, train_genotype, train_profile
 
     try:
@@ -287,7 +287,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from dscd.models import export_onnx, load_model
+    from dscd.model_files import export_onnx, load_model
     from dscd.runfolder import RUN_FILES
 
     onnx = _output_file(args.onnx, "--onnx")

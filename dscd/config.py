@@ -243,7 +243,7 @@ class RunConfig:
             raise ValueError(f"{path}: {err}") from None
 
     def save(self, path: str | Path) -> None:
-        from dscd.runs import write_json, write_text
+        from dscd.run_common import write_json, write_text
 
         path = Path(path)
         if path.suffix in (".yaml", ".yml"):

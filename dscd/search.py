@@ -36,9 +36,9 @@ from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_va
 from dscd.livelog import TensorBoardLog
 from dscd.ops import FAIRDARTS_OPS, check_ops
 from dscd.optim import DSCD, NonFiniteLoss
+from dscd.run_common import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
-from dscd.runs import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
-from dscd.space import RELAXATIONS, SearchNetwork, fairdarts_objective
+from dscd.search_network import RELAXATIONS, SearchNetwork, fairdarts_objective
 
 __all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
            "run_search", "search_profile"]

@@ -1,7 +1,7 @@
 """Final-architecture training: a genotype trained from scratch (paper Table 1 "Eval.", Table 2).
 
 One loop serves every genotype (paper section 4, the DARTS/FairDARTS evaluation protocol):
-the network of :class:`dscd.network.EvalNetwork`, SGD with momentum and weight decay,
+the network of :class:`dscd.eval_network.EvalNetwork`, SGD with momentum and weight decay,
 a cosine learning rate (per epoch, to ``lr_min``), gradient clipping, the auxiliary
 head's loss weighted by ``aux_weight``, cutout, and drop path ramped linearly from
 0 to ``drop_path`` over the epochs.
@@ -35,11 +35,10 @@ from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, chec
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.epochs import EpochLoop
+from dscd.eval_network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.genotype import Genotype, check_validity, load_genotype
-from dscd.models import MODEL_FILE, save_model
-from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
-from dscd.runfolder import RunFolder, RunWriter
-from dscd.runs import (
+from dscd.model_files import MODEL_FILE, save_model
+from dscd.run_common import (
     EpochSums,
     correct_count,
     evaluate,
@@ -49,6 +48,7 @@ from dscd.runs import (
     seed_everything,
     set_rng_state,
 )
+from dscd.runfolder import RunFolder, RunWriter
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary",
            "train_genotype", "train_profile"]

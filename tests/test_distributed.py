@@ -19,7 +19,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "DSCD_DIST
 STEPS = """
 import sys, torch
 from dscd.distributed import Distributed
-from dscd.runs import seed_everything
+from dscd.run_common import seed_everything
 from dscd.search import Searcher, search_profile
 dist = Distributed.from_environment("cpu")
 seed_everything(0)  # the same network on every launch: the outcome below must not depend on the global RNG

@@ -211,7 +211,7 @@ def test_published_sizes_match_the_papers():
     """Parameters of the evaluation network (C=36, 20 cells, auxiliary head excluded), as published:
     DARTS 3.3 M, PC-DARTS 3.6 M, P-DARTS 3.4 M. (FairDARTS' threshold genotypes build cells whose width
     depends on the nodes with input, so their published sizes are not this network's.)"""
-    from dscd.network import EvalNetwork, network_size
+    from dscd.eval_network import EvalNetwork, network_size
 
     for name, params in (("DARTS_V2", 3.3), ("PC_DARTS", 3.6), ("PDARTS", 3.4)):
         size = network_size(EvalNetwork(load_genotype(name)))

@@ -12,7 +12,7 @@ from dscd.config import RunConfig
 from dscd.data import DataError, download_cifar10
 from dscd.genotype import load_genotype
 from dscd.livelog import Progress
-from dscd.models import MODEL_FILE, ModelFileError, export_onnx
+from dscd.model_files import MODEL_FILE, ModelFileError, export_onnx
 from dscd.search import load_metrics, run_search, search_profile
 from dscd.train import train_genotype, train_profile
 

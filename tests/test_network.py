@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dscd import cli
+from dscd.eval_network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.genotype import Genotype, load_genotype
-from dscd.network import EvalNetwork, InvalidArchitectureError, network_size
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "genotypes.json"
 

@@ -68,7 +68,8 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import dscd
 from dscd import DSCD, load_genotype, load_model
-import dscd.search, dscd.train, dscd.models, dscd.executors, dscd.space, dscd.cli, dscd.profiles, dscd.survival
+import dscd.search, dscd.train, dscd.model_files, dscd.executors, dscd.search_network, dscd.cli, dscd.profiles
+import dscd.survival
 assert not [m for m in sys.modules if m.startswith("dscd.paper")], "the library imports the paper's code"
 assert load_genotype("DARTS_V2").is_valid()
 print("core ok")
@@ -80,3 +81,21 @@ def test_the_library_imports_with_only_the_core_dependencies():
     and models: a subprocess in which every notebook, benchmark, export and logging package is blocked."""
     out = subprocess.run([sys.executable, "-c", CORE_ONLY], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "core ok" in out.stdout, out.stderr[-2000:]
+
+
+RENAMED = {"space": "search_network", "network": "eval_network", "models": "model_files", "runs": "run_common"}
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_a_renamed_module_still_imports_for_one_release_with_a_deprecation_warning(old):
+    """Old module names keep working (the same objects) and say where the module went."""
+    script = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+              f"try:\n    import dscd.{old}\nexcept DeprecationWarning as w:\n    print('warned:', w)\n"
+              f"warnings.simplefilter('ignore', DeprecationWarning)\n"
+              f"import importlib; a = importlib.import_module('dscd.{old}')\n"
+              f"b = importlib.import_module('dscd.{RENAMED[old]}')\n"
+              f"assert a.__all__ == b.__all__ and all(getattr(a, n) is getattr(b, n) for n in b.__all__)\n"
+              f"print('same objects')")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"warned: dscd.{old} is now dscd.{RENAMED[old]}" in out.stdout and "same objects" in out.stdout

@@ -144,7 +144,7 @@ def test_no_code_in_a_checkpoint_runs_on_export_load_or_resume(trained, tmp_path
 
     import torch
 
-    from dscd.models import ModelFileError, load_model
+    from dscd.model_files import ModelFileError, load_model
 
     folder = tmp_path / "crafted"
     shutil.copytree(trained, folder)
@@ -379,8 +379,8 @@ def test_describe_counts_a_huge_network_without_allocating_it(capsys):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert code == 0 and peak < 200 * 2**20  # counted on the meta device, not built
+    from dscd.eval_network import EvalNetwork, genotype_size, network_size
     from dscd.genotype import load_genotype
-    from dscd.network import EvalNetwork, genotype_size, network_size
 
     g = load_genotype("DARTS_V2")
     assert genotype_size(g, channels=8, layers=5, image_size=16) == network_size(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dscd.ops import DARTS_OPS, FAIRDARTS_OPS, check_ops, make_op
-from dscd.space import SearchNetwork, fairdarts_objective, num_edges, zero_one_loss
+from dscd.search_network import SearchNetwork, fairdarts_objective, num_edges, zero_one_loss
 
 
 def test_reference_parameter_count():

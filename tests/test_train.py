@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from dscd import cli
+from dscd.eval_network import InvalidArchitectureError
 from dscd.genotype import Genotype, load_genotype
-from dscd.network import InvalidArchitectureError
 from dscd.profiles import PROFILES
 from dscd.runfolder import RunFolderError, RunFolderWarning
 from dscd.train import TrainConfig, Trainer, TrainingDiverged, load_summary, train_profile

@@ -181,7 +181,7 @@ def benchmark_record(title: str, columns: Sequence[str], rows: Sequence[Sequence
                      notes: str = "", **data: Any) -> dict[str, Any]:
     """A benchmark's JSON record: what it measured as a table (``columns``, ``rows``), the command that
     ran it, when, on what machine, and any further ``data``. :func:`benchmarks_page` renders it."""
-    from dscd.runs import run_metadata
+    from dscd.run_common import run_metadata
 
     return {"title": title, "command": " ".join(["python", *sys.argv]), "date": datetime.now(UTC).date().isoformat(),
             **run_metadata(), "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -221,7 +221,7 @@ def machine_tag(device: str = "cpu") -> str:
 def write_benchmark(record: dict[str, Any], name: str, configuration: str, device: str = "cpu",
                     out: str | Path | None = None) -> Path:
     """Write ``record`` to ``out``, or by default to ``results/benchmarks/<name>-<configuration>-<machine>.json``."""
-    from dscd.runs import write_json
+    from dscd.run_common import write_json
 
     path = Path(out) if out else Path("results/benchmarks") / f"{name}-{configuration}-{machine_tag(device)}.json"
     write_json(path, record)
@@ -449,7 +449,7 @@ def render(files: Sequence[str | Path], root: str | Path, check: bool = False) -
         if new != text:
             changed.append(path)
             if not check:
-                from dscd.runs import write_text
+                from dscd.run_common import write_text
 
                 write_text(path, new)
     return changed

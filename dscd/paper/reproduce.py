@@ -289,7 +289,7 @@ def _reproduce_locked(profile: str, root: Path, dirs: dict[str, Path], paths: li
     state = _read_state(root)
     source = _source_digest() + _data_digest()
 
-    from dscd.runs import run_metadata, write_json
+    from dscd.run_common import run_metadata, write_json
 
     metadata = run_metadata()
 
