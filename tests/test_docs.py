@@ -179,6 +179,21 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
     assert "../results/quick/figures/01_figure1.png" in page
 
 
+def test_the_cost_of_a_regeneration_from_scratch_comes_from_its_benchmark(tmp_path):
+    publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
+    assert "From scratch" not in headline(tmp_path)  # no benchmark: no sentence
+    folder = tmp_path / "results" / "benchmarks"
+    folder.mkdir(parents=True)
+    rows = [["01", "FairDARTS searches", 1.0, 30.0, "estimate"], ["02", "DSCD", 3.0, 90.0, "estimate"],
+            ["03", "run whole", None, 0.2, "measured"], ["all", "2 workers", 4.0, 120.2, "sum"]]
+    (folder / "regeneration-quick-cpu2.json").write_text(json.dumps({"cores": 2, "table": {
+        "columns": ["notebook", "what", "CPU (h)", "wall (min)", "how"], "rows": rows}}))
+    sentence = ("From scratch, `make figures` takes about 2.0 h on 2 CPU cores (minutes per notebook: 01 30, 02 90, "
+                "03 0), measured in parts with nothing else running ([regeneration-quick-cpu2.json]")
+    assert sentence + "(results/benchmarks/regeneration-quick-cpu2.json))." in headline(tmp_path)
+    assert sentence + "(../results/benchmarks/regeneration-quick-cpu2.json))." in results_page(tmp_path)
+
+
 def test_render_replaces_marked_regions_and_check_reports_drift(tmp_path, capsys):
     publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
     page = tmp_path / "page.md"

@@ -311,6 +311,23 @@ def _minutes(folder: Path) -> str:
             + _table(["notebook", "file", "status", "minutes"], rows))
 
 
+def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
+    """One sentence: what regenerating ``profile`` from scratch costs, per notebook, from its
+    ``results/benchmarks/regeneration-<profile>-*.json`` (``benchmarks/bench_regeneration.py``); ``""``
+    when there is none."""
+    files = sorted((root / "results" / "benchmarks").glob(f"regeneration-{profile}-*.json"))
+    if not files:
+        return ""
+    data = json.loads(files[-1].read_text())
+    rows = data["table"]["rows"]
+    per_notebook = ", ".join(f"{row[0]} {row[3]:.0f}" for row in rows if row[0] != "all")
+    total = sum(row[3] for row in rows if row[0] != "all")
+    command = "make figures" + ("" if profile == "quick" else f" PROFILE={profile}")
+    return (f"From scratch, `{command}` takes about {total / 60:.1f} h on {data.get('cores', '?')} CPU cores "
+            f"(minutes per notebook: {per_notebook}), measured in parts with nothing else running "
+            f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
+
+
 def headline(root: str | Path) -> str:
     """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
     largest profile published under ``root/results``."""
@@ -322,6 +339,9 @@ def headline(root: str | Path) -> str:
     folder = root / "results" / profile
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
              f"(every result: [docs/results.md](docs/results.md)).{_CAVEATS.get(profile, '')}\n"]
+    cost = regeneration_cost(root, profile)
+    if cost:
+        parts.append(cost)
     table = _table1(folder)
     if table:
         parts.append(f"Table 1 (`{table[0]}`):\n\n{table[1]}")
@@ -376,7 +396,8 @@ def results_page(root: str | Path, link_prefix: str = "../") -> str:
     parts = []
     for profile in _published_profiles(root):
         folder = root / "results" / profile
-        parts.append(f"## The `{profile}` profile\n\n" + _minutes(folder))
+        cost = regeneration_cost(root, profile, link_prefix)
+        parts.append(f"## The `{profile}` profile\n\n" + _minutes(folder) + (f"\n{cost}" if cost else ""))
         parts.append("\n### Claims\n\n" + _claim_lines(folder))
         for table in sorted((folder / "tables").glob("*.md")):
             parts.append(f"\n### `{table.name}`\n\n" + table.read_text())
