@@ -181,7 +181,7 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
 
 def test_the_cost_of_a_regeneration_from_scratch_comes_from_its_benchmark(tmp_path):
     publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
-    assert "From scratch" not in headline(tmp_path)  # no benchmark: no sentence
+    assert "From scratch" not in results_page(tmp_path)  # no benchmark: no sentence
     folder = tmp_path / "results" / "benchmarks"
     folder.mkdir(parents=True)
     rows = [["01", "FairDARTS searches", 1.0, 30.0, "estimate"], ["02", "DSCD", 3.0, 90.0, "estimate"],
@@ -189,8 +189,9 @@ def test_the_cost_of_a_regeneration_from_scratch_comes_from_its_benchmark(tmp_pa
     (folder / "regeneration-quick-cpu2.json").write_text(json.dumps({"cores": 2, "table": {
         "columns": ["notebook", "what", "CPU (h)", "wall (min)", "how"], "rows": rows}}))
     sentence = ("From scratch, `make figures` takes about 2.0 h on 2 CPU cores (minutes per notebook: 01 30, 02 90, "
-                "03 0), measured in parts with nothing else running ([regeneration-quick-cpu2.json]")
-    assert sentence + "(results/benchmarks/regeneration-quick-cpu2.json))." in headline(tmp_path)
+                "03 0.2), measured in parts with nothing else running ([regeneration-quick-cpu2.json]")
+    region = render_text(f"<!-- dscd report: cost -->\n{MARKER_END}", tmp_path)
+    assert sentence + "(results/benchmarks/regeneration-quick-cpu2.json))." in region
     assert sentence + "(../results/benchmarks/regeneration-quick-cpu2.json))." in results_page(tmp_path)
 
 

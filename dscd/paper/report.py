@@ -320,7 +320,8 @@ def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
         return ""
     data = json.loads(files[-1].read_text())
     rows = data["table"]["rows"]
-    per_notebook = ", ".join(f"{row[0]} {row[3]:.0f}" for row in rows if row[0] != "all")
+    per_notebook = ", ".join(f"{row[0]} {row[3]:.0f}" if row[3] >= 10 else f"{row[0]} {row[3]:.1f}"
+                             for row in rows if row[0] != "all")
     total = sum(row[3] for row in rows if row[0] != "all")
     command = "make figures" + ("" if profile == "quick" else f" PROFILE={profile}")
     return (f"From scratch, `{command}` takes about {total / 60:.1f} h on {data.get('cores', '?')} CPU cores "
@@ -339,9 +340,6 @@ def headline(root: str | Path) -> str:
     folder = root / "results" / profile
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
              f"(every result: [docs/results.md](docs/results.md)).{_CAVEATS.get(profile, '')}\n"]
-    cost = regeneration_cost(root, profile)
-    if cost:
-        parts.append(cost)
     table = _table1(folder)
     if table:
         parts.append(f"Table 1 (`{table[0]}`):\n\n{table[1]}")
@@ -443,6 +441,8 @@ REGIONS: dict[str, Callable[[Path], str]] = {
     "results": results_page,
     "benchmarks": lambda root: benchmarks_page(root, link_prefix="../"),
     "profiles": profiles_page,
+    # the default profile's cost from scratch, beside `make figures` in the README's quick start
+    "cost": lambda root: regeneration_cost(root, "quick") or "`benchmarks/bench_regeneration.py` measures its cost.\n",
 }
 
 
