@@ -58,7 +58,9 @@ class SearchConfig(RunConfig):
 
     Data: ``data`` (source, see :mod:`dscd.data`; ``None`` reads ``DSCD_DATA``),
     ``per_class`` / ``test_per_class`` (subset sizes, ``None`` for all), ``image_size``.
-    Network: ``channels``, ``layers``, ``nodes``, ``ops``, ``relaxation``, ``w01``.
+    Network: ``channels``, ``layers``, ``nodes``, ``ops``, ``relaxation``. Objective: ``w01``, FairDARTS'
+    w_{0-1}, the weight of the zero-one loss (a loss weight, not a network weight like the ``w_`` fields).
+    The name is FairDARTS' symbol and part of every run folder's identity, so it stays.
     Alpha: ``optimizer`` (``adam`` or ``dscd``), Adam's ``alpha_lr``, ``alpha_betas``,
     ``alpha_weight_decay``; DSCD's ``dscd_T``, ``dscd_K``, ``dscd_domain``,
     ``dscd_reset_local_state``, ``dscd_refresh_best`` (off: Algorithm 2 as published; on: y_best
@@ -75,7 +77,7 @@ class SearchConfig(RunConfig):
     nodes: int = 4
     ops: tuple[str, ...] = FAIRDARTS_OPS
     relaxation: str = "sigmoid"
-    w01: float = 10.0
+    w01: float = 10.0  #: w_{0-1}: the zero-one loss's weight in the search objective
     optimizer: str = "adam"
     epochs: int = 50
     batch_size: int = 128
