@@ -174,6 +174,8 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
     assert "`quick`" in text and "| FairDARTS (300) | 1/10 |" in text
     assert "*FairDARTS empties its normal cell* (Section 2): **held**. invalid in 9/10 seeds" in text
     assert "![01_figure1](results/quick/figures/01_figure1.png)" in text
+    (tmp_path / "results" / "quick" / "figures" / "02_survival.png").write_bytes(b"\x89PNG fake")
+    assert "![02_survival](results/quick/figures/02_survival.png)" in headline(tmp_path)  # the central claim's
     page = results_page(tmp_path)
     assert "2.0 min in all" in page and "| 01 | 01_diagnosis.ipynb | ok | 1.5 |" in page
     assert "../results/quick/figures/01_figure1.png" in page

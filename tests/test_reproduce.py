@@ -99,7 +99,7 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     page.write_text("<!-- dscd report: headline -->\n<!-- dscd report end -->\n")
     assert cli.main(["report", "--root", str(tmp_path / "repo"), str(page)]) == 0
     text = page.read_text()
-    assert "FairDARTS (2)" in text and "results/smoke/figures/01_figure1.png" in text
+    assert "FairDARTS (2)" in text and "results/smoke/figures/02_survival.png" in text
     assert all(f"**{c['verdict']}**" in text for c in m01["claims"])
 
 

@@ -39,8 +39,9 @@ PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures
                                     "tables/*.csv")
 #: Profiles from the largest to the smallest: the README's headline shows the first one published.
 _PROFILE_ORDER: tuple[str, ...] = ("paper", "quick", "smoke")
-#: The figure the README shows, by profile-relative path, in order of preference.
-_HEADLINE_FIGURES: tuple[str, ...] = ("figures/01_figure1.png",)
+#: The figure the README shows, by profile-relative path, in order of preference: time to collapse (the
+#: evidence of the central claim, notebook 02), else Figure 1.
+_HEADLINE_FIGURES: tuple[str, ...] = ("figures/02_survival.png", "figures/01_figure1.png")
 
 #: What the headline says of a profile's results besides them.
 _CAVEATS: dict[str, str] = {
