@@ -317,6 +317,22 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser, set_help: str, default_out: str) -> None:
+    """The options ``dscd search`` and ``dscd train`` share: data, seed, device, live logs, ``--set``, the
+    run folder, resuming, progress."""
+    p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="fetch a cifar10[:DIR] source through torchvision first (never by default)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="live logs for TensorBoard in <out>/tensorboard (pip install 'dscd[tensorboard]')")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--out", help=f"run folder (default {default_out})")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dscd",
@@ -387,17 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="named configuration (default quick)")
     p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
     p.add_argument("--epochs", type=int, help="search budget in epochs")
-    p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
-    p.add_argument("--download", action="store_true", default=None,
-                   help="fetch a cifar10[:DIR] source through torchvision first (never by default)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--tensorboard", action="store_true", default=None,
-                   help="live logs for TensorBoard in <out>/tensorboard (pip install 'dscd[tensorboard]')")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any configuration field")
-    p.add_argument("--out", help="run folder (default runs/<profile>-<optimizer>-<epochs>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(p, "override any configuration field", "runs/<profile>-<optimizer>-<epochs>")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("train", help="train a genotype from scratch (final architecture, paper Tables 1-2)")
@@ -410,18 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--profile", default="quick", choices=tuple(PROFILES),
                         help="named configuration (default quick; paper: 20 cells, C=36, batch 96, 600 epochs)")
     p.add_argument("--epochs", type=int, help="training epochs")
-    p.add_argument("--data", help="data source: ImageFolder folder or zip, cifar10[:DIR], digits (or $DSCD_DATA)")
-    p.add_argument("--download", action="store_true", default=None,
-                   help="fetch a cifar10[:DIR] source through torchvision first (never by default)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (default), cpu or cuda")
-    p.add_argument("--tensorboard", action="store_true", default=None,
-                   help="live logs for TensorBoard in <out>/tensorboard (pip install 'dscd[tensorboard]')")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any configuration field, e.g. --set amp=true --set channels_last=false")
-    p.add_argument("--out", help="run folder (default runs/train-<profile>-<name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_options(p, "override any configuration field, e.g. --set amp=true --set channels_last=false",
+                     "runs/train-<profile>-<name>")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (file or published name)")
