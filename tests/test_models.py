@@ -136,6 +136,14 @@ def test_download_is_explicit_and_only_for_cifar10(monkeypatch, tmp_path):
     assert RunConfig(data="digits").with_data_resolved().download is False and len(calls) == 4
 
 
+def test_a_configuration_names_its_data_only_once_resolved(monkeypatch):
+    monkeypatch.setenv("DSCD_DATA", "digits")
+    with pytest.raises(ValueError, match="not resolved: call with_data_resolved"):
+        _ = RunConfig().resolved_data
+    assert RunConfig().with_data_resolved().resolved_data == "digits"  # DSCD_DATA, recorded
+    assert RunConfig(data="cifar10:/x").with_data_resolved().resolved_data == "cifar10:/x"
+
+
 def test_the_cli_offers_the_options_its_messages_name(capsys):
     for command in ("search", "train"):
         with pytest.raises(SystemExit):
