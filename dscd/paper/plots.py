@@ -6,8 +6,9 @@ Nothing here trains or searches; notebooks and the CLI call these functions.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,6 +30,21 @@ def save_figure(fig: plt.Figure, path_stem: str | Path, formats: Sequence[str] =
         fig.savefig(path, dpi=150, bbox_inches="tight")
         paths.append(path)
     return paths
+
+
+def draw_first_genotypes(groups: Mapping[str, Sequence[Any]], out: str | Path, name: Callable[[Any], str]
+                         ) -> list[plt.Figure]:
+    """Draw the final genotype of each group's first seed (``groups``: ``{label: [SearchOutcome, ...]}``)
+    and save it as ``out/<name(outcome)>.png``; returns the figures."""
+    from dscd.genotype import draw_genotype, load_genotype
+
+    figures = []
+    for label, outcomes in groups.items():
+        first = outcomes[0]
+        fig = draw_genotype(load_genotype(first.folder / "genotype.json"), title=f"{label}, seed {first.seed}")
+        save_figure(fig, Path(out) / name(first), formats=("png",))
+        figures.append(fig)
+    return figures
 
 
 def beta_density(v: float, phi: float, grid: np.ndarray) -> np.ndarray:

@@ -37,8 +37,7 @@ import dscd
 from dscd.paper.claims import collapse_claims, group_by_method, search_outcome
 from dscd.executors import execute, make_executor
 from dscd.paper.experiments import planned_searches, table1_by_budget, table1_rows
-from dscd.genotype import draw_genotype, load_genotype
-from dscd.paper.plots import plot_cell_weights, save_figure
+from dscd.paper.plots import draw_first_genotypes, plot_cell_weights, save_figure
 from dscd.search import load_metrics, search_profile
 from dscd.paper.tables import markdown_table, write_table
 
@@ -84,11 +83,8 @@ plt.show()
 # ## The discretised genotypes (first seed of each budget)
 
 # %%
-for label, outcomes in groups.items():
-    g = load_genotype(outcomes[0].folder / "genotype.json")
-    fig = draw_genotype(g, title=f"{label}, seed {outcomes[0].seed}")
-    save_figure(fig, out / f"01_genotype_{outcomes[0].epochs}", formats=("png",))
-    plt.show()
+draw_first_genotypes(groups, out, lambda first: f"01_genotype_{first.epochs}")
+plt.show()
 
 # %% [markdown]
 # ## Table 1 (search phase): per budget over the seeds, then per run

@@ -48,8 +48,7 @@ from dscd.paper.claims import collapse_time_of, dscd_claims, group_by_method, se
 from dscd.executors import execute, make_executor
 from dscd.paper.experiments import planned_searches, table1_by_budget, table1_rows
 from dscd.profiles import get_profile
-from dscd.genotype import draw_genotype, load_genotype
-from dscd.paper.plots import plot_cell_weights, plot_dscd_steps, plot_survival, save_figure
+from dscd.paper.plots import draw_first_genotypes, plot_cell_weights, plot_dscd_steps, plot_survival, save_figure
 from dscd.search import load_metrics, search_profile
 from dscd.paper.tables import markdown_table, write_table
 
@@ -136,11 +135,8 @@ plt.show()
 # ## The discretised genotypes (first seed of each budget)
 
 # %%
-for label, outcomes in groups.items():
-    g = load_genotype(outcomes[0].folder / "genotype.json")
-    fig = draw_genotype(g, title=f"{label}, seed {outcomes[0].seed}")
-    save_figure(fig, out / f"02_genotype_{outcomes[0].folder.name}", formats=("png",))
-    plt.show()
+draw_first_genotypes(groups, out, lambda first: f"02_genotype_{first.folder.name}")
+plt.show()
 
 # %% [markdown]
 # ## Table 1 (search phase): per budget over the seeds, then per run
