@@ -93,7 +93,7 @@ def main() -> None:
     def plan_epochs(method: str) -> int:
         return sum(epochs * len(seeds) for epochs, seeds in profile.plan(method))
 
-    searches = sum(len(seeds) for m in METHODS for _, seeds in profile.plan(m) if profile.budgets(m))
+    searches = sum(len(seeds) for m in METHODS for _, seeds in profile.plan(m))
     trainings = searches + len(profile.notebook_parameters("04").get("published_names", []))
     train_epochs = profile.train_config().epochs
     parts = [

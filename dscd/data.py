@@ -419,15 +419,12 @@ class ImageLoader:
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
             x = self.images[idx].float().div_(255.0)
-            if self.augment or self.cutout:
-                g = self._generator(epoch, b)
-                if self.augment:
-                    x = self._crop_flip(x, g)
-                x = (x - self.mean) / self.std
-                if self.cutout:  # after normalisation, as the reference's transform list
-                    x = self._cutout(x, g)
-            else:
-                x = (x - self.mean) / self.std
+            g = self._generator(epoch, b) if self.augment or self.cutout else None
+            if self.augment and g is not None:
+                x = self._crop_flip(x, g)
+            x = (x - self.mean) / self.std
+            if self.cutout and g is not None:  # after normalisation, as the reference's transform list
+                x = self._cutout(x, g)
             yield x, self.labels[idx]
 
     def _crop_flip(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
