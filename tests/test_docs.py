@@ -197,6 +197,22 @@ def test_the_cost_of_a_regeneration_from_scratch_comes_from_its_benchmark(tmp_pa
     assert sentence + "(../results/benchmarks/regeneration-quick-cpu2.json))." in results_page(tmp_path)
 
 
+def test_the_calibration_table_says_what_reaching_each_candidates_collapse_cost(tmp_path):
+    runs = [{"seed": 100 + i, "epoch": e, "collapsed": c}
+            for i, (e, c) in enumerate([(40, True), (60, True), (80, False), (30, True)])]
+    data = {"profile": "quick", "timing": "shared machine", "candidates": {
+        "fast": {"changes": {"image_size": 8}, "budgets": {"80": {"runs": runs, "mean_seconds_per_epoch": 6.0}}},
+        "slow": {"changes": {}, "budgets": {"80": {"runs": [{"seed": 100, "epoch": 80, "collapsed": False}],
+                                                   "mean_seconds_per_epoch": 9.0}}}}}
+    (tmp_path / "results" / "calibration").mkdir(parents=True)
+    (tmp_path / "results" / "calibration" / "quick.json").write_text(json.dumps(data))
+    page = results_page(tmp_path)
+    # Kaplan-Meier median 40 (the second collapse of four runs) x 6 s; the median never reached: the whole budget
+    assert "| fast | image_size=8 | 80 | 3/4 | 40 60 30 | 6.00 | 4 | 100 101 102 103 |" in page
+    assert "| slow | the profile | 80 | 0/1 | - | 9.00 | > 12 | 100 |" in page
+    assert "Times: shared machine." in page
+
+
 def test_render_replaces_marked_regions_and_check_reports_drift(tmp_path, capsys):
     publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
     page = tmp_path / "page.md"

@@ -352,6 +352,19 @@ def headline(root: str | Path) -> str:
     return "\n".join(parts)
 
 
+def _collapse_cost(entry: dict[str, Any], budget: int) -> tuple[str, str]:
+    """A calibration budget's search seconds per epoch, and what one worker spends to reach its runs'
+    Kaplan-Meier median collapse epoch; ``> `` the whole budget's minutes when the median is not reached."""
+    from dscd.survival import CollapseTime, median_time
+
+    per_epoch = entry.get("mean_seconds_per_epoch")
+    if per_epoch is None:
+        return "-", "-"
+    median = median_time([CollapseTime(int(r["epoch"]), bool(r.get("collapsed"))) for r in entry.get("runs", [])])
+    minutes = f"{median * per_epoch / 60:.0f}" if median is not None else f"> {budget * per_epoch / 60:.0f}"
+    return f"{per_epoch:.2f}", minutes
+
+
 def _calibration(root: Path, link_prefix: str) -> str:
     files = sorted((root / "results" / "calibration").glob("*.json"))
     if not files:
@@ -370,7 +383,8 @@ def _calibration(root: Path, link_prefix: str) -> str:
                 collapsed = [r for r in runs if r.get("collapsed")]
                 epochs = " ".join(str(r["epoch"]) for r in collapsed) or "-"  # a collapsed run's event epoch
                 seeds = " ".join(str(r["seed"]) for r in runs)
-                rows.append([name, changes, budget, f"{len(collapsed)}/{len(runs)}", epochs, seeds])
+                rows.append([name, changes, budget, f"{len(collapsed)}/{len(runs)}", epochs,
+                             *_collapse_cost(entry, int(budget)), seeds])
         protocol = data.get("protocol") or {}
         chosen = protocol.get("chosen")
         if chosen:
@@ -383,7 +397,9 @@ def _calibration(root: Path, link_prefix: str) -> str:
             decision = ""
         parts.append(f"\n`{data.get('profile', path.stem)}` ([{path.name}]({link_prefix}results/calibration/"
                      f"{path.name})):\n\n"
-                     + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "seeds"], rows)
+                     + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "s/epoch",
+                               "minutes to the median collapse", "seeds"], rows)
+                     + (f"\nTimes: {data['timing']}.\n" if data.get("timing") else "")
                      + (f"\n{decision}" if decision else ""))
     return "".join(parts)
 
