@@ -25,6 +25,7 @@ from dscd.paper.report import (
     restore_runs,
     results_page,
 )
+from dscd.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -172,6 +173,7 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
     publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
     text = headline(tmp_path)
     assert "`quick`" in text and "| FairDARTS (300) | 1/10 |" in text
+    assert f"Profile `quick` ({PROFILES['quick'].summary}); its budgets" in text  # what the scale is, from one place
     assert "*FairDARTS empties its normal cell* (Section 2): **held**. invalid in 9/10 seeds" in text
     assert "![01_figure1](results/quick/figures/01_figure1.png)" in text
     (tmp_path / "results" / "quick" / "figures" / "02_survival.png").write_bytes(b"\x89PNG fake")

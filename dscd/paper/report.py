@@ -43,12 +43,6 @@ _PROFILE_ORDER: tuple[str, ...] = ("paper", "quick", "smoke")
 #: evidence of the central claim, notebook 02), else Figure 1.
 _HEADLINE_FIGURES: tuple[str, ...] = ("figures/02_survival.png", "figures/01_figure1.png")
 
-#: What the headline says of a profile's results besides them.
-_CAVEATS: dict[str, str] = {
-    "smoke": " The `smoke` profile checks the plumbing in minutes on sklearn's 8x8 digits with two- to four-epoch "
-             "searches: its verdicts say nothing about the paper.",
-}
-
 _MARKER = re.compile(r"(<!-- dscd report: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- dscd report end -->)", re.S)
 MARKER_END = "<!-- dscd report end -->"
 
@@ -330,6 +324,12 @@ def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
             f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
 
 
+def _summary(profile: str) -> str:
+    from dscd.profiles import PROFILES
+
+    return PROFILES[profile].summary if profile in PROFILES else "not one of this package's profiles"
+
+
 def headline(root: str | Path) -> str:
     """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
     largest profile published under ``root/results``."""
@@ -340,7 +340,8 @@ def headline(root: str | Path) -> str:
     profile = profiles[0]
     folder = root / "results" / profile
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
-             f"(every result: [docs/results.md](docs/results.md)).{_CAVEATS.get(profile, '')}\n"]
+             f"(every result: [docs/results.md](docs/results.md)). Profile `{profile}` ({_summary(profile)}); "
+             "its budgets, seeds and configuration: [profiles](docs/guide/profiles.md).\n"]
     table = _table1(folder)
     if table:
         parts.append(f"Table 1 (`{table[0]}`):\n\n{table[1]}")
