@@ -99,8 +99,8 @@ class LogRank:
     medians: tuple[float | None, float | None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"test": "log-rank, two-sided (scipy.stats.logrank)", "statistic": self.statistic,
-                "p": self.pvalue, "collapsed": list(self.collapsed), "runs": list(self.runs),
+        return {"name": "log-rank test (two-sided, scipy.stats.logrank)", "statistic": self.statistic,
+                "p_value": self.pvalue, "collapsed": list(self.collapsed), "runs": list(self.runs),
                 "median_collapse_epoch": list(self.medians)}
 
 

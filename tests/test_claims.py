@@ -111,7 +111,7 @@ def test_collapse_and_dscd_claims_carry_their_counts(tmp_path):
     # time to collapse at 40 epochs: FairDARTS collapses at epoch 20 in 3/3 seeds, DSCD never (censored at 40);
     # one tied event time: Z = (3 - 1.5) / sqrt(0.45), p = erfc(Z / sqrt 2) = 0.0253
     delays = by_id["dscd_delays_collapse"]
-    assert delays["verdict"] == HELD and delays["test"]["p"] == pytest.approx(0.02535, abs=1e-4)
+    assert delays["verdict"] == HELD and delays["test"]["p_value"] == pytest.approx(0.02535, abs=1e-4)
     assert delays["test"]["restricted_mean_epochs"] == {"FairDARTS (40)": 20, "FairDARTS + DSCD (40)": 40}
     assert by_id["dscd_prevents_collapse"]["verdict"] == HELD
     stuck = by_id["dscd_valid_not_stuck"]
@@ -135,7 +135,8 @@ def test_eval_claim_needs_two_trained_architectures_a_side(tmp_path):
                         + [e("DARTS_V2 (published genotype)", 0.99, "published:DARTS_V2")]
                         + [e("FairDARTS + DSCD, y_best refreshed (40)", 0.99, "dscd-refresh")])
     assert clear[0]["verdict"] == HELD and clear[0]["test"]["p_value"] < 0.05
-    assert clear[0]["evidence"].startswith("FairDARTS + DSCD: 60.10 ± 0.10 (n=3)%; FairDARTS: 40.10 ± 0.10 (n=3)%")
+    assert clear[0]["evidence"] == ("Eval. Test (%) of the valid final architectures: FairDARTS + DSCD 60.10 ± 0.10 "
+                                    "(n=3), FairDARTS 40.10 ± 0.10 (n=3)")
     # the verdict follows the method, not the display label: a renamed label changes nothing
     renamed = eval_claims([e(f"DSCD run {s}", 0.60 + s / 1000, "dscd") for s in range(3)]
                           + [e(f"baseline {s}", 0.40 + s / 1000, "fairdarts") for s in range(3)])

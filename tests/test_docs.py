@@ -99,7 +99,9 @@ def _fake_outputs(folder: Path, status: str = "ok") -> Path:
                       "02": {"notebook": "02_dscd_search.ipynb", "status": "ok", "seconds": 30.0}}}))
     (folder / "figures" / "01_diagnosis.json").write_text(json.dumps({"claims": [
         {"id": "collapse", "claim": "FairDARTS empties its normal cell", "paper": "Section 2",
-         "verdict": "held", "evidence": "invalid in 9/10 seeds"}]}))
+         "verdict": "held", "evidence": "invalid in 9/10 seeds"},
+        {"id": "lost", "claim": "FairDARTS loses validity", "verdict": "held", "evidence": "3/3 against 0/5",
+         "test": {"name": "Fisher's exact test (two-sided)", "p_value": 0.017857}}]}))
     (folder / "figures" / "01_figure1.png").write_bytes(b"\x89PNG fake")
     (folder / "figures" / "01_figure1.pdf").write_bytes(b"%PDF fake")  # not published: PNG only
     (folder / "tables" / "table1.md").write_text("| Method | valid |\n|---|---|\n| FairDARTS (300) | 1/10 |\n")
@@ -174,7 +176,9 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
     text = headline(tmp_path)
     assert "`quick`" in text and "| FairDARTS (300) | 1/10 |" in text
     assert f"Profile `quick` ({PROFILES['quick'].summary}); its budgets" in text  # what the scale is, from one place
-    assert "*FairDARTS empties its normal cell* (Section 2): **held**. invalid in 9/10 seeds" in text
+    assert "*FairDARTS empties its normal cell* (Section 2): **held**. invalid in 9/10 seeds [notebook 01]" in text
+    assert ("*FairDARTS loses validity*: **held**. 3/3 against 0/5; Fisher's exact test (two-sided), p = 0.0179 "
+            "[notebook 01]") in text  # the test a verdict rests on, from the claim's own record
     assert "![01_figure1](results/quick/figures/01_figure1.png)" in text
     (tmp_path / "results" / "quick" / "figures" / "02_survival.png").write_bytes(b"\x89PNG fake")
     assert "![02_survival](results/quick/figures/02_survival.png)" in headline(tmp_path)  # the central claim's

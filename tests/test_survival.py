@@ -131,13 +131,13 @@ def test_collapse_time_claims_on_known_cases():
     later = [CollapseTime(300, False)] * 5
     delays, prevents = collapse_time_claims(("FairDARTS (300)", fair), ("FairDARTS + DSCD (300)", later), 300)
     assert delays["id"] == "dscd_delays_collapse" and delays["verdict"] == "held"
-    assert delays["test"]["p"] < 0.05 and delays["test"]["restricted_mean_epochs"]["FairDARTS (300)"] == 132.0
+    assert delays["test"]["p_value"] < 0.05 and delays["test"]["restricted_mean_epochs"]["FairDARTS (300)"] == 132.0
     assert prevents["verdict"] == "held" and prevents["test"]["p_value"] == pytest.approx(1 / 126)
     earlier = [CollapseTime(e, True) for e in (10, 12, 13, 15, 16)]
     delays, prevents = collapse_time_claims(("FairDARTS (300)", fair), ("DSCD", earlier), 300)
     assert delays["verdict"] == "not held" and prevents["verdict"] == "not held"
     same = collapse_time_claims(("FairDARTS (300)", fair), ("DSCD", list(fair)), 300)
-    assert same[0]["verdict"] == "inconclusive" and same[0]["test"]["p"] == pytest.approx(1.0)
+    assert same[0]["verdict"] == "inconclusive" and same[0]["test"]["p_value"] == pytest.approx(1.0)
     assert "median collapse epoch FairDARTS (300): 130" in same[0]["evidence"]
 
 

@@ -276,12 +276,19 @@ def _claims(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _test_text(test: dict[str, Any] | None) -> str:
+    """A claim's test as the headline cites it: ``"; Fisher's exact test (two-sided), p = 0.0476"``."""
+    if not test or "p_value" not in test:
+        return ""
+    return f"; {test.get('name', 'test')}, p = {float(test['p_value']):.3g}"
+
+
 def _claim_lines(folder: Path) -> str:
     lines = []
     for notebook, c in _claims(folder):
         paper = f" ({c['paper']})" if c.get("paper") else ""
         lines.append(f"- *{c.get('claim', c.get('id', '?'))}*{paper}: **{c['verdict']}**. "
-                     f"{c.get('evidence', '')} [notebook {notebook}]".rstrip())
+                     f"{c.get('evidence', '')}{_test_text(c.get('test'))} [notebook {notebook}]")
     return "\n".join(lines) + "\n" if lines else "No claim is recorded.\n"
 
 
