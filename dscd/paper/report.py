@@ -331,15 +331,11 @@ def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
             f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
 
 
-def _summary(profile: str) -> str:
-    from dscd.profiles import PROFILES
-
-    return PROFILES[profile].summary if profile in PROFILES else "not one of this package's profiles"
-
-
 def headline(root: str | Path) -> str:
     """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
     largest profile published under ``root/results``."""
+    from dscd.profiles import PROFILES
+
     root = Path(root)
     profiles = _published_profiles(root)
     if not profiles:
@@ -347,7 +343,7 @@ def headline(root: str | Path) -> str:
     profile = profiles[0]
     folder = root / "results" / profile
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
-             f"(every result: [docs/results.md](docs/results.md)). Profile `{profile}` ({_summary(profile)}); "
+             f"(every result: [docs/results.md](docs/results.md)). Profile `{profile}` ({PROFILES[profile].summary}); "
              "its budgets, seeds and configuration: [profiles](docs/guide/profiles.md).\n"]
     table = _table1(folder)
     if table:
