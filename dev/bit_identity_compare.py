@@ -1,5 +1,6 @@
 """Bit-identity check, part 2: the per-epoch records, alpha logs, every checkpoint tensor and the summaries of two
-folders written by dev/bit_identity_run.py must be equal (timings, and counters added since, are left out).
+folders written by dev/bit_identity_run.py must be equal (timings are left out, and so are record fields that the
+old code did not write: a field added since, like an epoch's ``best`` cell, is new, not different).
 
     python dev/bit_identity_compare.py OLD NEW     # prints one line per comparison; exit 1 on any difference
 """
@@ -23,6 +24,15 @@ def clean(x: Any) -> Any:
     return x
 
 
+def common(old: Any, new: Any) -> Any:
+    """``new`` without the dict keys that ``old`` lacks, at every depth (fields added since are left out)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: common(old[k], v) for k, v in new.items() if k in old}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [common(o, n) for o, n in zip(old, new)]
+    return new
+
+
 def tensors(x: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     if isinstance(x, dict):
@@ -44,6 +54,7 @@ def compare(old: Path, new: Path) -> int:
                 continue
             a, b = ([clean(json.loads(line)) for line in (root / name / log).read_text().splitlines()]
                     for root in (old, new))
+            b = common(a, b)
             differences += a != b
             print(name, log, len(a), "identical" if a == b else "DIFFERENT")
         a, b = (tensors(torch.load(root / name / "checkpoint.pt", weights_only=False)) for root in (old, new))
@@ -51,6 +62,7 @@ def compare(old: Path, new: Path) -> int:
         differences += bool(differ)
         print(name, "checkpoint tensors", len(a), "identical" if not differ else f"DIFFERENT {differ[:5]}")
         a, b = (clean(json.loads((root / name / "summary.json").read_text())) for root in (old, new))
+        b = common(a, b)
         differences += a != b
         print(name, "summary.json", "identical" if a == b else f"DIFFERENT {[k for k in a if a.get(k) != b.get(k)]}")
     return differences

@@ -23,14 +23,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METHODS", "PROFILES", "Profile", "config_method", "get_profile", "method_changes", "method_id"]
+__all__ = ["METHODS", "METHOD_LABELS", "PROFILES", "Profile", "config_method", "get_profile", "method_changes",
+           "method_id", "run_prefix"]
 
 #: The search methods of the experiments, by id, and the search configuration fields that make each one:
-#: FairDARTS (Adam on alpha), FairDARTS + DSCD, and this package's ``dscd_refresh_best`` ablation.
+#: FairDARTS (Adam on alpha), FairDARTS + DSCD, this package's ``dscd_refresh_best`` ablation, and the
+#: record-window arms (DSCD with a record window of K = 15 or 3,000 steps, and K = 15 with T = 5; the
+#: window experiment of notebook 02, whose predictions ``results/quick/window-protocol.json`` registered).
 METHODS: dict[str, dict[str, Any]] = {
     "fairdarts": {"optimizer": "adam"},
     "dscd": {"optimizer": "dscd"},
     "dscd-refresh": {"optimizer": "dscd", "dscd_refresh_best": True},
+    "dscd-k15": {"optimizer": "dscd", "dscd_K": 15, "dscd_T": 50},
+    "dscd-k3000": {"optimizer": "dscd", "dscd_K": 3000, "dscd_T": 50},
+    "dscd-k15-t5": {"optimizer": "dscd", "dscd_K": 15, "dscd_T": 5},
+}
+
+#: Each method's name in tables and figures (Table 1's row label, before the budget).
+METHOD_LABELS: dict[str, str] = {
+    "fairdarts": "FairDARTS",
+    "dscd": "FairDARTS + DSCD",
+    "dscd-refresh": "FairDARTS + DSCD, y_best refreshed",
+    "dscd-k15": "FairDARTS + DSCD, K=15",
+    "dscd-k3000": "FairDARTS + DSCD, K=3000",
+    "dscd-k15-t5": "FairDARTS + DSCD, K=15, T=5",
 }
 
 
@@ -50,8 +66,24 @@ def method_id(optimizer: str, refresh_best: bool = False) -> str:
 
 
 def config_method(config: Mapping[str, Any]) -> str:
-    """:func:`method_id` of a search configuration (as a dict, e.g. from ``summary.json``)."""
-    return method_id(config["optimizer"], bool(config.get("dscd_refresh_best", False)))
+    """The method (an id of :data:`METHODS`) of a search configuration (as a dict, e.g. from
+    ``summary.json``): the method with the most fields that all match it, ``fairdarts`` for Adam.
+    So a DSCD search with ``dscd_K`` 15 is ``dscd-k15``, one with the profile's K is ``dscd``."""
+    matching = [m for m, fields in METHODS.items()
+                if all(config.get(k, _UNSET_DEFAULTS.get(k)) == v for k, v in fields.items())]
+    if not matching:
+        return method_id(config["optimizer"], bool(config.get("dscd_refresh_best", False)))
+    return max(matching, key=lambda m: len(METHODS[m]))
+
+
+#: What a configuration written before a field existed holds for it.
+_UNSET_DEFAULTS: dict[str, Any] = {"dscd_refresh_best": False}
+
+
+def run_prefix(method: str) -> str:
+    """A search folder's name before its budget: ``adam`` for FairDARTS (Adam on alpha), else the method id."""
+    method_changes(method)
+    return "adam" if method == "fairdarts" else method
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +194,8 @@ PROFILES: dict[str, Profile] = {
                 "batch_size": 50, "epochs": 30, "alpha_lr": 0.03, "test_every": 5, "checkpoint_minutes": 5.0},
         train={"per_class": 200, "test_per_class": 100, "image_size": 16, "channels": 8, "layers": 8,
                "batch_size": 64, "epochs": 20, "cutout": 8, "lr": 0.05},
-        searches={"fairdarts": {60: 3, 300: 5}, "dscd": {300: 5, 600: 3}, "dscd-refresh": {300: 3}},
+        searches={"fairdarts": {60: 3, 300: 5}, "dscd": {300: 5, 600: 3}, "dscd-refresh": {300: 3},
+                  "dscd-k15": {300: 5}, "dscd-k15-t5": {300: 5}, "dscd-k3000": {600: 3}},
         compare_budget=300,
         notebooks={
             "03": {"frames": 60, "fps": 12},

@@ -243,9 +243,9 @@ class Searcher:
         self.w_opt.load_state_dict(state["w_opt"])
 
 
-def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, Any], Genotype, list, list]:
-    with torch.no_grad():
-        normal, reduce = (w.detach().float().cpu().numpy() for w in searcher.net.edge_weights())
+def _cell_record(weights: tuple[torch.Tensor, torch.Tensor], config: SearchConfig) -> tuple[dict[str, Any], Genotype]:
+    """The discretised cell of edge weights ``(normal, reduce)``: per-cell summaries, the genotype, its validity."""
+    normal, reduce = (w.detach().float().cpu().numpy() for w in weights)
     genotype = discretise(normal, reduce, rule=config.rule, threshold=config.threshold, ops=config.ops,
                           nodes=config.nodes)
     validity = check_validity(genotype)
@@ -255,8 +255,26 @@ def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, A
             out[f"{key}_{cell}"] = value
     out.update(genotype=genotype.to_dict(), valid=validity.valid,
                invalid_reason=None if validity.valid else validity.message())
+    return out, genotype
+
+
+def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, Any], Genotype, list, list]:
+    with torch.no_grad():
+        out, genotype = _cell_record(searcher.net.edge_weights(), config)
     alphas = [a.detach().float().cpu().numpy().round(6).tolist() for a in searcher.alphas]
     return out, genotype, alphas[0], alphas[1]
+
+
+#: What an epoch's record keeps of DSCD's ``x_best`` cell (``record["best"]``), beside the current cell's.
+_BEST_FIELDS = ("valid", "invalid_reason", "kept_edges_normal", "kept_edges_reduce")
+
+
+def _best_cell(searcher: Searcher, config: SearchConfig) -> dict[str, Any]:
+    """Algorithm 2's ``x_best`` discretised as the current alpha is: its validity and kept edges."""
+    assert searcher.dscd is not None
+    with torch.no_grad():
+        out, _ = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
+    return {key: out[key] for key in _BEST_FIELDS}
 
 
 def run_search(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True
@@ -420,6 +438,7 @@ class _SearchRun:
             record["dscd"] = {**{k: v for k, v in s.items() if k not in ("step", "next_step")},  # every counter
                               "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
                               "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
+            record["best"] = _best_cell(searcher, self.config)  # x_best's cell beside x_current's
         record["seconds"] = self.elapsed
         return record, normal, reduce
 
@@ -440,13 +459,10 @@ class _SearchRun:
                    "valid": final["valid"], "genotype": genotype.to_dict()}
         if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
             with torch.no_grad():
-                best = searcher.net.edge_weights(searcher.dscd.best_params())
-            normal, reduce = (b.float().cpu().numpy() for b in best)
-            best_genotype = discretise(normal, reduce, rule=config.rule, threshold=config.threshold, ops=config.ops,
-                                       nodes=config.nodes)
+                best, best_genotype = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
             folder.write_json("genotype_best.json", best_genotype.to_dict())
             summary["genotype_best"] = best_genotype.to_dict()
-            summary["best_valid"] = check_validity(best_genotype).valid
+            summary["best_valid"] = best["valid"]
         folder.write_json("summary.json", summary)
         return summary
 

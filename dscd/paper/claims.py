@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from dscd.profiles import config_method
+from dscd.profiles import METHOD_LABELS, config_method
 from dscd.runfolder import JsonLines
 
 __all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "collapse_time_claims",
@@ -47,8 +47,9 @@ def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str
 
 
 def config_label(config: dict[str, Any]) -> str:
-    """:func:`method_label` of a search configuration (as a dict, e.g. from ``summary.json``)."""
-    return method_label(config["optimizer"], config["epochs"], bool(config.get("dscd_refresh_best", False)))
+    """Table 1's row label of a search configuration (as a dict, e.g. from ``summary.json``): its method's
+    name (:data:`dscd.profiles.METHOD_LABELS`) and budget, ``FairDARTS + DSCD, K=15 (300)``."""
+    return f"{METHOD_LABELS[config_method(config)]} ({config['epochs']})"
 
 
 # ------------------------------------------------------------------------------------ statistics

@@ -16,7 +16,7 @@ from typing import Any
 from dscd.executors import Executor, Job, LocalExecutor, execute
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
 from dscd.paper.claims import config_label, format_mean_sd, group_by_method, search_outcome
-from dscd.profiles import config_method, get_profile, method_changes
+from dscd.profiles import config_method, get_profile, method_changes, run_prefix
 from dscd.search import SearchConfig, search_profile
 from dscd.train import train_profile
 
@@ -45,30 +45,33 @@ PAPER_TABLE2: list[tuple[str, float, float, float]] = [
 ]
 
 
-def run_name(optimizer: str, epochs: int, seed: int, refresh_best: bool = False) -> str:
-    """A search's folder name: ``adam-150-s0``, ``dscd-150-s2``, ``dscd-refresh-150-s1`` (the ablation)."""
-    return f"{optimizer}{'-refresh' if refresh_best and optimizer == 'dscd' else ''}-{epochs}-s{seed}"
+def run_name(method: str, epochs: int, seed: int) -> str:
+    """A search's folder name: ``adam-150-s0`` (FairDARTS), ``dscd-150-s2``, ``dscd-refresh-150-s1``,
+    ``dscd-k15-300-s0``: :func:`dscd.profiles.run_prefix` of its method, its budget and its seed."""
+    return f"{run_prefix(method)}-{epochs}-s{seed}"
 
 
 def search_jobs(profile_name: str, optimizer: str, budgets: Sequence[int], runs_dir: str | Path,
                 overrides: dict[str, Any] | None = None, seeds: Sequence[int] = (0,)) -> list[Job]:
-    """One search :class:`Job` per budget and seed into ``runs_dir/<optimizer>-<epochs>-s<seed>`` (see
-    :func:`run_name`), budget by budget, seeds in the order given. Run them with :func:`execute`."""
+    """One search :class:`Job` per budget and seed into ``runs_dir/<method>-<epochs>-s<seed>`` (see
+    :func:`run_name`; the method is the configuration's, :func:`dscd.profiles.config_method`), budget by
+    budget, seeds in the order given. Run them with :func:`execute`."""
     jobs = []
     for epochs in budgets:
         for seed in seeds:
             config: SearchConfig = search_profile(profile_name, **{**(overrides or {}), "optimizer": optimizer,
                                                                    "epochs": int(epochs), "seed": int(seed)})
-            name = run_name(optimizer, epochs, seed, config.dscd_refresh_best)
-            jobs.append(Job(Path(runs_dir) / name, config.to_dict()))
+            config_dict = config.to_dict()
+            jobs.append(Job(Path(runs_dir) / run_name(config_method(config_dict), epochs, seed), config_dict))
     return jobs
 
 
 def planned_searches(profile_name: str, method: str, runs_dir: str | Path, overrides: dict[str, Any] | None = None,
                      budgets: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[Job]:
-    """The search :class:`Job` s of ``method`` (``fairdarts``, ``dscd``, ``dscd-refresh``) that profile
+    """The search :class:`Job` s of ``method`` (an id of :data:`dscd.profiles.METHODS`) that profile
     ``profile_name`` plans (:meth:`dscd.profiles.Profile.plan`): its budgets with their seeds, or
-    ``budgets`` and one list of ``seeds`` for every budget where given. Folders as :func:`search_jobs`."""
+    ``budgets`` and one list of ``seeds`` for every budget where given (a notebook's parameters).
+    Folders as :func:`search_jobs`."""
     changes = {**(overrides or {}), **method_changes(method)}
     optimizer = changes.pop("optimizer")
     return [job for epochs, run_seeds in get_profile(profile_name).plan(method, budgets, seeds)
