@@ -11,7 +11,9 @@ from dscd.paper.claims import (
     INCONCLUSIVE,
     NOT_HELD,
     collapse_claims,
+    adjust_family,
     compare_valid_counts,
+    holm,
     dscd_claims,
     eval_claims,
     fisher_exact,
@@ -64,7 +66,9 @@ def test_fisher_exact_on_hand_computed_tables():
 
 
 def test_verdicts_and_the_comparison_say_when_nothing_can_be_significant():
-    assert [verdict_every_seed(k, 3) for k in (3, 0, 2)] == [HELD, NOT_HELD, INCONCLUSIVE]
+    # a claim about every seed: one counterexample refutes it; no seed at all decides nothing
+    assert [verdict_every_seed(k, 3) for k in (3, 0, 2)] == [HELD, NOT_HELD, NOT_HELD]
+    assert verdict_every_seed(0, 0) == INCONCLUSIVE
     three = compare_valid_counts(("DSCD", 3, 3), ("FairDARTS", 0, 3))
     assert three["verdict"] == INCONCLUSIVE and three["test"]["p_value"] == pytest.approx(0.1)
     assert "no difference can be significant at 5%" in three["test"]["note"]
@@ -72,6 +76,29 @@ def test_verdicts_and_the_comparison_say_when_nothing_can_be_significant():
     five = compare_valid_counts(("DSCD", 5, 5), ("FairDARTS", 0, 5))
     assert five["verdict"] == HELD and five["test"]["p_value"] < 0.05
     assert compare_valid_counts(("DSCD", 1, 3), ("FairDARTS", 2, 3))["verdict"] == NOT_HELD
+
+
+def test_holm_on_a_hand_computed_family():
+    # sorted 0.01, 0.03, 0.04 with m = 3: 0.03, max(0.06, 0.03), max(0.04, 0.06) -> back in the given order
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.2]) == pytest.approx([0.2]) and holm([]) == []
+
+
+def test_the_family_is_holm_adjusted_and_verdicts_follow_the_adjusted_p():
+    significant = compare_valid_counts(("DSCD", 5, 5), ("FairDARTS", 0, 5))   # p = 2/252
+    reversed_ = compare_valid_counts(("DSCD", 0, 5), ("FairDARTS", 5, 5))     # not held by direction
+    borderline = compare_valid_counts(("DSCD", 4, 5), ("FairDARTS", 0, 5))    # p = 0.0476
+    counts_only = {"id": "every", "verdict": HELD, "test": {"name": "x", "p_value": 0.9}}
+    claims = [{"id": name, **c} for name, c in (("a", significant), ("b", reversed_), ("c", borderline))]
+    adjust_family([*claims, counts_only], "a test family")
+    # tied at 2/252: 3 x and 2 x that, made non-decreasing, so both 3 x 2/252; then 1 x 1/21
+    assert [c["test"]["p_holm"] for c in claims] == pytest.approx([3 * 2 / 252, 3 * 2 / 252, 1 / 21])
+    assert [c["verdict"] for c in claims] == [HELD, NOT_HELD, HELD]
+    assert "3 test-decided claims of a test family" in claims[0]["test"]["family"]
+    assert counts_only["verdict"] == HELD and "p_holm" not in counts_only["test"]
+    weak = [{"id": "w", **compare_valid_counts(("DSCD", 4, 5), ("FairDARTS", 0, 5))} for _ in range(2)]
+    assert [c["verdict"] for c in adjust_family(weak, "two")] == [INCONCLUSIVE, INCONCLUSIVE]  # 0.0952 each
 
 
 def test_table1_by_budget_folds_seeds(tmp_path):
@@ -109,13 +136,19 @@ def test_collapse_and_dscd_claims_carry_their_counts(tmp_path):
     compared = by_id["dscd_valid_where_fairdarts_is_not"]
     assert compared["verdict"] == INCONCLUSIVE and compared["test"]["table"] == [[3, 0], [0, 3]]
     # time to collapse at 40 epochs: FairDARTS collapses at epoch 20 in 3/3 seeds, DSCD never (censored at 40);
-    # one tied event time: Z = (3 - 1.5) / sqrt(0.45), p = erfc(Z / sqrt 2) = 0.0253
+    # one tied event time: Z = (3 - 1.5) / sqrt(0.45), p = erfc(Z / sqrt 2) = 0.0253; Holm over the family of
+    # two test-decided claims (this and the valid counts' p = 0.1) doubles it past 0.05: inconclusive
     delays = by_id["dscd_delays_collapse"]
-    assert delays["verdict"] == HELD and delays["test"]["p_value"] == pytest.approx(0.02535, abs=1e-4)
+    assert delays["test"]["p_value"] == pytest.approx(0.02535, abs=1e-4)
+    assert delays["test"]["p_holm"] == pytest.approx(2 * delays["test"]["p_value"])
+    assert delays["verdict"] == INCONCLUSIVE and compared["test"]["p_holm"] == pytest.approx(0.1)
+    assert delays["test"]["p_permutation"] == pytest.approx(2 / 20)  # the split and its mirror of C(6, 3)
     assert delays["test"]["restricted_mean_epochs"] == {"FairDARTS (40)": 20, "FairDARTS + DSCD (40)": 40}
     assert by_id["dscd_prevents_collapse"]["verdict"] == HELD
     stuck = by_id["dscd_valid_not_stuck"]
-    assert stuck["verdict"] == INCONCLUSIVE and stuck["evidence"].startswith("x_best still changing in 2/3 valid runs")
+    assert stuck["verdict"] == NOT_HELD and stuck["evidence"].startswith("x_best still changing in 2/3 valid runs")
+    frozen = by_id["dscd_valid_is_frozen"]  # no invalid DSCD run to set beside the valid ones
+    assert frozen["verdict"] == INCONCLUSIVE and "1/3 valid runs and 0/0 invalid runs" in frozen["evidence"]
     assert [r["dscd"]["stuck"] for r in result["runs"]] == [True, False, False]
     a = result["ablation_refresh_best"]
     assert a["evidence"] == ("FairDARTS + DSCD, y_best refreshed (40): valid in 2/3 seeds; "
@@ -135,9 +168,12 @@ def test_eval_claim_needs_two_trained_architectures_a_side(tmp_path):
                         + [e("DARTS_V2 (published genotype)", 0.99, "published:DARTS_V2")]
                         + [e("FairDARTS + DSCD, y_best refreshed (40)", 0.99, "dscd-refresh")])
     assert clear[0]["verdict"] == HELD and clear[0]["test"]["p_value"] < 0.05
-    assert clear[0]["evidence"] == ("Eval. Test (%) of the valid final architectures: FairDARTS + DSCD 60.10 ± 0.10 "
-                                    "(n=3), FairDARTS 40.10 ± 0.10 (n=3)")
-    # the verdict follows the method, not the display label: a renamed label changes nothing
+    assert clear[0]["evidence"] == (
+        "Eval. Test (%) of the valid final architectures, pooled over budgets: FairDARTS + DSCD 60.10 ± 0.10 (n=3) "
+        "(FairDARTS + DSCD (40) seed 0, FairDARTS + DSCD (40) seed 1, FairDARTS + DSCD (40) seed 2), FairDARTS "
+        "40.10 ± 0.10 (n=3) (FairDARTS (10) seed 0, FairDARTS (10) seed 1, FairDARTS (10) seed 2)")
+    assert clear[0]["test"]["pooled_runs"]["fairdarts"] == [f"FairDARTS (10) seed {s}" for s in range(3)]
+    # the verdict follows the method, not the display label: a renamed label changes nothing but the names
     renamed = eval_claims([e(f"DSCD run {s}", 0.60 + s / 1000, "dscd") for s in range(3)]
                           + [e(f"baseline {s}", 0.40 + s / 1000, "fairdarts") for s in range(3)])
-    assert renamed[0]["verdict"] == HELD and renamed[0]["evidence"] == clear[0]["evidence"]
+    assert renamed[0]["verdict"] == HELD and renamed[0]["test"]["p_value"] == clear[0]["test"]["p_value"]

@@ -50,6 +50,16 @@ def test_method_ids_and_their_configurations_agree():
     for method, changes in METHODS.items():
         assert config_method(search_profile("smoke", **changes).to_dict()) == method
     assert method_id("adam", refresh_best=True) == "fairdarts"
+    # the window arms: named and labelled by their method; quick's own K and T stay plain DSCD
+    from dscd.paper.claims import config_label
+    from dscd.paper.experiments import planned_searches
+
+    names = [job.folder.name for job in planned_searches("quick", "dscd-k15-t5", "runs")]
+    assert names == [f"dscd-k15-t5-300-s{seed}" for seed in range(5)]
+    assert config_label(search_profile("quick", optimizer="dscd", dscd_K=15, epochs=300).to_dict()) == \
+        "FairDARTS + DSCD, K=15 (300)"
+    assert config_method(search_profile("quick", optimizer="dscd", dscd_K=1000).to_dict()) == "dscd"
+    assert [job.folder.name for job in planned_searches("quick", "fairdarts", "r")][0] == "adam-60-s0"
 
 
 def test_quick_is_the_protocol_the_calibration_chose():

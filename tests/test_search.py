@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dscd import cli
+from dscd.genotype import Genotype
 from dscd.runfolder import RunFolderError
 from dscd.search import SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, search_profile
 from dscd.search import run_search as run
@@ -93,6 +94,12 @@ def test_a_dscd_search_records_its_steps(tmp_path):
     assert all(0 <= r["dscd"]["best_age"] <= 10 * r["epoch"] for r in records)
     assert isinstance(last["at_best"], bool) and last["refreshes"] == 0
     assert last["global_phases"] >= last["phases_accepting"] and last["global_phases"] >= 1
+    # every epoch records x_best's cell beside x_current's; at the end it is genotype_best.json's
+    assert all(set(r["best"]) == {"valid", "invalid_reason", "kept_edges_normal", "kept_edges_reduce"}
+               for r in records)
+    assert records[-1]["best"]["valid"] == summary["best_valid"]
+    best = Genotype.from_dict(summary["genotype_best"])
+    assert records[-1]["best"]["kept_edges_normal"] == len(best.normal)
 
 
 def test_dscd_refresh_best_reevaluates_x_best_at_each_global_phase(tmp_path):

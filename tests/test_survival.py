@@ -6,7 +6,7 @@ import math
 import pytest
 
 from dscd.paper.calibration import calibration_jobs, main, summarise
-from dscd.survival import CollapseTime, collapse_time, kaplan_meier, logrank, median_time
+from dscd.survival import CollapseTime, collapse_time, kaplan_meier, logrank, median_time, permutation_logrank
 
 VALID = {"normal": [["skip_connect", 0, 2]], "reduce": [["skip_connect", 0, 2]]}
 EMPTY = {"normal": [], "reduce": [["skip_connect", 0, 2]]}
@@ -55,6 +55,20 @@ def test_logrank_matches_a_hand_computed_case():
     assert result.pvalue == pytest.approx(math.erfc(7 / math.sqrt(17) / math.sqrt(2)))
     assert result.collapsed == (2, 1) and result.runs == (2, 2)
     assert result.medians == (1.0, 3.0)
+
+
+def test_the_permutation_logrank_matches_a_hand_computed_case():
+    # The case above, pooled: r1 (1), r2 (2), r3 (3) collapse, r4 censored at 4; C(4, 2) = 6 relabellings.
+    # Z by the same sums: {r1,r2} 7/sqrt(17), {r1,r3} 0.78, {r1,r4} -0.39, {r2,r3} 0.39, {r2,r4} -0.78,
+    # {r3,r4} -7/sqrt(17): two of six reach |Z| >= 7/sqrt(17), so p = 1/3.
+    a, b = [CollapseTime(1, True), CollapseTime(2, True)], [CollapseTime(3, True), CollapseTime(4, False)]
+    assert permutation_logrank(a, b) == (pytest.approx(1 / 3), True)
+    result = logrank(a, b)
+    assert result.permutation_pvalue == pytest.approx(1 / 3)
+    assert result.to_dict()["p_permutation"] == pytest.approx(1 / 3)
+    # 5 collapsed at 150 against 5 censored at 300: only the observed split and its mirror are as extreme
+    assert permutation_logrank([CollapseTime(150, True)] * 5, [CollapseTime(300, False)] * 5)[0] == \
+        pytest.approx(2 / 252)
 
 
 def test_logrank_with_no_collapse_at_all_finds_no_difference():

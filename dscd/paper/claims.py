@@ -28,9 +28,10 @@ import numpy as np
 from dscd.profiles import METHOD_LABELS, config_method
 from dscd.runfolder import JsonLines
 
-__all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "collapse_claims", "collapse_time_claims",
-           "compare_valid_counts", "config_label", "dscd_claims", "eval_claims", "fisher_exact", "format_mean_sd",
-           "claim_record", "group_by_method", "mean_sd", "method_label", "search_outcome", "verdict_every_seed"]
+__all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "adjust_family", "claim_record", "collapse_claims",
+           "collapse_time_claims", "compare_counts", "compare_valid_counts", "config_label", "dscd_claims",
+           "eval_claims", "fisher_exact", "format_mean_sd", "group_by_method", "holm", "mean_sd", "method_label",
+           "search_outcome", "verdict_every_seed"]
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
 
@@ -91,27 +92,65 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
 
 
 def verdict_every_seed(k: int, n: int) -> str:
-    """A claim about every seed: held when all ``n`` agree (``k == n``), not held when none does."""
+    """A claim about every seed: held when all ``n`` agree (``k == n``), not held when any seed does not
+    (one counterexample refutes a claim about every seed); inconclusive only with no seed at all."""
     if n == 0:
         return INCONCLUSIVE
-    return HELD if k == n else NOT_HELD if k == 0 else INCONCLUSIVE
+    return HELD if k == n else NOT_HELD
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values, in the order given: the i-th smallest
+    p is multiplied by (m - i + 1), made non-decreasing, and capped at 1.
+
+    >>> holm([0.01, 0.04, 0.03])   # 0.01 * 3, then max(0.03 * 2, 0.03), then max(0.04, 0.06)
+    [0.03, 0.06, 0.06]
+    """
+    m = len(pvalues)
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: pvalues[j])):
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        adjusted[i] = round(running, 12)
+    return adjusted
+
+
+def adjust_family(claims: list[dict[str, Any]], family: str) -> list[dict[str, Any]]:
+    """Holm-adjust the claims of one family (``family`` names it, e.g. ``notebook 02``) whose verdict a
+    test decides (``test["significant_verdict"]``: the verdict when the test is significant, ``None``
+    when the direction of the effect already says not held). Each such test gains ``p_holm`` and
+    ``family``; its claim is then ``significant_verdict`` when ``p_holm < 0.05``, inconclusive
+    otherwise. Claims decided by counts alone are left as they are. Returns ``claims``."""
+    decided = [c for c in claims if isinstance(c.get("test"), dict) and "significant_verdict" in c["test"]]
+    for claim, p_holm in zip(decided, holm([c["test"]["p_value"] for c in decided]), strict=True):
+        test = claim["test"]
+        test.update(p_holm=p_holm, family=f"Holm over the {len(decided)} test-decided claims of {family}")
+        if test["significant_verdict"] is not None:
+            claim["verdict"] = test["significant_verdict"] if p_holm < 0.05 else INCONCLUSIVE
+    return claims
 
 
 def compare_valid_counts(better: tuple[str, int, int], worse: tuple[str, int, int]) -> dict[str, Any]:
     """Whether ``better`` = (label, valid, seeds) ends valid more often than ``worse``, with Fisher's test."""
+    return compare_counts(better, worse, "valid", "seeds")
+
+
+def compare_counts(better: tuple[str, int, int], worse: tuple[str, int, int], what: str, unit: str
+                   ) -> dict[str, Any]:
+    """Whether ``better`` = (label, k, n) is ``what`` more often than ``worse``, with Fisher's exact test:
+    held when the proportion is larger and p < 0.05, not held when it is not larger, inconclusive
+    otherwise (before :func:`adjust_family`). Evidence reads ``"<label>: <what> in k/n <unit>"``."""
     (label1, k1, n1), (label2, k2, n2) = better, worse
     p = fisher_exact(k1, n1, k2, n2)
     reachable = fisher_exact(n1, n1, 0, n2)
-    if k1 / n1 <= k2 / n2:
-        verdict = NOT_HELD
-    else:
-        verdict = HELD if p < 0.05 else INCONCLUSIVE
-    note = (f"Fisher's exact test, two-sided: p = {p:.3g}. With {n1} and {n2} seeds the smallest reachable "
+    larger = k1 / n1 > k2 / n2
+    verdict = (HELD if p < 0.05 else INCONCLUSIVE) if larger else NOT_HELD
+    note = (f"Fisher's exact test, two-sided: p = {p:.3g}. With {n1} and {n2} {unit} the smallest reachable "
             f"p-value is {reachable:.3g}" + (", so no difference can be significant at 5%." if reachable >= 0.05
                                              else "."))
-    return {"verdict": verdict, "evidence": f"{label1}: valid in {k1}/{n1} seeds; {label2}: valid in {k2}/{n2}",
+    return {"verdict": verdict, "evidence": f"{label1}: {what} in {k1}/{n1} {unit}; {label2}: {what} in {k2}/{n2}",
             "test": {"name": "Fisher's exact test (two-sided)", "table": [[k1, n1 - k1], [k2, n2 - k2]],
-                     "p_value": p, "smallest_reachable_p": reachable, "note": note}}
+                     "p_value": p, "smallest_reachable_p": reachable, "note": note,
+                     "significant_verdict": HELD if larger else None}}
 
 
 # ------------------------------------------------------------------------------------ one search, read back
@@ -255,7 +294,7 @@ def collapse_claims(adam_folders: Sequence[str | Path]) -> list[dict[str, Any]]:
             "its shortest", "Table 1", **compare_valid_counts(
                 (shortest[0].label, k_short, len(shortest)),
                 (longest[0].label, sum(o.valid for o in longest), len(longest)))))
-    return claims
+    return adjust_family(claims, "notebook 01")
 
 
 def collapse_time_of(folder: str | Path) -> Any:
@@ -282,7 +321,8 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
     (label_f, times_f), (label_d, times_d) = fairdarts, dscd
     test = logrank(times_f, times_d)
     means = (restricted_mean(times_f, budget), restricted_mean(times_d, budget))
-    verdict = (HELD if means[1] > means[0] else NOT_HELD) if test.pvalue < 0.05 else INCONCLUSIVE
+    longer = HELD if means[1] > means[0] else NOT_HELD
+    verdict = longer if test.pvalue < 0.05 else INCONCLUSIVE
     medians = ", ".join(f"{label}: {'not reached' if m is None else f'{m:g}'}"
                         for label, m in zip((label_f, label_d), test.medians, strict=True))
     delays = claim_record(
@@ -292,13 +332,13 @@ def collapse_time_claims(fairdarts: tuple[str, Sequence[Any]], dscd: tuple[str, 
         f"{test.runs[1]}; median collapse epoch {medians}; restricted mean {means[0]:.0f} against {means[1]:.0f} "
         "epochs",
         test={**test.to_dict(), "restricted_mean_epochs": {label_f: means[0], label_d: means[1]},
-              "horizon": budget})
+              "horizon": budget, "significant_verdict": longer})
     valid_f, valid_d = sum(not c.collapsed for c in times_f), sum(not c.collapsed for c in times_d)
     comparison = compare_valid_counts((label_d, valid_d, len(times_d)), (label_f, valid_f, len(times_f)))
     prevents = claim_record(
         "dscd_prevents_collapse", f"FairDARTS + DSCD ends valid within {budget} epochs in every seed",
         "Section 3, Table 1", verdict_every_seed(valid_d, len(times_d)), comparison["evidence"],
-        test=comparison["test"])
+        test={k: v for k, v in comparison["test"].items() if k != "significant_verdict"})  # counts decide it
     return [delays, prevents]
 
 
@@ -314,10 +354,7 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
     groups = group_by_method(dscd)
     claims = []
     valid = sum(o.valid for o in dscd)
-    longest = max(groups.values(), key=lambda g: g[0].epochs)
     verdict = verdict_every_seed(valid, len(dscd))
-    if verdict == INCONCLUSIVE and not any(o.valid for o in longest):
-        verdict = NOT_HELD
     claims.append(claim_record(
         "dscd_valid_every_budget", "FairDARTS + DSCD ends with a valid architecture at every budget",
         "Section 3, Figure 2, Table 1: FairDARTS + DSCD (1500), (2000), (3000) valid", verdict,
@@ -345,6 +382,8 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
         verdict_every_seed(len(moving), len(valid_runs)),
         f"x_best still changing in {len(moving)}/{len(valid_runs)} valid runs "
         f"({sum(o.dscd_stat('stuck') for o in dscd)}/{len(dscd)} runs stuck in all)"))
+    claims.append(_frozen_claim(dscd))
+    adjust_family(claims, "notebook 02")
     result: dict[str, Any] = {"claims": claims, "runs": [o.to_dict() for o in dscd]}
     if ablation_folders:
         ablation = [search_outcome(f) for f in ablation_folders]
@@ -368,15 +407,37 @@ def dscd_claims(dscd_folders: Sequence[str | Path], adam_folders: Sequence[str |
     return result
 
 
+def _frozen_claim(dscd: Sequence[SearchOutcome]) -> dict[str, Any]:
+    """``dscd_valid_is_frozen``: DSCD's valid runs end on a frozen x_best more often than its invalid ones
+    (the 2x2 table valid/invalid by frozen/moving, Fisher's exact test)."""
+    valid, invalid = [o for o in dscd if o.valid], [o for o in dscd if not o.valid]
+    claim = "A valid FairDARTS + DSCD architecture is a frozen x_best: DSCD's valid runs end with x_best " \
+            f"unchanged over the last {STUCK_FRACTION:.0%} of their steps more often than its invalid runs"
+    where = "Section 3, Algorithm 2 (this package's check of why DSCD ends where it ends)"
+    frozen = lambda runs: sum(o.dscd_stat("stuck") for o in runs)  # noqa: E731
+    if not valid or not invalid:
+        return claim_record("dscd_valid_is_frozen", claim, where, INCONCLUSIVE,
+                            f"x_best frozen in {frozen(valid)}/{len(valid)} valid runs and {frozen(invalid)}/"
+                            f"{len(invalid)} invalid runs: no comparison without both kinds of run")
+    return claim_record("dscd_valid_is_frozen", claim, where, **compare_counts(
+        ("valid runs", frozen(valid), len(valid)), ("invalid runs", frozen(invalid), len(invalid)),
+        "x_best frozen", "runs"))
+
+
 def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
     """Notebook 04 (Table 1 Eval. Test, Table 2): FairDARTS + DSCD's final architectures train to a higher
     test accuracy than FairDARTS' (Welch's t-test over the valid ones, pooled over budgets)."""
+    def trained(method: str) -> list[Any]:
+        return [e for e in evaluations if e.summary is not None and e.method == method]
+
     def accuracies(method: str) -> list[float]:
-        return [100 * e.summary["test_acc"] for e in evaluations if e.summary is not None and e.method == method]
+        return [100 * e.summary["test_acc"] for e in trained(method)]
 
     ours, theirs = accuracies("dscd"), accuracies("fairdarts")
-    evidence = (f"Eval. Test (%) of the valid final architectures: FairDARTS + DSCD {format_mean_sd(ours)}, "
-                f"FairDARTS {format_mean_sd(theirs)}")
+    pooled = {method: [e.label for e in trained(method)] for method in ("dscd", "fairdarts")}
+    evidence = (f"Eval. Test (%) of the valid final architectures, pooled over budgets: FairDARTS + DSCD "
+                f"{format_mean_sd(ours)} ({', '.join(pooled['dscd']) or 'none'}), FairDARTS {format_mean_sd(theirs)} "
+                f"({', '.join(pooled['fairdarts']) or 'none'})")
     test = None
     if len(ours) >= 2 and len(theirs) >= 2:
         from scipy import stats
@@ -385,11 +446,13 @@ def eval_claims(evaluations: Sequence[Any]) -> list[dict[str, Any]]:
         p = float(t.pvalue) if math.isfinite(t.pvalue) else 1.0
         better = np.mean(ours) > np.mean(theirs)
         verdict = (HELD if better else NOT_HELD) if p < 0.05 else INCONCLUSIVE
-        test = {"name": "Welch's t-test (two-sided)", "p_value": p,
-                "note": f"p = {p:.3g} over {len(ours)} and {len(theirs)} trained architectures"}
+        test = {"name": "Welch's t-test (two-sided)", "p_value": p, "pooled_runs": pooled,
+                "note": f"p = {p:.3g} over {len(ours)} and {len(theirs)} trained architectures",
+                "significant_verdict": HELD if better else NOT_HELD}
     else:
         verdict = INCONCLUSIVE
         evidence += "; fewer than two valid architectures on one side, no test"
-    return [claim_record("dscd_trains_better",
+    claims = [claim_record("dscd_trains_better",
                          "FairDARTS + DSCD's final architectures reach a higher test accuracy than FairDARTS'",
                          "Table 1 Eval. Test (97.50 vs 97.36), Table 2", verdict, evidence, test=test)]
+    return adjust_family(claims, "notebook 04")
