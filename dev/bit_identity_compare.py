@@ -29,7 +29,7 @@ def common(old: Any, new: Any) -> Any:
     if isinstance(old, dict) and isinstance(new, dict):
         return {k: common(old[k], v) for k, v in new.items() if k in old}
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [common(o, n) for o, n in zip(old, new)]
+        return [common(o, n) for o, n in zip(old, new, strict=True)]
     return new
 
 

@@ -10,14 +10,14 @@ from dscd.paper.claims import (
     HELD,
     INCONCLUSIVE,
     NOT_HELD,
-    collapse_claims,
     adjust_family,
+    collapse_claims,
     compare_valid_counts,
-    holm,
     dscd_claims,
     eval_claims,
     fisher_exact,
     format_mean_sd,
+    holm,
     verdict_every_seed,
 )
 from dscd.paper.experiments import Evaluation, table1_by_budget
