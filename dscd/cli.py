@@ -288,11 +288,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from dscd.model_files import export_onnx, load_model
-    from dscd.runfolder import RUN_FILES
+    from dscd.runfolder import is_run_folder_file
 
     onnx = _output_file(args.onnx, "--onnx")
     source = Path(args.run)
-    if onnx.name in RUN_FILES or (onnx.exists() and source.exists() and onnx.resolve() == source.resolve()):
+    if is_run_folder_file(onnx) or (onnx.exists() and source.exists() and onnx.resolve() == source.resolve()):
         raise UsageError(f"--onnx {onnx} would replace a run's own file ({onnx.name}): give a new file name, "
                          "e.g. model.onnx")
     if args.image_size is not None and args.image_size < 8:

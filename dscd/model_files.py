@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 
 from dscd.eval_network import EvalNetwork, network_size
 from dscd.genotype import Genotype
-from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, write_atomic
+from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, replace_atomic, write_atomic
 
 __all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
 
@@ -163,20 +164,23 @@ def export_onnx(net: EvalNetwork, path: str | Path, image_size: int | None = Non
     first = next(net.parameters())
     example = torch.zeros(2, net.in_channels, size, size, device=first.device, dtype=first.dtype)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     was_training = net.training
     net.eval()
+    # torch's exporter may write the weights beside its file; it writes into a private folder created beside
+    # ``path``, and one self-contained file (weights embedded) replaces ``path`` in one rename
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
-        torch.onnx.export(net, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+        exported = work / "model.onnx"
+        torch.onnx.export(net, (example,), str(exported), input_names=["images"], output_names=["logits"],
                           dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), opset_version=opset,
-                          dynamo=True, verbose=False)
-        written = [o.version for o in onnx.load(str(tmp), load_external_data=False).opset_import if o.domain in ("",
-                   "ai.onnx")]
+                          dynamo=True, verbose=False, external_data=False)
+        model = onnx.load(str(exported))  # with any external data, which the file written below embeds
+        written = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
         if written != [opset]:  # the exporter falls back to its own opset when it cannot convert
             raise ValueError(f"the exporter could not write opset {opset} (it wrote {written}); choose "
                                  f"--opset {MIN_OPSET}")
-        os.replace(tmp, path)
+        replace_atomic(path, lambda fh: fh.write(model.SerializeToString()))
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
         net.train(was_training)
     return path

@@ -2,21 +2,28 @@
 
 A run folder holds one run and nothing else writes into it while it runs:
 
-* **one writer**: an exclusive lock (``fcntl.flock`` on ``.lock``) for as long as the
-  run is open; a second process meets a :class:`RunFolderError` naming the holder;
+* **one writer**: an exclusive lock (``fcntl.flock`` on the folder itself, which cannot be
+  deleted or swapped while it holds the run) for as long as the run is open; a second process
+  meets a :class:`RunFolderError` naming the holder, whom ``.lock`` records (a ``.lock`` that is
+  a link or not a regular file is refused, never written through);
+* **no write follows a link**: every file is written through a temporary created exclusively
+  beside it (:func:`tempfile.mkstemp`) and renamed over it, which replaces a link rather than
+  writing through it; a temporary that is not renamed is removed, whatever interrupted the write;
 * **never overwritten**: a folder holding any run file (:data:`RUN_FILES`) is refused
   unless the run is resumed, whether or not it still has a checkpoint;
 * **killed early, started again**: a run killed before its first checkpoint holds only what
   it writes when it starts (:data:`START_FILES`: its configuration and metadata) and no
-  record; resuming it starts it afresh when that configuration is the one asked for. A
-  folder holding anything computed (a record, a summary, a model) but no checkpoint is
-  refused, as before;
+  record; resuming it starts it afresh when that configuration is the one asked for. So does a
+  run stopped before its first checkpoint was complete, whose only computed files are its
+  per-epoch logs. A folder holding anything else computed (a summary, a model) but no
+  checkpoint is refused;
 * **resumable**: ``checkpoint.pt`` is written atomically (temporary file, fsync,
   rename) with the one before kept as ``checkpoint.prev.pt``; a corrupt or incomplete
   checkpoint falls back to the previous one (the bad file is kept aside, renamed);
   the JSON-lines logs are cut back to the records the checkpoint knew of;
 * **recorded**: ``config.json`` and ``meta.json`` (package, commit, torch, machine, the
-  resolved data source and a digest of its content) are written when the run starts.
+  resolved data source and a digest of its content) are written when the run starts; every
+  checkpoint keeps a copy, and a resume puts back either file when it was edited or deleted.
 
 The loops own only their epoch bodies::
 
@@ -41,8 +48,11 @@ import fcntl
 import json
 import os
 import re
+import stat
+import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,9 +61,12 @@ import torch
 
 __all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RecordLog", "RunFolder",
            "RunFolderError", "RunFolderWarning", "RunWriter", "UnsafeFileError", "acquire_lock", "check_output_path",
+           "is_run_folder_file", "replace_atomic",
            "load_weights_only", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
+#: The key under which a checkpoint keeps the run's start files (``config.json``, ``meta.json``).
+START_FILES_KEY = "start_files"
 PREVIOUS = "checkpoint.prev.pt"
 LOCK = ".lock"
 #: Files that make a folder a run folder: any of them present and the folder is never started afresh.
@@ -68,6 +81,14 @@ START_FILES = {"search": ("config.json", "meta.json"), "train": ("config.json", 
 #: NumPy generator state a training checkpoint keeps. Anything else is refused, never run.
 _NUMPY_GLOBALS = [getattr(np, "_core", np).multiarray._reconstruct, np.ndarray, np.dtype,
                   type(np.dtype(np.uint32))]
+
+
+def is_run_folder_file(path: str | Path) -> bool:
+    """Whether ``path``'s name is one a run folder uses: a run file (:data:`RUN_FILES`), the lock, a corrupt
+    checkpoint set aside, or a temporary. No command writes its own output onto such a name."""
+    name = Path(path).name
+    return (name in RUN_FILES or name == LOCK or name.endswith(".tmp")
+            or re.fullmatch(r"checkpoint\.corrupt(-\d+)?\.pt", name) is not None)
 
 
 class UnsafeFileError(ValueError):
@@ -122,43 +143,109 @@ def check_output_path(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename; on failure nothing is left behind
-    and the old file (if any) is intact. Errors are :class:`RunFolderError`."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[tuple[Any, Path]]:
+    """An open binary file ``(handle, path)`` for a new temporary beside ``path``, created exclusively
+    (``O_CREAT | O_EXCL`` under a fresh name, so never through a link planted in advance), with the
+    permissions an ordinary new file gets. It is removed on leaving unless the caller renamed it away."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_atomic(path: str | Path, write: Callable[[Any], None], action: str = "write") -> None:
+    """Replace ``path`` with what ``write(handle)`` writes into a binary file, atomically: through an
+    exclusive temporary beside it (:func:`_temporary_beside`), fsync and a rename, which replaces a
+    link at ``path`` instead of writing through it. On any failure (a full disk, an error in ``write``,
+    Ctrl-C) the temporary is removed and the old file is intact. File system errors, and torch's
+    ``RuntimeError`` from its zip writer on a full disk, are :class:`RunFolderError`."""
+    path = Path(path)
+    try:
+        with _temporary_beside(path) as (fh, tmp):
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise RunFolderError(_describe_os_error(err, path, "write")) from None
+        raise RunFolderError(_describe_os_error(err, path, action)) from None
+    except RuntimeError as err:  # torch's zip writer: "PytorchStreamWriter failed writing file ..."
+        if "writ" not in str(err).lower():
+            raise
+        raise RunFolderError(f"cannot {action} {path}: {str(err).splitlines()[0]} (is the disk full?)") from None
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (:func:`replace_atomic`); on failure
+    nothing is left behind and the old file (if any) is intact. Errors are :class:`RunFolderError`."""
+    payload = data.encode() if isinstance(data, str) else data
+    replace_atomic(path, lambda fh: fh.write(payload))
 
 
 def acquire_lock(folder: Path, advice: str) -> Any:
-    """Take ``folder``'s exclusive writer lock (``fcntl.flock`` on ``.lock``, naming this process) and return
-    its open file: the lock lasts until that file is closed. A held lock is :class:`RunFolderError` naming the
-    holder, followed by ``advice``."""
+    """Take ``folder``'s exclusive writer lock and return what holds it: the lock lasts until its ``close()``.
+
+    The lock is ``fcntl.flock`` on the folder itself, so deleting or replacing ``.lock`` cannot let a second
+    writer in. ``.lock`` only names the holder: it is written after the lock is held, never through a link,
+    and a ``.lock`` that is a link or not a regular file is refused. A held lock is :class:`RunFolderError`
+    naming the holder, followed by ``advice``."""
     lock_path = folder / LOCK
+    if lock_path.is_symlink() or (lock_path.exists() and not lock_path.is_file()):
+        raise RunFolderError(f"{lock_path} is a link or not a regular file, so {folder} is not a run folder that dscd "
+                             "wrote: remove it if the folder is yours, or choose another folder")
     try:
-        fh = open(lock_path, "a+")
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as err:
         raise RunFolderError(_describe_os_error(err, folder, "write into")) from None
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
+        os.close(fd)
+        holder = _read_holder(lock_path) or "another process"
         raise RunFolderError(f"{folder} is in use by {holder}: {advice}") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"process {os.getpid()} on {os.uname().nodename}\n")
-    fh.flush()
-    return fh
+    try:
+        write_atomic(lock_path, f"process {os.getpid()} on {os.uname().nodename}\n")
+    except BaseException:
+        os.close(fd)
+        raise
+    return _FolderLock(fd)
+
+
+def _read_holder(lock_path: Path) -> str:
+    """What ``.lock`` says of its holder, read without following a link; empty when there is nothing to read."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 200).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+
+
+class _FolderLock:
+    """The descriptor of a locked folder; closing it releases the lock."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _plain(data: Any) -> Any:
+    """``data`` as JSON gives it back (tuples become lists), so that it compares equal to what a file holds."""
+    return json.loads(json.dumps(data))
 
 
 class JsonLines:
@@ -252,6 +339,8 @@ class RunFolder:
         self._lock: Any = None
         self._created = False
         self._started = False
+        #: ``config.json`` and ``meta.json`` as the run wrote them; every checkpoint keeps a copy.
+        self._start_files: dict[str, Any] = {}
 
     @property
     def run_kind_name(self) -> str:
@@ -286,6 +375,8 @@ class RunFolder:
                 folder.state = folder._load_checkpoint(identity, list(must_match), required, existing)
                 for log in folder.logs.values():  # a run started afresh (state None) keeps no record
                     log.truncate(int(folder.state["epoch"]) if folder.state is not None else 0)
+                if folder.state is not None:
+                    folder._restore_start_files(folder.state, list(must_match))
         except BaseException:
             folder.close()
             raise
@@ -304,11 +395,11 @@ class RunFolder:
     @classmethod
     def holds_run_to_resume(cls, path: str | Path, kind: str, logs: Sequence[str] = ("metrics",)) -> bool:
         """Whether ``path`` holds a run that ``open(..., resume=True)`` would continue: one with a checkpoint
-        (a corrupt newest one falls back to the one before), or one killed before its first checkpoint."""
+        (a corrupt newest one falls back to the one before), or one stopped before its first checkpoint."""
         folder = cls(path, kind, logs)
         if any((folder.path / name).is_file() for name in (CHECKPOINT, PREVIOUS)):
             return True
-        return bool(folder.existing_run_files()) and not folder.computed_files()
+        return bool(folder.existing_run_files()) and folder._stopped_before_first_checkpoint()
 
     def _acquire(self) -> None:
         self._lock = acquire_lock(self.path, "two runs cannot share a folder; wait for it to finish (then --resume) "
@@ -318,7 +409,7 @@ class RunFolder:
                          existing: list[str]) -> dict[str, Any] | None:
         candidates = [self.path / n for n in (CHECKPOINT, PREVIOUS) if (self.path / n).is_file()]
         if not candidates:
-            if existing and not self.computed_files():
+            if existing and self._stopped_before_first_checkpoint():
                 self._restart_uncomputed(identity, must_match, existing)
                 return None
             if existing:
@@ -338,7 +429,7 @@ class RunFolder:
                 bad = self.path / CHECKPOINT
                 note = ""
                 if bad.exists():
-                    aside = self.path / "checkpoint.corrupt.pt"
+                    aside = self._free_corrupt_name()
                     os.replace(bad, aside)
                     note = f" (it was moved to {aside.name})"
                 warnings.warn(f"{'; '.join(problems) or f'{CHECKPOINT} is missing'}{note}; resuming from "
@@ -346,6 +437,52 @@ class RunFolder:
             return state
         raise RunFolderError("; ".join(problems) + ": no usable checkpoint is left, so the run cannot be resumed; "
                              "the files were left as they are")
+
+    def _free_corrupt_name(self) -> Path:
+        """Where a corrupt checkpoint is set aside: ``checkpoint.corrupt.pt``, or ``checkpoint.corrupt-N.pt`` when
+        earlier ones are there (a set-aside file is never replaced)."""
+        for n in range(10_000):
+            aside = self.path / ("checkpoint.corrupt.pt" if n == 0 else f"checkpoint.corrupt-{n}.pt")
+            if not aside.exists() and not aside.is_symlink():
+                return aside
+        raise RunFolderError(f"{self.path} holds 10,000 corrupt checkpoints set aside: move them away first")
+
+    def _stopped_before_first_checkpoint(self) -> bool:
+        """Whether a folder without a checkpoint holds a run stopped before its first one was complete: nothing
+        computed, or only the first epoch's records (appended just before the epoch's checkpoint). Starting it
+        afresh then recomputes exactly what it held; a folder with more is refused (its checkpoints were removed)."""
+        logs = {log.path.name: log for log in self.logs.values()}
+        computed = self.computed_files()
+        return all(name in logs for name in computed) and all(len(logs[name].read(limit=2)) <= 1 for name in computed)
+
+    def _restore_start_files(self, state: dict[str, Any], must_match: list[str]) -> None:
+        """On resume: put back ``config.json`` / ``meta.json`` as the checkpoint keeps them when they were edited
+        or deleted (with a :class:`RunFolderWarning`). A checkpoint from before checkpoints kept them: the
+        configuration file must agree with it, else one line refuses the resume."""
+        saved = state.get(START_FILES_KEY)
+        on_disk: dict[str, Any] = {}
+        for name in ("config.json", "meta.json"):
+            try:
+                on_disk[name] = json.loads((self.path / name).read_text())
+            except (OSError, ValueError):
+                on_disk[name] = None
+        if saved:
+            self._start_files = saved
+            for name, content in saved.items():
+                if on_disk.get(name) != content:
+                    self.write_json(name, content)
+                    what = "missing or unreadable" if on_disk.get(name) is None else "edited"
+                    warnings.warn(f"{self.path / name} was {what}; it was put back as the checkpoint recorded it",
+                                  RunFolderWarning, stacklevel=3)
+            return
+        config, recorded = on_disk["config.json"], _plain(state["config"])
+        differ = [k for k in must_match if k in recorded and k != "data_fingerprint"
+                  and (not isinstance(config, dict) or config.get(k) != recorded[k])]
+        if differ:
+            raise RunFolderError(f"--resume: {self.path / 'config.json'} is missing or disagrees with the checkpoint "
+                                 f"({', '.join(differ[:5])}): restore it from a copy, or start the run in another "
+                                 "--out")
+        self._start_files = {name: content for name, content in on_disk.items() if content is not None}
 
     def _restart_uncomputed(self, identity: dict[str, Any], must_match: list[str],
                             existing: list[str]) -> None:
@@ -407,6 +544,7 @@ class RunFolder:
         if self.state is not None:
             raise RuntimeError("start() is for a new run; this one is being resumed")
         self._started = True
+        self._start_files = {"config.json": _plain(config), "meta.json": _plain(meta)}
         self.write_json("config.json", config)
         self.write_json("meta.json", meta)
 
@@ -419,20 +557,25 @@ class RunFolder:
         return path
 
     def save_checkpoint(self, state: dict[str, Any]) -> Path:
-        """Write ``checkpoint.pt`` atomically, keeping the one before as ``checkpoint.prev.pt``."""
-        path, previous, tmp = self.path / CHECKPOINT, self.path / PREVIOUS, self.path / (CHECKPOINT + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save({"kind": self.kind, **state}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
+        """Write ``checkpoint.pt`` atomically, keeping the one before as ``checkpoint.prev.pt``. The checkpoint
+        also keeps the run's ``config.json`` and ``meta.json``, which a resume checks and puts back."""
+        path, previous = self.path / CHECKPOINT, self.path / PREVIOUS
+        payload = {"kind": self.kind, **state, START_FILES_KEY: self._start_files}
+        had_one = path.exists() or previous.exists()
+
+        def write(fh: Any) -> None:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
             if path.exists():
                 os.replace(path, previous)
-            os.replace(tmp, path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise RunFolderError(_describe_os_error(err, path, "write") + f"; the last good checkpoint in "
-                                 f"{self.path} is intact: resume with --resume") from None
+
+        try:
+            replace_atomic(path, write)
+        except RunFolderError as err:
+            kept = (f"the last good checkpoint in {self.path} is intact: resume with --resume" if had_one else
+                    f"no checkpoint was written yet, so a --resume of {self.path} starts the run afresh")
+            raise RunFolderError(f"{err}; {kept}") from None
         return path
 
     # -- closing ----------------------------------------------------------------------------

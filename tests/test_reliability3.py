@@ -1,0 +1,223 @@
+"""Reliability, third round: no write follows a link, the one-writer lock cannot be sidestepped, an export is one
+self-contained file replaced atomically, set-aside files are never replaced, and no run is stranded."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from dscd.runfolder import RunFolderError, RunFolderWarning, acquire_lock
+from dscd.search import load_metrics, run_search
+from tests.test_reliability import trained  # noqa: F401 - the module's trained model, a fixture
+from tests.test_runfolder import _cli, _snapshot, tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+VICTIM_TEXT = "a file of the user's that no dscd command may change\n"
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """One finished tiny search (2 epochs, so both checkpoint.pt and checkpoint.prev.pt), run once."""
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    run_search(tiny(), folder, progress=False)
+    return folder
+
+
+@pytest.fixture
+def victim(tmp_path):
+    path = tmp_path / "IMPORTANT.txt"
+    path.write_text(VICTIM_TEXT)
+    return path
+
+
+# ---------------------------------------------------------------- 1. no write follows a link
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path, victim, whole):
+    folder = tmp_path / "run"
+    shutil.copytree(whole, folder)
+    (folder / ".lock").unlink(missing_ok=True)
+    (folder / ".lock").symlink_to(victim)
+    with pytest.raises(RunFolderError, match=r"\.lock is a link or not a regular file"):
+        run_search(tiny(epochs=3), folder, resume=True, progress=False)
+    assert victim.read_text() == VICTIM_TEXT
+
+
+def test_links_planted_at_temporary_names_are_never_written_through(tmp_path, victim):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    planted = ("checkpoint.pt.tmp", "meta.json.tmp", "config.json.tmp", "metrics.jsonl.tmp")
+    for name in planted:
+        (folder / name).symlink_to(victim)
+    run_search(tiny(epochs=1), folder, progress=False)
+    assert victim.read_text() == VICTIM_TEXT and all((folder / name).is_symlink() for name in planted)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp") and p.name not in planted]
+
+
+def test_a_run_file_replaced_by_a_link_is_replaced_not_written_through(tmp_path, victim, whole):
+    folder = tmp_path / "run"
+    shutil.copytree(whole, folder)
+    (folder / "checkpoint.prev.pt").unlink()
+    (folder / "checkpoint.prev.pt").symlink_to(victim)  # the next checkpoint moves checkpoint.pt onto this name
+    (folder / "summary.json").unlink()
+    (folder / "summary.json").symlink_to(victim)
+    run_search(tiny(), folder, resume=True, progress=False)  # a finished run: finishes again
+    assert victim.read_text() == VICTIM_TEXT and not (folder / "summary.json").is_symlink()
+
+
+# ---------------------------------------------------------------- 2. the lock cannot be sidestepped
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    held = acquire_lock(folder, "advice")
+    try:
+        (folder / ".lock").unlink()  # "a stale lock file"
+        with pytest.raises(RunFolderError, match="is in use"):
+            acquire_lock(folder, "advice")
+        (folder / ".lock").write_text("replaced by hand\n")
+        with pytest.raises(RunFolderError, match="in use by replaced by hand"):
+            acquire_lock(folder, "advice")
+    finally:
+        held.close()
+    acquire_lock(folder, "advice").close()  # released with its holder
+
+
+def test_a_second_process_after_the_lock_file_was_deleted_exits_1_and_every_epoch_is_recorded_once(tmp_path):
+    folder = tmp_path / "run"
+    args = [sys.executable, "-m", "dscd", "search", "--profile", "smoke", "--epochs", "400", "--quiet",
+            "--set", "test_every=0", "--out", str(folder)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        while first.poll() is None and not load_metrics(folder):  # waits on what it needs: a first record
+            time.sleep(0.05)
+        assert first.poll() is None, "the first search ended before a second could meet it"
+        (folder / ".lock").unlink()
+        second = subprocess.run(args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert first.poll() is None, "the first search (400 epochs) ended before the second met it"
+    finally:
+        first.kill()  # what it recorded so far is what this test reads
+        first.wait()
+    assert second.returncode == 1 and "is in use by" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    epochs = [r["epoch"] for r in load_metrics(folder)]
+    assert epochs == list(range(1, len(epochs) + 1))  # every epoch once: no second writer appended
+
+
+# ---------------------------------------------------------------- 3. an export is one self-contained file
+
+
+def test_an_export_is_one_file_that_runs_on_its_own_and_leaves_nothing_behind(trained, tmp_path, capsys):  # noqa: F811
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = _cli(["export", str(trained), "--onnx", str(out / "m.onnx")], capsys)
+    assert code == 0, err
+    assert [p.name for p in out.iterdir()] == ["m.onnx"]  # no m.onnx.tmp.data, no temporary
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.copy(out / "m.onnx", alone / "m.onnx")
+    session = ort.InferenceSession(str(alone / "m.onnx"))
+    shape = session.get_inputs()[0].shape
+    logits = session.run(None, {"images": torch.zeros(2, shape[1], shape[2], shape[3]).numpy()})[0]
+    assert logits.shape[0] == 2
+
+
+def test_an_interrupted_re_export_leaves_the_old_file_byte_for_byte(trained, tmp_path, capsys, monkeypatch):  # noqa: F811
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    target = tmp_path / "m.onnx"
+    assert _cli(["export", str(trained), "--onnx", str(target)], capsys)[0] == 0
+    before = target.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C after torch wrote its files, before the rename
+
+    monkeypatch.setattr(onnx, "load", interrupted)
+    code, err = _cli(["export", str(trained), "--onnx", str(target)], capsys)
+    assert code != 0 and "interrupted" in err
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+@pytest.mark.parametrize("name", [".lock", "checkpoint.corrupt.pt", "checkpoint.corrupt-2.pt", "x.onnx.tmp"])
+def test_export_refuses_the_files_of_a_run_folder(trained, tmp_path, capsys, name):  # noqa: F811
+    folder = tmp_path / "run"
+    shutil.copytree(trained, folder)
+    (folder / name).write_text("kept\n")
+    before = _snapshot(folder)
+    code, err = _cli(["export", str(folder), "--onnx", str(folder / name)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "would replace a run's own file" in err
+    assert _snapshot(folder) == before and (folder / name).read_text() == "kept\n"
+
+
+# ---------------------------------------------------------------- 5. set-aside checkpoints are kept
+
+
+def test_a_second_corrupt_checkpoint_is_set_aside_beside_the_first(tmp_path, whole):
+    folder = tmp_path / "run"
+    shutil.copytree(whole, folder)
+    (folder / "checkpoint.corrupt.pt").write_bytes(b"the first one set aside")
+    (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(RunFolderWarning, match="moved to checkpoint.corrupt-1.pt"):
+        run_search(tiny(), folder, resume=True, progress=False)
+    assert (folder / "checkpoint.corrupt.pt").read_bytes() == b"the first one set aside"
+    assert (folder / "checkpoint.corrupt-1.pt").read_bytes() == b"not a checkpoint"
+
+
+# ---------------------------------------------------------------- 4. never stranded
+
+
+def test_a_run_stopped_between_its_first_record_and_its_first_checkpoint_resumes_exactly(tmp_path, whole):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("config.json", "meta.json"):
+        shutil.copy(whole / name, folder / name)
+    first = (whole / "metrics.jsonl").read_text().splitlines()[0]
+    (folder / "metrics.jsonl").write_text(first + "\n")
+    (folder / "alphas.jsonl").write_text((whole / "alphas.jsonl").read_text().splitlines()[0] + "\n")
+    run_search(tiny(), folder, resume=True, progress=False)
+    assert _strip(load_metrics(folder)) == _strip(load_metrics(whole))
+
+
+def test_a_checkpoint_that_torch_cannot_write_is_one_error_and_leaves_no_temporary(tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter failed writing file "
+                           "data/3: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    folder = tmp_path / "run"
+    with pytest.raises(RunFolderError, match="is the disk full.*no checkpoint was written yet"):
+        run_search(tiny(), folder, progress=False)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    run_search(tiny(), folder, resume=True, progress=False)  # the first record is there; it starts afresh
+    assert len(load_metrics(folder)) == 2
+
+
+def test_resume_puts_back_an_edited_config_and_a_deleted_meta(tmp_path, whole):
+    folder = tmp_path / "run"
+    shutil.copytree(whole, folder)
+    (folder / "config.json").write_text((whole / "config.json").read_text().replace('"seed": 0', '"seed": 7'))
+    (folder / "meta.json").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_search(tiny(), folder, resume=True, progress=False)
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, RunFolderWarning))
+    assert "config.json was edited" in said and "meta.json was missing" in said
+    for name in ("config.json", "meta.json"):
+        assert (folder / name).read_text() == (whole / name).read_text()
