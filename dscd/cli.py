@@ -132,6 +132,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from dscd.paper.report import default_files, render
 
     root = Path(args.root)
+    if not (root / "results").is_dir():
+        raise UsageError(f"--root {root} has no results/ folder: give the repository's root (where results/ and "
+                         "README.md are)")
     files = [Path(f) for f in args.files] if args.files else default_files(root)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -258,6 +261,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from dscd.config import check_plain_name
     from dscd.eval_network import InvalidArchitectureError
     from dscd.genotype import GenotypeError, load_genotype
     from dscd.train import TrainConfig, train_genotype, train_profile
@@ -269,6 +273,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _configure(args, TrainConfig, train_profile, ("epochs", "device", "data", "seed", "download",
                                                            "tensorboard"))
     name = args.name or Path(args.genotype).stem
+    if args.out is None:  # the name becomes a folder name
+        try:
+            check_plain_name(name, "--name (the genotype's name, which names its run folder)")
+        except ValueError as err:
+            raise UsageError(f"{err}; or give --out") from None
     out = args.out or f"runs/train-{config.profile}-{name}"
     _output_path(out, "--out")
     try:
@@ -295,8 +304,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if is_run_folder_file(onnx) or (onnx.exists() and source.exists() and onnx.resolve() == source.resolve()):
         raise UsageError(f"--onnx {onnx} would replace a run's own file ({onnx.name}): give a new file name, "
                          "e.g. model.onnx")
-    if args.image_size is not None and args.image_size < 8:
-        raise UsageError(f"--image-size must be at least 8, got {args.image_size}")
+    if args.image_size is not None and not 8 <= args.image_size <= 1024:
+        raise UsageError(f"--image-size must be from 8 to 1024, got {args.image_size}")
     try:
         net = load_model(source)
         size = args.image_size or net.image_size

@@ -7,8 +7,11 @@ configuration reads and writes JSON or YAML, rejects unknown fields (listing the
 known ones) and out-of-range values with a message naming the field (and the
 file). Named configurations are profiles (:mod:`dscd.profiles`).
 
-YAML is read with the YAML 1.2 rules for numbers, so ``3e-4`` is a number in a
-file and in ``--set alpha_lr=3e-4`` alike (PyYAML's YAML 1.1 reads it as a string).
+YAML is read with the YAML 1.2 core schema for integers, floats and booleans, so ``3e-4`` is a
+number in a file and in ``--set alpha_lr=3e-4`` alike, ``010`` is ten, and ``1:30``, ``0b11``,
+``1_000`` and ``yes`` are strings (which a numeric or boolean field then refuses). Anchors and aliases
+(``&a``, ``*a``) and duplicate keys are refused, so a file cannot expand into something huge or
+silently say two things; messages show values shortened (:mod:`reprlib`).
 """
 
 from __future__ import annotations
@@ -17,23 +20,36 @@ import dataclasses
 import json
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["RunConfig", "check_bool", "check_device", "check_integer", "check_number", "check_sequence",
-           "load_yaml", "parse_assignment"]
+           "check_plain_name", "load_yaml", "parse_assignment", "shown"]
 
 C = TypeVar("C", bound="RunConfig")
 
+_SHORT = reprlib.Repr()  # Python 3.11's takes no keyword arguments
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 6, 6, 6
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
 
-def check_integer(config: Any, name: str, minimum: int, allow_none: bool = False) -> None:
-    """``config.<name>`` must be an integer >= ``minimum`` (or ``None`` when allowed)."""
+
+def shown(value: Any) -> str:
+    """``repr(value)`` shortened for a message: a huge or deeply nested value cannot flood an error line."""
+    return _SHORT.repr(value)
+
+
+def check_integer(config: Any, name: str, minimum: int, allow_none: bool = False, maximum: int | None = None) -> None:
+    """``config.<name>`` must be an integer >= ``minimum`` and <= ``maximum`` if given (or ``None`` when allowed)."""
     value = getattr(config, name)
     if allow_none and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' or null' if allow_none else ''}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}{' or null' if allow_none else ''}, "
+                         f"got {shown(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
 
 
 def check_number(config: Any, name: str, low: float, high: float = math.inf, low_open: bool = False) -> None:
@@ -42,18 +58,29 @@ def check_number(config: Any, name: str, low: float, high: float = math.inf, low
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
             value <= low if low_open else value < low) or value > high:
         bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high < math.inf else "")
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        raise ValueError(f"{name} must be a number {bound}, got {shown(value)}")
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
+
+
+def check_plain_name(value: Any, what: str) -> str:
+    """``value`` as a name that becomes part of a path: letters, digits, ``_ . + -``, not starting with a dot,
+    at most 100 characters; anything else (a ``/``, ``..``) is a ``ValueError`` naming ``what``."""
+    if not isinstance(value, str) or not _PLAIN_NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} must be a plain name (letters, digits, _ . + -; no / and no ..), got {shown(value)}")
+    return value
 
 
 def check_bool(config: Any, name: str) -> None:
     """``config.<name>`` must be ``True`` or ``False`` (not ``1``, not ``"yes"``)."""
     if not isinstance(getattr(config, name), bool):
-        raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")
+        raise ValueError(f"{name} must be true or false, got {shown(getattr(config, name))}")
 
 
 def check_device(device: Any) -> None:
     if not isinstance(device, str) or (device not in ("auto", "cpu") and not device.startswith("cuda")):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {shown(device)}")
 
 
 def check_sequence(config: Any, name: str, item: type | tuple[type, ...], length: int | None = None) -> tuple:
@@ -64,29 +91,65 @@ def check_sequence(config: Any, name: str, item: type | tuple[type, ...], length
             length is not None and len(value) != length):
         what = f"{length} " if length else ""
         kinds = item.__name__ if isinstance(item, type) else " or ".join(t.__name__ for t in item)
-        raise ValueError(f"{name} must be a list of {what}{kinds} values, got {value!r}")
+        raise ValueError(f"{name} must be a list of {what}{kinds} values, got {shown(value)}")
     return tuple(value)
 
 
-# ------------------------------------------------------------------------------------ YAML 1.2 numbers
+# ------------------------------------------------------------------------------------ YAML 1.2, safely
+
+#: YAML 1.2 core schema: the plain scalars that are integers, floats and booleans (everything else is a string).
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                    r"|\.(?:nan|NaN|NAN))$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+class _Refused(Exception):
+    """A YAML construct a dscd configuration never needs (an anchor, an alias, a duplicate key)."""
 
 
 def _yaml_loader() -> type:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        """SafeLoader whose floats follow YAML 1.2 (``3e-4``, ``1E5``, ``.5`` are numbers)."""
+        """SafeLoader with YAML 1.2 core integers, floats and booleans, refusing anchors, aliases and
+        duplicate keys."""
 
-    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-    for first in list(Loader.yaml_implicit_resolvers):
-        Loader.yaml_implicit_resolvers[first] = [
-            (tag, rx) for tag, rx in Loader.yaml_implicit_resolvers[first] if tag != "tag:yaml.org,2002:float"]
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-        list("-+0123456789."))
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise _Refused("anchors and aliases (&name, *name) are not accepted: write each value out")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise _Refused(f"the key {shown(key)} is given twice: keep one")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    def construct_int(loader: Any, node: Any) -> int:
+        text = loader.construct_scalar(node)
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)
+
+    def construct_float(loader: Any, node: Any) -> float:
+        text = loader.construct_scalar(node).lower()
+        return float(text.replace(".inf", "inf").replace(".nan", "nan"))
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (
+            "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    Loader.add_constructor("tag:yaml.org,2002:float", construct_float)
     return Loader
 
 
@@ -94,7 +157,8 @@ _LOADER: type | None = None
 
 
 def load_yaml(text: str, where: str) -> Any:
-    """Parse YAML ``text`` (floats as in YAML 1.2); a syntax error is a ``ValueError`` naming ``where``."""
+    """Parse YAML ``text`` (YAML 1.2 core numbers and booleans; no anchors, aliases or duplicate keys);
+    any problem, nesting too deep included, is a ``ValueError`` naming ``where``."""
     import yaml
 
     global _LOADER
@@ -102,8 +166,12 @@ def load_yaml(text: str, where: str) -> Any:
         _LOADER = _yaml_loader()
     try:
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        raise ValueError(f"{where}: {err}") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from None
+        raise ValueError(f"{where} is not valid YAML: {shown(' '.join(str(err).split()))}") from None
+    except RecursionError:
+        raise ValueError(f"{where} nests too deeply to be a dscd configuration") from None
 
 
 def parse_assignment(item: str) -> tuple[str, Any]:
@@ -111,7 +179,7 @@ def parse_assignment(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"--set expects key=value, got {item!r}")
-    return key.strip(), load_yaml(value, f"--set {item!r}")
+    return key.strip(), load_yaml(value, f"--set {shown(item)}")
 
 
 # ------------------------------------------------------------------------------------ the base
@@ -152,14 +220,17 @@ class RunConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.profile, str):
-            raise ValueError(f"profile must be a name, got {self.profile!r}")
+        from dscd.profiles import PROFILES  # no torch: profiles build their configurations on first use
+
+        if not isinstance(self.profile, str) or self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {shown(self.profile)}")
         if self.data is not None and (not isinstance(self.data, str) or not self.data):
             raise ValueError(f"data must be a data source (a path, 'cifar10[:DIR]' or 'digits') or null, "
-                             f"got {self.data!r}")
-        for name, minimum in (("image_size", 4), ("channels", 2), ("layers", 1), ("epochs", 1), ("batch_size", 1),
-                              ("test_every", 0), ("seed", 0)):
-            check_integer(self, name, minimum)
+                             f"got {shown(self.data)}")
+        for name, minimum, maximum in (("image_size", 4, 1024), ("channels", 2, 4096), ("layers", 3, 1000),
+                                       ("epochs", 1, 10**7), ("batch_size", 1, 10**6), ("test_every", 0, None),
+                                       ("seed", 0, 2**63 - 1)):
+            check_integer(self, name, minimum, maximum=maximum)
         check_integer(self, "per_class", 2, allow_none=True)
         check_integer(self, "test_per_class", 2, allow_none=True)
         for name in ("amp", "channels_last", "download", "tensorboard"):

@@ -44,6 +44,8 @@ __all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_me
            "run_search", "search_profile"]
 
 OPTIMIZERS = ("adam", "dscd")
+#: The largest |bound| of ``dscd_domain``: proposals are drawn across the domain, so it must stay finite.
+DSCD_DOMAIN_BOUND = 1000.0
 #: The JSON-lines logs of a search folder: one record per epoch in each.
 SEARCH_LOGS = ("metrics", "alphas")
 
@@ -105,8 +107,8 @@ class SearchConfig(RunConfig):
                            tuple(float(b) for b in check_sequence(self, "alpha_betas", (int, float), 2)))
         object.__setattr__(self, "dscd_domain",
                            tuple(float(d) for d in check_sequence(self, "dscd_domain", (int, float), 2)))
-        for name, minimum in (("nodes", 1), ("dscd_T", 1), ("dscd_K", 1)):
-            check_integer(self, name, minimum)
+        for name, minimum, maximum in (("nodes", 1, 64), ("dscd_T", 1, 10**9), ("dscd_K", 1, 10**7)):
+            check_integer(self, name, minimum, maximum=maximum)  # K: DSCD keeps a window of K values in memory
         if self.channels % 2:
             raise ValueError(f"channels must be even, got {self.channels}")
         for name in ("alpha_lr", "w_lr", "checkpoint_minutes"):
@@ -123,6 +125,9 @@ class SearchConfig(RunConfig):
             raise ValueError(f"alpha_betas must be two numbers in [0, 1), got {list(self.alpha_betas)}")
         if not self.dscd_domain[0] < self.dscd_domain[1]:
             raise ValueError(f"dscd_domain must be (lo, hi) with lo < hi, got {list(self.dscd_domain)}")
+        if not all(abs(d) <= DSCD_DOMAIN_BOUND for d in self.dscd_domain):
+            raise ValueError(f"dscd_domain must lie within [-{DSCD_DOMAIN_BOUND:g}, {DSCD_DOMAIN_BOUND:g}] (alpha "
+                             f"beyond that saturates every relaxation), got {list(self.dscd_domain)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.relaxation not in RELAXATIONS:

@@ -83,8 +83,8 @@ def _kill_rank_1(cmd, folder, lines=2):
     """Start a 2-rank run, SIGKILL rank 1 once ``lines`` epochs are logged; the job must end, not hang."""
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    log, deadline = folder / "metrics.jsonl", time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
+    log = folder / "metrics.jsonl"
+    while proc.poll() is None:  # waits on the records, however slow the machine
         if log.is_file() and len(log.read_text().splitlines()) >= lines:
             break
         time.sleep(0.05)

@@ -86,8 +86,7 @@ def test_the_cli_resumes_a_search_sigkilled_as_soon_as_it_started(tmp_path):
             str(folder)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not (folder / "config.json").is_file():
+    while proc.poll() is None and not (folder / "config.json").is_file():
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -221,3 +221,73 @@ def test_resume_puts_back_an_edited_config_and_a_deleted_meta(tmp_path, whole):
     assert "config.json was edited" in said and "meta.json was missing" in said
     for name in ("config.json", "meta.json"):
         assert (folder / name).read_text() == (whole / name).read_text()
+
+
+# ---------------------------------------------------------------- 3. configurations that cannot hurt
+
+
+def test_a_yaml_alias_bomb_is_refused_in_seconds_under_a_memory_limit(tmp_path):
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9^10 strings if expanded
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    script = ("import resource, sys\nfrom dscd.config import load_yaml\n"  # torch is loaded, then 512 MiB more
+              "size = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+              "resource.setrlimit(resource.RLIMIT_AS, (size + (512 << 20), size + (512 << 20)))\n"
+              "try:\n    load_yaml(open(sys.argv[1]).read(), sys.argv[1])\n"
+              "except ValueError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bomb.yaml")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "anchors and aliases (&name, *name) are not accepted" in done.stdout
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("epochs=1:30", "epochs must be an integer >= 1, got '1:30'"),      # YAML 1.1's sexagesimal 90
+    ("epochs=0b11", "epochs must be an integer >= 1, got '0b11'"),      # YAML 1.1's binary 3
+    ("epochs=1_000", "epochs must be an integer >= 1, got '1_000'"),
+    ("amp=yes", "amp must be true or false, got 'yes'"),
+    ("ops=[&a x, *a]", "anchors and aliases"),
+    ("ops={a: 1, a: 2}", "the key 'a' is given twice"),
+    ("ops=" + "[" * 3000 + "]" * 3000, "nests too deeply"),
+    ("layers=2", "layers must be an integer >= 3, got 2"),
+    ("dscd_domain=[-1e308, 1e308]", "dscd_domain must lie within [-1000, 1000]"),
+    ("dscd_K=1000000000000", "dscd_K must be at most 10,000,000"),
+    ("image_size=1000000", "image_size must be at most 1,024"),
+    ("profile=/../../../elsewhere/x", "profile must be one of smoke, quick, paper"),
+    ("ops=" + str([["x"] * 50] * 50).replace("'", ""), "ops must be a list of str values, got [['x', 'x'"),
+])
+def test_bad_set_values_are_one_short_line(tmp_path, capsys, assignment, message):
+    code, err = _cli(["search", "--profile", "smoke", "--set", assignment, "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err and len(err) < 400
+    assert not (tmp_path / "r").exists()
+
+
+def test_yaml_12_numbers_in_set_and_files(tmp_path):
+    from dscd.config import parse_assignment
+    from dscd.search import SearchConfig
+
+    assert parse_assignment("epochs=010") == ("epochs", 10)  # YAML 1.2: decimal, not octal 8
+    assert parse_assignment("alpha_lr=3e-4") == ("alpha_lr", 3e-4)
+    assert parse_assignment("x=0o17") == ("x", 15) and parse_assignment("x=0x1F") == ("x", 31)
+    (tmp_path / "c.yaml").write_text("profile: smoke\nepochs: 3\nepochs: 4\n")
+    with pytest.raises(ValueError, match="c.yaml: the key 'epochs' is given twice"):
+        SearchConfig.from_file(tmp_path / "c.yaml")
+
+
+def test_a_genotype_name_that_would_leave_runs_is_refused(tmp_path, capsys, monkeypatch):
+    import json
+
+    from dscd.genotype import load_genotype
+
+    monkeypatch.chdir(tmp_path)
+    crafted = tmp_path / "g.json"
+    crafted.write_text(json.dumps({"../../../elsewhere/x": load_genotype("DARTS_V2").to_dict()}))
+    code, err = _cli(["train", "--genotype", str(crafted), "--profile", "smoke", "--name", "../../../elsewhere/x"],
+                     capsys)
+    assert code == 2 and err.count("\n") == 1 and "--name" in err and "plain name" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["g.json"]
+
+
+def test_report_with_a_root_without_results_is_refused(tmp_path, capsys):
+    code, err = _cli(["report", "--root", str(tmp_path / "nonexistent"), "--check"], capsys)
+    assert code == 2 and "has no results/ folder" in err

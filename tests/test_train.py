@@ -128,8 +128,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
               f"rf.RunFolder.save_checkpoint = lambda *a: (orig(*a), time.sleep(0.5)); "
               f"run(tiny(**{changes!r}), GENOTYPE, {str(folder)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill it after its second epoch
+    while proc.poll() is None:  # kill it after its second epoch (waits on the records, however slow the machine)
         if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
             break
         time.sleep(0.02)
