@@ -41,7 +41,7 @@ from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
 from dscd.search_network import RELAXATIONS, SearchNetwork, fairdarts_objective
 
 __all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
-           "run_search", "search_profile"]
+           "run_search", "search_profile", "search_steps_per_epoch"]
 
 OPTIMIZERS = ("adam", "dscd")
 #: The largest |bound| of ``dscd_domain``: proposals are drawn across the domain, so it must stay finite.
@@ -144,6 +144,15 @@ class SearchConfig(RunConfig):
 #: Fields that change the computation: a checkpoint must agree on them to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
                     if f.name not in (*NOT_COMPUTED, "checkpoint_minutes")) + ("data_fingerprint",)
+
+def search_steps_per_epoch(config: SearchConfig, classes: int = 10, available_per_class: int = 5000) -> int:
+    """A search's iterations per epoch without loading its data: each half of the training set
+    (``per_class`` images per class, or ``available_per_class`` when it is null: CIFAR-10's 5,000)
+    of ``classes`` classes, over ``batch_size`` with the last partial batch dropped, as
+    :func:`dscd.data.search_split` and the search's loaders make them. DSCD's T and K are in these steps."""
+    per_class = config.per_class if config.per_class is not None else available_per_class
+    return (per_class // 2 * classes) // config.batch_size
+
 
 def search_profile(name: str, **changes: Any) -> SearchConfig:
     """The search configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""

@@ -14,7 +14,15 @@ import torch
 from dscd import cli
 from dscd.genotype import Genotype
 from dscd.runfolder import RunFolderError
-from dscd.search import SearchConfig, SearchDiverged, Searcher, load_alphas, load_metrics, search_profile
+from dscd.search import (
+    SearchConfig,
+    SearchDiverged,
+    Searcher,
+    load_alphas,
+    load_metrics,
+    search_profile,
+    search_steps_per_epoch,
+)
 from dscd.search import run_search as run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +95,7 @@ def test_a_dscd_search_records_its_steps(tmp_path):
     summary = run(tiny(optimizer="dscd", dscd_T=3), tmp_path / "run", progress=False)
     last = load_metrics(tmp_path / "run")[-1]["dscd"]
     assert last["local_steps"] + last["global_steps"] == 3 * 10  # 50 images per half / batch 5 = 10 steps
+    assert search_steps_per_epoch(tiny(optimizer="dscd", dscd_T=3)) == 10  # the same count, without the data
     assert last["accepted"] + last["rejected"] == last["global_steps"]
     assert last["proposed_normal"] + last["proposed_reduce"] == last["global_steps"]
     assert "genotype_best" in summary

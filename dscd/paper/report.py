@@ -439,7 +439,8 @@ def profiles_page(root: str | Path | None = None) -> str:
     """The profiles as :data:`dscd.profiles.PROFILES` defines them: what each is for, its search and
     final-training configurations (the fields that differ from the paper's), and its budgets with
     seeds per budget. Rendered from the registry itself, so the page cannot drift from it."""
-    from dscd.profiles import PROFILES
+    from dscd.profiles import METHOD_LABELS, METHODS, PROFILES
+    from dscd.search import search_steps_per_epoch
 
     def changes(values: dict[str, Any]) -> str:
         return ", ".join(f"`{k}={v}`" for k, v in values.items()) or "the paper's"
@@ -447,14 +448,27 @@ def profiles_page(root: str | Path | None = None) -> str:
     def budgets(profile: Any, method: str) -> str:
         return ", ".join(f"{e} ({len(profile.seeds(method, e))})" for e in profile.budgets(method)) or "-"
 
-    rows = [(f"`{p.name}`", p.summary, budgets(p, "fairdarts"), budgets(p, "dscd"), budgets(p, "dscd-refresh"),
-             p.compare_budget) for p in PROFILES.values()]
+    methods = [m for m in METHODS if any(p.budgets(m) for p in PROFILES.values())]
+    rows = [(f"`{p.name}`", p.summary, *(budgets(p, m) for m in methods), p.compare_budget) for p in PROFILES.values()]
     text = ("Search budgets in epochs, with the number of seeds (0, 1, ...) in brackets; B is the budget at which "
             "FairDARTS and FairDARTS + DSCD are compared.\n\n")
-    text += _table(("profile", "for", "FairDARTS", "FairDARTS + DSCD", "y_best refreshed", "B"), rows)
+    text += _table(("profile", "for", *(METHOD_LABELS[m] for m in methods), "B"), rows)
     text += "\nConfigurations, as changes to the paper's (`dscd.search.SearchConfig`, `dscd.train.TrainConfig`):\n\n"
     text += _table(("profile", "search", "final training"),
                    [(f"`{p.name}`", changes(dict(p.search)), changes(dict(p.train))) for p in PROFILES.values()])
+    text += ("\nDSCD's time constants in epochs (Algorithm 2: T steps per local or global phase, a record window of "
+             "the last K objective values, and phi annealed over the whole search, so one phi schedule per budget). "
+             "Steps per epoch are the search's iterations per epoch: each half of the training set (`per_class` "
+             "images per class, CIFAR-10's 5,000 when null, ten classes) over `batch_size`:\n\n")
+    constants = []
+    for p in PROFILES.values():
+        config = p.search_config(optimizer="dscd")
+        steps = search_steps_per_epoch(config)
+        dscd_budgets = p.budgets("dscd")
+        constants.append((f"`{p.name}`", steps, f"{config.dscd_T} steps = {config.dscd_T / steps:.3g} epochs",
+                          f"{config.dscd_K:,} steps = {config.dscd_K / steps:.3g} epochs",
+                          ", ".join(f"{e} epochs = {e * steps:,} steps" for e in dscd_budgets) or "-"))
+    text += _table(("profile", "steps per epoch", "T", "K", "phi annealed over (DSCD's budgets)"), constants)
     return text
 
 
