@@ -158,13 +158,20 @@ def _choose(labels: np.ndarray, per_class: int | None, seed: int, split: str) ->
     return np.sort(np.concatenate(chosen))
 
 
+#: The most pixels one image of a data set may have (4096 x 4096); a larger one is refused before it is decoded.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
 def _decode(data: bytes, member: str) -> np.ndarray:
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:  # checked before decoding: a tiny file can claim a huge image
+                raise DataError(f"{member} claims {im.width}x{im.height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                                "an image of a data set may have (a decompression bomb?); replace or remove it")
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # UnidentifiedImageError: OSError
         raise DataError(f"{member} is not a readable image ({type(err).__name__}: {err}); replace or remove "
                         "it") from None
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from dscd.config import shown
 from dscd.eval_network import EvalNetwork, network_size
 from dscd.genotype import Genotype
 from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, replace_atomic, write_atomic
@@ -35,6 +36,11 @@ _FORMAT = "dscd.model/1"
 #: What a model file holds besides its format (``name`` is optional).
 _PAYLOAD_KEYS = ("genotype", "channels", "layers", "num_classes", "in_channels", "image_size", "auxiliary",
                  "state_dict")
+
+
+#: The sizes a model file states, and the range each must lie in before a network is built from them.
+_SIZES = (("channels", 2, 4096), ("layers", 3, 1000), ("num_classes", 1, 100_000), ("in_channels", 1, 64),
+          ("image_size", 4, 1024))
 
 
 class ModelFileError(ValueError):
@@ -118,6 +124,11 @@ def load_model(source: str | Path, genotype: Genotype | None = None, device: str
     if missing:
         raise ModelFileError(f"{source} lacks {', '.join(missing)}: it is not a complete dscd model file (train "
                              "again, or give the model.pt that dscd train wrote)")
+    for key, low, high in _SIZES:  # checked before anything is built: a crafted file may claim any size
+        value = payload[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ModelFileError(f"{source} claims {key} {shown(value)}, outside {low:,}..{high:,}: it was not "
+                                 "written by dscd or was altered")
     try:
         stored = Genotype.from_dict(payload["genotype"], where=f"{source}: genotype")
         net = EvalNetwork(stored, channels=payload["channels"], num_classes=payload["num_classes"],

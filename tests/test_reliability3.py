@@ -291,3 +291,36 @@ def test_a_genotype_name_that_would_leave_runs_is_refused(tmp_path, capsys, monk
 def test_report_with_a_root_without_results_is_refused(tmp_path, capsys):
     code, err = _cli(["report", "--root", str(tmp_path / "nonexistent"), "--check"], capsys)
     assert code == 2 and "has no results/ folder" in err
+
+
+# ---------------------------------------------------------------- 6. absurd sizes in crafted files
+
+
+@pytest.mark.parametrize(("key", "value"), [("channels", 10**9), ("layers", 10**6), ("num_classes", -1),
+                                            ("image_size", 10**7), ("in_channels", 10**5)])
+def test_a_model_file_claiming_an_absurd_size_is_one_line_before_anything_is_built(trained, tmp_path, capsys,  # noqa: F811
+                                                                                    key, value):
+    payload = torch.load(trained / "model.pt", weights_only=True)
+    torch.save({**payload, key: value}, tmp_path / "crafted.pt")
+    code, err = _cli(["export", str(tmp_path / "crafted.pt"), "--onnx", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"claims {key}" in err
+
+
+def test_a_decompression_bomb_in_a_data_zip_is_one_line(tmp_path):
+    import zipfile
+
+    from PIL import Image
+
+    from dscd.data import DataConfig, DataError, load_split
+    from tests.test_data import make_tree
+
+    tree = make_tree(tmp_path / "src")
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (8000, 8000)).save(bomb)  # a few kB on disk, 64 M pixels decoded (PIL itself warns only)
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(tree.rglob("*.png")):
+            z.write(f, f.relative_to(tree.parent))
+        z.write(bomb, "tiny/train/cat/9999.png")
+    with pytest.raises(DataError, match="claims 8000x8000 pixels"):
+        load_split(DataConfig(source=str(archive), image_size=12), "train")
