@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -179,6 +180,59 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nas_bench_201_cell(text: str) -> Any:
+    """A NAS-Bench-201 cell from a cell string, an index, or a run folder whose ``genotype.json`` holds one;
+    ``None`` when ``text`` is none of these shapes (so it is a DARTS genotype)."""
+    from dscd.nas_bench_201 import Cell, CellStringError, lookup
+
+    folder = Path(text)
+    if folder.is_dir():
+        path = folder / "genotype.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise UsageError(f"{folder} holds no readable genotype.json: give a finished NAS-Bench-201 search's "
+                             "folder, a cell string or an index") from None
+        if not isinstance(data, dict) or data.get("space") != "nas-bench-201" or "cell" not in data:
+            raise UsageError(f"{path} is not a NAS-Bench-201 cell (a search of another space): dscd lookup reads "
+                             "NAS-Bench-201 searches")
+        text = data["cell"]
+    if text.strip().isdigit():
+        try:
+            return lookup(int(text)).cell
+        except CellStringError as err:
+            raise UsageError(str(err)) from None
+    if "~" not in text and "|" not in text:
+        return None
+    try:
+        return Cell.from_string(text)
+    except CellStringError as err:
+        raise UsageError(str(err)) from None
+
+
+def _cmd_lookup(args: argparse.Namespace) -> int:
+    from dscd.nas_bench_201 import COLUMNS, DATASETS, lookup
+
+    cell = _nas_bench_201_cell(args.cell)
+    if cell is None:
+        raise UsageError(f"{args.cell!r} is not a NAS-Bench-201 cell string (like |nor_conv_3x3~0|+|...|), an "
+                         "index or a NAS-Bench-201 search's folder")
+    found = lookup(cell)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+        return 0
+    shape = ("empty cell: every edge is none" if cell.empty else
+             "no path from the cell's input to its output" if not cell.connected else
+             f"{cell.parameterised_edges} of 6 edges parameterised")
+    print(f"NAS-Bench-201 cell {found.index}: {cell.to_string()} ({shape})")
+    print(f"{'dataset':<16} {'test (%)':>9} {'valid (%)':>10} {'rank':>16} {'percentile':>11}   (12-epoch results)")
+    for dataset, column in DATASETS.items():
+        valid = COLUMNS[COLUMNS.index(column) + 1]
+        print(f"{dataset:<16} {found.accuracy[column]:>9.2f} {found.accuracy[valid]:>10.2f} "
+              f"{found.rank[dataset]:>6,} of 15,625 {found.percentile[dataset]:>10.2f}")
+    return 0
+
+
 def _cmd_describe(args: argparse.Namespace) -> int:
     from dscd.eval_network import genotype_size
     from dscd.genotype import GenotypeError, check_validity, draw_genotype, load_genotype, load_genotypes
@@ -187,6 +241,15 @@ def _cmd_describe(args: argparse.Namespace) -> int:
                                    ("--image-size", args.image_size, 8)):
         if value < minimum:
             raise UsageError(f"{option} must be at least {minimum}, got {value}")
+    cell = None if Path(args.genotype).is_file() else _nas_bench_201_cell(args.genotype)
+    if cell is not None:
+        from dscd.nas_bench_201_network import cell_size
+
+        size = cell_size(cell)  # the benchmark's size: C = 16, N = 5, 32x32, 10 classes
+        print(f"NAS-Bench-201 cell {cell.to_string()}: {size.params:,} params, {size.flops_m:.2f} M FLOPs "
+              f"(the benchmark's network: C=16, N=5 cells per stage, 32x32 input, 10 classes); "
+              f"{cell.parameterised_edges} of 6 edges parameterised")
+        return 0
     if args.plot:
         plot = _output_file(args.plot, "--plot")
         if not plot.parent.is_dir():
@@ -390,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write nothing; exit 1 if a file differs from what the result files give")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("lookup", help="a NAS-Bench-201 cell's accuracies (12-epoch) and ranks among its 15,625 "
+                                      "cells, from the table shipped with dscd")
+    p.add_argument("cell", help="a cell string (|nor_conv_3x3~0|+|...|), an index (0-15624), or a NAS-Bench-201 "
+                                "search's run folder")
+    p.add_argument("--json", action="store_true", help="print the lookup as JSON")
+    p.set_defaults(func=_cmd_lookup)
+
     p = sub.add_parser("bench", help="synthetic benchmark (paper Figure 3): Adam +/- DSCD, CMA-ES, sampling")
     p.add_argument("--function", action="append", metavar="NAME",
                    help="styblinski_tang, schwefel or rotated_<name>; repeatable or comma-separated (default: both)")
@@ -429,9 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "runs/train-<profile>-<name>")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (file or published name)")
+    p = sub.add_parser("describe", help="parameters, FLOPs and a drawing of a genotype (file or published name), "
+                                        "or a NAS-Bench-201 cell's size")
     p.add_argument("genotype", help="genotype JSON (one, or {name: genotype, ...}), DARTS' Genotype(...) text "
-                                    "(e.g. a genotypes.py), or a published name such as DARTS_V2")
+                                    "(e.g. a genotypes.py), a published name such as DARTS_V2, or a NAS-Bench-201 "
+                                    "cell string (|nor_conv_3x3~0|+|...|)")
     p.add_argument("--name", help="which genotype of a file holding several (default: all)")
     p.add_argument("--plot", metavar="FILE", help="draw the two cells to FILE (png, pdf, svg)")
     p.add_argument("--channels", type=int, default=36, help="initial channels of the final network (36)")
