@@ -455,8 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lookup", help="a NAS-Bench-201 cell's accuracies (12-epoch) and ranks among its 15,625 "
                                       "cells, from the table shipped with dscd")
-    p.add_argument("cell", help="a cell string (|nor_conv_3x3~0|+|...|), an index (0-15624), or a NAS-Bench-201 "
-                                "search's run folder")
+    p.add_argument("cell", help="a cell string in NAS-Bench-201's format (op~i entries, nodes joined by +), an "
+                                "index (0-15624), or a NAS-Bench-201 search's run folder")
     p.add_argument("--json", action="store_true", help="print the lookup as JSON")
     p.set_defaults(func=_cmd_lookup)
 
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "or a NAS-Bench-201 cell's size")
     p.add_argument("genotype", help="genotype JSON (one, or {name: genotype, ...}), DARTS' Genotype(...) text "
                                     "(e.g. a genotypes.py), a published name such as DARTS_V2, or a NAS-Bench-201 "
-                                    "cell string (|nor_conv_3x3~0|+|...|)")
+                                    "cell string (op~i entries, nodes joined by +)")
     p.add_argument("--name", help="which genotype of a file holding several (default: all)")
     p.add_argument("--plot", metavar="FILE", help="draw the two cells to FILE (png, pdf, svg)")
     p.add_argument("--channels", type=int, default=36, help="initial channels of the final network (36)")

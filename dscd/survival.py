@@ -139,8 +139,8 @@ def logrank_z(epochs: Sequence[int], collapsed: Sequence[bool], in_first: np.nda
 
 def permutation_logrank(a: Sequence[CollapseTime], b: Sequence[CollapseTime]) -> tuple[float, bool]:
     """``(p, exact)``: the two-sided permutation p-value of the log-rank statistic of ``a`` against ``b``,
-    the fraction of relabellings of the pooled runs (``len(a)`` of them called ``a``) whose |Z| is at
-    least the observed one. Every relabelling is enumerated up to :data:`PERMUTATION_SAMPLES` of them
+    the fraction of relabellings of the pooled runs (``len(a)`` of them called ``a``) whose ``abs(Z)`` is
+    at least the observed one. Every relabelling is enumerated up to :data:`PERMUTATION_SAMPLES` of them
     (exact; 184,756 at 10 runs a side), else that many are drawn (seed 0) and ``p = (hits + 1) / (draws + 1)``.
     The test assumes the runs exchangeable under the null: true here, where every run is censored
     only by its budget, when the two groups share one budget.
