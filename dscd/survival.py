@@ -210,7 +210,11 @@ def logrank(a: Sequence[CollapseTime], b: Sequence[CollapseTime]) -> LogRank:
         return stats.CensoredData(uncensored=[c.epoch for c in group if c.collapsed],
                                   right=[c.epoch for c in group if not c.collapsed])
 
-    result = stats.logrank(censored(a), censored(b))
     permutation, exact = permutation_logrank(a, b)
+    pooled = [*a, *b]
+    if not logrank_z([c.epoch for c in pooled], [c.collapsed for c in pooled], np.arange(len(pooled)) < len(a))[0]:
+        # no variance or no difference (e.g. every run collapsed at one epoch): scipy's statistic is 0/0
+        return LogRank(0.0, 1.0, counts, (len(a), len(b)), medians, permutation, exact)
+    result = stats.logrank(censored(a), censored(b))
     return LogRank(float(result.statistic), float(result.pvalue), counts, (len(a), len(b)), medians,
                    permutation, exact)
