@@ -104,7 +104,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     keeping = KeptRuns(outputs, kept) if args.keep_runs else nullcontext()
     try:
         with keeping:
-            runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs,
+            runs = reproduce(profile=args.profile, only=args.only, outputs=args.outputs, ablations=args.all,
                              notebooks_dir=args.notebooks, progress=not args.quiet, force=args.force,
                              execution=execution)
     except (ValueError, FileNotFoundError) as err:
@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale of every notebook: " + "; ".join(f"{p.name}, {p.summary}" for p in PROFILES.values()))
     p.add_argument("--only", action="append", metavar="NN",
                    help="run only notebook NN (repeatable), e.g. --only 03")
+    p.add_argument("--all", action="store_true",
+                   help="also run the ablation notebooks (07: the record-window experiment, hours of searches)")
     p.add_argument("--outputs", default="outputs", help="root of the outputs (default: ./outputs)")
     p.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the repository's)")
     p.add_argument("--force", action="store_true",

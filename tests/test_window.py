@@ -70,3 +70,31 @@ def test_a_real_search_reads_back(tmp_path):
     run_search(tiny(optimizer="dscd", dscd_T=3), tmp_path / "run", progress=False)
     run = window_run(tmp_path / "run")
     assert run["epochs_best_and_current_differ"] is not None and run["accepted_normal_after_60"] is None
+
+
+def test_notebook_07_judges_finished_runs_and_writes_its_outputs(tmp_path):
+    import papermill
+
+    runs = _runs(tmp_path)
+    for name in PROTOCOL["baselines"]["dscd-300"]:  # notebook 02's DSCD(300), drawn beside the arms
+        shutil.copytree(runs / "dscd-k15-t5-300-s0", runs / name)
+    figures, tables = tmp_path / "figures", tmp_path / "tables"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "07_record_window.ipynb"), str(tmp_path / "07.ipynb"),
+                               parameters={"runs_dir": str(runs), "figures_dir": str(figures),
+                                           "tables_dir": str(tables), "run_searches": False},
+                               cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3")
+    from dscd.paper.reproduce import EXPECTED_OUTPUTS
+
+    for name in EXPECTED_OUTPUTS["07_record_window.ipynb"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    record = json.loads((figures / "07_record_window.json").read_text())
+    assert record["outcome"].startswith("mixed") and len(record["claims"]) == 6
+
+
+def test_the_ablation_is_left_out_of_a_plain_regeneration():
+    from dscd.paper.reproduce import find_notebooks
+
+    names = [p.name[:2] for p in find_notebooks(ROOT / "notebooks")]
+    assert "07" not in names and "05" in names
+    assert [p.name[:2] for p in find_notebooks(ROOT / "notebooks", ablations=True)][-1] == "07"
+    assert [p.name for p in find_notebooks(ROOT / "notebooks", ["7"])] == ["07_record_window.ipynb"]

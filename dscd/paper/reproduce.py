@@ -35,7 +35,7 @@ from typing import Any
 
 from dscd.profiles import get_profile
 
-__all__ = ["DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS",
+__all__ = ["ABLATIONS", "DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS",
            "NotebookFailed", "NotebookRun", "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
 
 #: Notebook parameters that say where runs execute, not what they compute (left out of the fingerprint).
@@ -44,7 +44,10 @@ EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices")
 _FOLDER_PARAMETERS = ("figures_dir", "tables_dir", "runs_dir")
 
 #: Which notebooks read what others wrote (by number): a change upstream reruns them, a failure blocks them.
-DEPENDS: dict[str, tuple[str, ...]] = {"02": ("01",), "04": ("01", "02")}
+DEPENDS: dict[str, tuple[str, ...]] = {"02": ("01",), "04": ("01", "02"), "07": ("01", "02")}
+#: Ablation notebooks: run by ``--all`` or ``--only NN``, left out of a plain regeneration (their searches cost
+#: hours more than the paper's figures): 07, the record-window experiment.
+ABLATIONS = ("07",)
 
 #: Files each of the repository's notebooks must leave under ``outputs/<profile>/`` (non-empty), by file name.
 EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -62,6 +65,9 @@ EXPECTED_OUTPUTS: dict[str, tuple[str, ...]] = {
                                 "figures/04_final_training.json", "tables/table1.csv", "tables/table1.md",
                                 "tables/table1_runs.md",
                                 "tables/table2.csv", "tables/table2.md"),
+    "07_record_window.ipynb": ("figures/07_record_window.png", "figures/07_record_window.pdf",
+                               "figures/07_record_window.json", "tables/07_record_window_runs.csv",
+                               "tables/07_record_window_runs.md"),
     "05_benchmarks.ipynb": ("figures/05_figure3.png", "figures/05_figure3.pdf", "figures/05_figure3_rotated.png",
                             "figures/05_figure3_d2.png", "figures/05_long_budget.png", "figures/05_benchmarks.json",
                             "tables/05_benchmarks.csv", "tables/05_benchmarks.md"),
@@ -105,8 +111,9 @@ def _number(path: Path) -> str:
     return match.group(1)
 
 
-def find_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks in ``notebooks_dir`` in order, optionally only the numbers in ``only``."""
+def find_notebooks(notebooks_dir: Path, only: list[str] | None = None, ablations: bool = False) -> list[Path]:
+    """The numbered notebooks in ``notebooks_dir`` in order, optionally only the numbers in ``only``; without
+    ``only``, the :data:`ABLATIONS` are left out unless ``ablations`` is set."""
     if not notebooks_dir.is_dir():
         raise FileNotFoundError(
             f"no notebooks folder at {notebooks_dir}: pass --notebooks DIR (the repository's notebooks/)")
@@ -121,6 +128,8 @@ def find_notebooks(notebooks_dir: Path, only: list[str] | None = None) -> list[P
             have = ", ".join(_number(p) for p in found)
             raise ValueError(f"no notebook numbered {', '.join(sorted(unknown))} in {notebooks_dir} (have: {have})")
         found = [p for p in found if _number(p) in wanted]
+    elif not ablations:
+        found = [p for p in found if _number(p) not in ABLATIONS]
     return found
 
 
@@ -244,8 +253,10 @@ def reproduce(
     progress: bool = True,
     force: bool = False,
     execution: dict[str, Any] | None = None,
+    ablations: bool = False,
 ) -> list[NotebookRun]:
     """Execute the numbered notebooks under ``profile`` in dependency order; returns what happened to each.
+    The ablation notebooks (:data:`ABLATIONS`) run only with ``ablations=True`` or when named in ``only``.
 
     ``execution`` says where the notebooks that launch runs (01, 02, 04) run them:
     ``{"executor": "local" | "ray", "address": ..., "jobs": ..., "devices": [...]}`` (see
@@ -261,7 +272,7 @@ def reproduce(
     from dscd.runfolder import RunFolderError, check_output_path
 
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
-    paths = find_notebooks(notebooks_dir, only)  # every option is checked before a folder is made
+    paths = find_notebooks(notebooks_dir, only, ablations)  # every option is checked before a folder is made
     try:
         root = check_output_path(outputs, "--outputs").resolve() / profile
         dirs = {name: root / name for name in ("notebooks", "html", "figures", "tables", "runs")}
