@@ -1,5 +1,6 @@
 """Reliability, third round: no write follows a link, the one-writer lock cannot be sidestepped, an export is one
 self-contained file replaced atomically, set-aside files are never replaced, and no run is stranded."""
+# ruff: noqa: F811 - the fixtures ``whole`` and ``trained`` come from test_reliability and are used as parameters
 
 import os
 import shutil
@@ -14,23 +15,11 @@ import torch
 
 from dscd.runfolder import RunFolderError, RunFolderWarning, acquire_lock
 from dscd.search import load_metrics, run_search
-from tests.test_reliability import trained  # noqa: F401 - the module's trained model, a fixture
+from tests.test_reliability import _strip, trained, whole  # noqa: F401 - fixtures: a tiny search, a model
 from tests.test_runfolder import _cli, _snapshot, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 VICTIM_TEXT = "a file of the user's that no dscd command may change\n"
-
-
-def _strip(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
-
-
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory):
-    """One finished tiny search (2 epochs, so both checkpoint.pt and checkpoint.prev.pt), run once."""
-    folder = tmp_path_factory.mktemp("whole") / "run"
-    run_search(tiny(), folder, progress=False)
-    return folder
 
 
 @pytest.fixture
@@ -120,7 +109,7 @@ def test_a_second_process_after_the_lock_file_was_deleted_exits_1_and_every_epoc
 # ---------------------------------------------------------------- 3. an export is one self-contained file
 
 
-def test_an_export_is_one_file_that_runs_on_its_own_and_leaves_nothing_behind(trained, tmp_path, capsys):  # noqa: F811
+def test_an_export_is_one_file_that_runs_on_its_own_and_leaves_nothing_behind(trained, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     out = tmp_path / "out"
@@ -137,7 +126,7 @@ def test_an_export_is_one_file_that_runs_on_its_own_and_leaves_nothing_behind(tr
     assert logits.shape[0] == 2
 
 
-def test_an_interrupted_re_export_leaves_the_old_file_byte_for_byte(trained, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_an_interrupted_re_export_leaves_the_old_file_byte_for_byte(trained, tmp_path, capsys, monkeypatch):
     pytest.importorskip("onnxscript")
     import onnx
 
@@ -155,7 +144,7 @@ def test_an_interrupted_re_export_leaves_the_old_file_byte_for_byte(trained, tmp
 
 
 @pytest.mark.parametrize("name", [".lock", "checkpoint.corrupt.pt", "checkpoint.corrupt-2.pt", "x.onnx.tmp"])
-def test_export_refuses_the_files_of_a_run_folder(trained, tmp_path, capsys, name):  # noqa: F811
+def test_export_refuses_the_files_of_a_run_folder(trained, tmp_path, capsys, name):
     folder = tmp_path / "run"
     shutil.copytree(trained, folder)
     (folder / name).write_text("kept\n")
@@ -298,7 +287,7 @@ def test_report_with_a_root_without_results_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize(("key", "value"), [("channels", 10**9), ("layers", 10**6), ("num_classes", -1),
                                             ("image_size", 10**7), ("in_channels", 10**5)])
-def test_a_model_file_claiming_an_absurd_size_is_one_line_before_anything_is_built(trained, tmp_path, capsys,  # noqa: F811
+def test_a_model_file_claiming_an_absurd_size_is_one_line_before_anything_is_built(trained, tmp_path, capsys,
                                                                                     key, value):
     payload = torch.load(trained / "model.pt", weights_only=True)
     torch.save({**payload, key: value}, tmp_path / "crafted.pt")
