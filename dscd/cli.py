@@ -245,8 +245,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if cell is not None:
         from dscd.nas_bench_201_network import cell_size
 
-        size = cell_size(cell)  # the benchmark's size: C = 16, N = 5, 32x32, 10 classes
-        print(f"NAS-Bench-201 cell {cell.to_string()}: {size.params:,} params, {size.flops_m:.2f} M FLOPs "
+        benchmark = cell_size(cell)  # the benchmark's size: C = 16, N = 5, 32x32, 10 classes
+        print(f"NAS-Bench-201 cell {cell.to_string()}: {benchmark.params:,} params, {benchmark.flops_m:.2f} M FLOPs "
               f"(the benchmark's network: C=16, N=5 cells per stage, 32x32 input, 10 classes); "
               f"{cell.parameterised_edges} of 6 edges parameterised")
         return 0

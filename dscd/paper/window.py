@@ -110,7 +110,7 @@ def window_claims(runs_dir: str | Path, protocol: Mapping[str, Any]) -> dict[str
         record = {**test.to_dict(), "decides": f"the permutation p at {ALPHA}, unadjusted (protocol)"}
         tests.append(record)
         claims.append(claim_record(id_, claim, "window protocol",
-                                   HELD if test.permutation_pvalue >= ALPHA else NOT_HELD,
+                                   HELD if record["p_permutation"] >= ALPHA else NOT_HELD,
                                    f"collapsed: FairDARTS (300) {test.collapsed[0]}/{test.runs[0]}, "
                                    f"{arms[arm]['method']} (300) {test.collapsed[1]}/{test.runs[1]}", test=record))
     if tests:  # Holm over the window family's log-rank tests, reported beside (the protocol decides unadjusted)
@@ -127,7 +127,7 @@ def window_claims(runs_dir: str | Path, protocol: Mapping[str, Any]) -> dict[str
     s4 = f"dscd-k3000-600-s0 still collapses, within epochs [{lo}, {hi}] (staleness)"
     if 0 in k3000:
         r = k3000[0]
-        ok = r["collapsed"] and lo <= r["collapse_epoch"] <= hi
+        ok = bool(r["collapsed"]) and r["collapse_epoch"] is not None and lo <= r["collapse_epoch"] <= hi
         claims.append(claim_record("S4", s4, "window protocol", HELD if ok else NOT_HELD,
                                    f"dscd-k3000-600-s0: {_collapse_text(r)}"))
     else:
