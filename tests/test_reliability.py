@@ -23,14 +23,6 @@ def _strip(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-@pytest.fixture(scope="module")
-def whole(tmp_path_factory):
-    """One finished tiny search, run once for this module."""
-    folder = tmp_path_factory.mktemp("whole") / "run"
-    run_search(tiny(), folder, progress=False)
-    return folder
-
-
 def _killed_before_first_checkpoint(folder: Path, whole: Path) -> None:
     """What a search killed in its first epoch leaves: its start files and an empty log, nothing computed."""
     folder.mkdir()
@@ -113,20 +105,6 @@ def test_a_training_killed_before_its_first_checkpoint_resumes_from_the_start(tm
 
 
 # ------------------------------------------------------- 2-3. no code runs from a file; export keeps its source
-
-TRAIN = dict(epochs=1, per_class=8, test_per_class=4, batch_size=8, channels=4, layers=3, image_size=8, cutout=4)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from dscd.genotype import load_genotype
-    from dscd.train import train_genotype, train_profile
-
-    folder = tmp_path_factory.mktemp("train") / "run"
-    train_genotype(train_profile("smoke", **TRAIN), load_genotype("DARTS_V2"), folder, name="DARTS_V2",
-                   progress=False)
-    return folder
-
 
 class _Payload:
     """A pickle that runs a shell command when unpickled, as a crafted checkpoint would."""
