@@ -41,3 +41,6 @@ shutil.rmtree(_NOTEBOOKS, ignore_errors=True)
 _NOTEBOOKS.mkdir()
 for source in sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py")):
     shutil.copyfile(source, _NOTEBOOKS / source.name)
+
+# Options stay as typed: docutils' smart quotes would turn "--only" into an en dash, which fails when pasted.
+smartquotes = False

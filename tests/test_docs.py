@@ -268,6 +268,7 @@ def test_the_documentation_builds_without_a_warning(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cli = (tmp_path / "html" / "reference" / "cli.html").read_text()
     assert "--publish" in cli and "dscd report" in cli.replace("<span class=\"pre\">", "")
+    assert "\u2013only" not in cli and "&#8211;only" not in cli and "--only" in cli  # options as typed, no en dash
     assert (tmp_path / "html" / "notebooks" / "02_dscd_search.html").is_file()
     api = (tmp_path / "html" / "reference" / "api.html").read_text()
     assert "collapse_time_claims" in api and "DSCDEngine" in api
