@@ -44,7 +44,6 @@ already written is lost, and no temporary file is left behind.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -199,6 +198,11 @@ def acquire_lock(folder: Path, advice: str) -> Any:
     if lock_path.is_symlink() or (lock_path.exists() and not lock_path.is_file()):
         raise RunFolderError(f"{lock_path} is a link or not a regular file, so {folder} is not a run folder that dscd "
                              "wrote: remove it if the folder is yours, or choose another folder")
+    try:
+        import fcntl  # POSIX; imported here so that the package imports everywhere
+    except ImportError:
+        raise RunFolderError(f"cannot lock {folder}: run folders need POSIX file locks (fcntl.flock), which this "
+                             "system lacks; run dscd on Linux or macOS (or WSL)") from None
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as err:

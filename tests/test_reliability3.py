@@ -312,3 +312,14 @@ def test_a_decompression_bomb_in_a_data_zip_is_one_line(tmp_path):
         z.write(bomb, "tiny/train/cat/9999.png")
     with pytest.raises(DataError, match="claims 8000x8000 pixels"):
         load_split(DataConfig(source=str(archive), image_size=12), "train")
+
+
+def test_search_and_training_import_without_fcntl_and_locking_says_why_it_cannot(tmp_path):
+    script = ("import sys\nsys.modules['fcntl'] = None  # as on Windows\nimport dscd.search, dscd.train\n"
+              "from dscd.runfolder import RunFolderError, acquire_lock\n"
+              "try:\n    acquire_lock(__import__('pathlib').Path(sys.argv[1]), 'x')\n"
+              "except RunFolderError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "run folders need POSIX file locks" in done.stdout
