@@ -285,13 +285,13 @@ def _read_source(source: str, split: str, per_class: int | None, seed: int, down
             except Exception:  # a broken cache is rebuilt, never trusted
                 cache.unlink(missing_ok=True)
         images, labels = tree.read(split, None, seed)
-        tmp = cache.with_suffix(".tmp")
+        from dscd.runfolder import RunFolderError, replace_atomic
+
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            torch.save((images, labels), tmp)
-            os.replace(tmp, cache)
-        except OSError:  # a cache that cannot be written (read-only, full) only costs the next decode
-            tmp.unlink(missing_ok=True)
+            replace_atomic(cache, lambda fh: torch.save((images, labels), fh))  # never through a link
+        except (OSError, RunFolderError):  # a cache that cannot be written (read-only, full) costs the next decode
+            pass
         return images, labels, tree.classes
     images, labels = tree.read(split, per_class, seed)
     return images, labels, tree.classes
