@@ -667,17 +667,21 @@ class DSCD(torch.optim.Optimizer):
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
         """Take one local or one global step; returns the closure's loss."""
         if closure is None:
-            raise ValueError("DSCD.step needs a closure that returns the objective (a scalar tensor)")
+            raise ValueError("DSCD.step needs a closure that returns the objective (a scalar tensor), evaluated anew "
+                             "at each call: a loop that calls loss.backward() then step() (DARTS' Architect, NASLib, "
+                             "NNI) passes step(lambda: objective(...)) instead, without its own backward")
+        for p in self._params:  # a closure that calls backward leaves gradients behind: checked after each call
+            p.grad = None
         engine = self._engine
         if bool(engine.is_global[0]):
             before = engine.snapshot()
             try:
                 if self.refresh_best and int(engine.run_length[0]) == 0:  # the first step of a global phase
                     self._write(engine.x_best[0])
-                    engine.restart_window(self._value(closure()))
+                    engine.restart_window(self._value(self._evaluate(closure)))
                 x_prop = engine.propose()
                 self._write(x_prop[0])
-                loss = closure()
+                loss = self._evaluate(closure)
                 value = self._value(loss)
             except BaseException:  # the closure failed or was interrupted: as if this step had not begun
                 engine.restore(before)
@@ -688,7 +692,7 @@ class DSCD(torch.optim.Optimizer):
         else:
             x_current = self._read()
             with torch.enable_grad():
-                loss = closure()
+                loss = self._evaluate(closure)
                 value = self._value(loss)
                 if not math.isfinite(value):
                     raise NonFiniteLoss(
@@ -705,6 +709,19 @@ class DSCD(torch.optim.Optimizer):
             self.local.step()
         if self.reset_local_state and bool(result.switched[0]) and not bool(engine.is_global[0]):
             self.local.state.clear()
+        return loss
+
+    def _evaluate(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``closure()``, which must only evaluate: DSCD calls ``backward`` itself on local steps, and a global
+        step evaluates without gradients. A closure that calls ``backward`` is one clear error either way."""
+        try:
+            loss = closure()
+        except RuntimeError as err:  # backward on a global step's graph-less loss
+            if "does not require grad" not in str(err) and "backward through the graph" not in str(err):
+                raise
+            raise ValueError(_BACKWARD_IN_CLOSURE) from None
+        if any(p.grad is not None for p in self._params):
+            raise ValueError(_BACKWARD_IN_CLOSURE)
         return loss
 
     # -- reading -------------------------------------------------------------------------
@@ -815,6 +832,12 @@ class DSCD(torch.optim.Optimizer):
                 target = self._lr_targets[i] = next(
                     g for g in self.local.param_groups if any(p is group["params"][0] for p in g["params"]))
                 group["lr"] = self._lr_seen[i] = target["lr"]
+
+
+#: What a closure that calls ``backward`` is told (DSCD's contract is the reverse of LBFGS').
+_BACKWARD_IN_CLOSURE = ("the DSCD closure called backward: it must only compute and return the objective (DSCD "
+                        "back-propagates on local steps and needs no gradient on global ones); remove loss.backward() "
+                        "(and zero_grad) from the closure")
 
 
 def _check_domain(domain: Any) -> tuple[float, float]:

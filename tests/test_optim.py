@@ -574,3 +574,27 @@ def test_refresh_best_is_saved_and_resumes_lock_step():
     for _ in range(60):
         assert float(opt.step(f).detach()) == float(opt2.step(f2).detach())
     assert opt.stats == opt2.stats and opt.stats["refreshes"] > 0
+
+
+def test_a_closure_that_calls_backward_or_no_closure_is_one_clear_error():
+    x = torch.nn.Parameter(torch.full((2,), 2.5))
+    opt = DSCD([x], torch.optim.Adam([x], lr=0.05), total_steps=40, T=2, seed=0)
+
+    def torch_idiom():  # LBFGS' closure style: zero_grad, loss, backward
+        opt.zero_grad()
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    before = x.detach().clone()
+    with pytest.raises(ValueError, match="the DSCD closure called backward"):  # a local step: nothing changed
+        opt.step(torch_idiom)
+    assert torch.equal(x.detach(), before) and opt.stats["local_steps"] == 0
+    while not opt.next_step_is_global:
+        opt.step(lambda: (x**2).sum())
+    best, steps = opt.best_params()[0].float(), opt.stats["step"]
+    with pytest.raises(ValueError, match="the DSCD closure called backward"):  # a global step: as if not begun
+        opt.step(torch_idiom)
+    assert torch.equal(x.detach(), best) and opt.stats["step"] == steps and opt.next_step_is_global
+    with pytest.raises(ValueError, match="passes step\\(lambda: objective"):
+        opt.step()
