@@ -18,6 +18,7 @@ from dscd.paper.claims import (
     fisher_exact,
     format_mean_sd,
     holm,
+    search_outcome,
     verdict_every_seed,
 )
 from dscd.paper.experiments import Evaluation, table1_by_budget
@@ -177,3 +178,13 @@ def test_eval_claim_needs_two_trained_architectures_a_side(tmp_path):
     renamed = eval_claims([e(f"DSCD run {s}", 0.60 + s / 1000, "dscd") for s in range(3)]
                           + [e(f"baseline {s}", 0.40 + s / 1000, "fairdarts") for s in range(3)])
     assert renamed[0]["verdict"] == HELD and renamed[0]["test"]["p_value"] == clear[0]["test"]["p_value"]
+
+
+def test_an_outcome_says_which_point_is_valid(tmp_path):
+    folder = fake_search(tmp_path, "dscd", 4, 0, valid=False, test_acc=0.3)
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "best_valid": True}))  # x_best kept a valid cell
+    outcome = search_outcome(folder)
+    assert outcome.valid is False and outcome.valid_best is True
+    assert outcome.to_dict()["valid_x_best"] is True
+    assert search_outcome(fake_search(tmp_path, "adam", 4, 0, valid=True, test_acc=0.3)).valid_best is None

@@ -177,6 +177,9 @@ class SearchOutcome:
     kept_edges_reduce: int
     first_invalid_epoch: int | None
     dscd: dict[str, Any] | None
+    #: For DSCD: whether Algorithm 2's ``x_best`` (``genotype_best.json``) is valid; ``valid`` is the final alpha's
+    #: (x_current, Table 1's), which a budget ending in a local phase can leave apart from x_best. ``None`` for Adam.
+    valid_best: bool | None = None
 
     def dscd_stat(self, key: str) -> Any:
         """One of a DSCD search's diagnostics (``stuck``, ``accepted_proposals``, ...)."""
@@ -196,7 +199,7 @@ class SearchOutcome:
                 "mean_weight_normal_last": self.mean_weight_normal_last,
                 "mean_weight_reduce_last": self.mean_weight_reduce_last,
                 "kept_edges_normal": self.kept_edges_normal, "kept_edges_reduce": self.kept_edges_reduce,
-                "invalid_from_epoch": self.first_invalid_epoch, "dscd": self.dscd}
+                "invalid_from_epoch": self.first_invalid_epoch, "valid_x_best": self.valid_best, "dscd": self.dscd}
 
 
 def search_outcome(folder: str | Path) -> SearchOutcome:
@@ -219,7 +222,8 @@ def search_outcome(folder: str | Path) -> SearchOutcome:
         search_test=last["test_acc"], mean_weight_normal_first=first["mean_weight_normal"],
         mean_weight_normal_last=last["mean_weight_normal"], mean_weight_reduce_last=last["mean_weight_reduce"],
         kept_edges_normal=last["kept_edges_normal"], kept_edges_reduce=last["kept_edges_reduce"],
-        first_invalid_epoch=invalid_from, dscd=_dscd_diagnostics(records) if "dscd" in last else None)
+        first_invalid_epoch=invalid_from, dscd=_dscd_diagnostics(records) if "dscd" in last else None,
+        valid_best=summary.get("best_valid"))
 
 
 def _dscd_diagnostics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
