@@ -30,21 +30,13 @@ from dscd.runfolder import JsonLines
 
 __all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "adjust_family", "claim_record", "collapse_claims",
            "collapse_time_claims", "compare_counts", "compare_valid_counts", "config_label", "dscd_claims",
-           "eval_claims", "fisher_exact", "format_mean_sd", "group_by_method", "holm", "mean_sd", "method_label",
+           "eval_claims", "fisher_exact", "format_mean_sd", "group_by_method", "holm", "mean_sd",
            "search_outcome", "verdict_every_seed"]
 
 HELD, NOT_HELD, INCONCLUSIVE = "held", "not held", "inconclusive"
 
 #: A DSCD run whose x_best did not change over this last fraction of its steps is called stuck.
 STUCK_FRACTION = 0.25
-
-
-def method_label(optimizer: str, epochs: int, refresh_best: bool = False) -> str:
-    """Table 1's row label: ``FairDARTS (50)``, ``FairDARTS + DSCD (1500)``, or, for this package's
-    ``dscd_refresh_best`` ablation, ``FairDARTS + DSCD, y_best refreshed (1500)``."""
-    if optimizer != "dscd":
-        return f"FairDARTS ({epochs})"
-    return f"FairDARTS + DSCD{', y_best refreshed' if refresh_best else ''} ({epochs})"
 
 
 def config_label(config: dict[str, Any]) -> str:
