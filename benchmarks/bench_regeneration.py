@@ -37,6 +37,8 @@ from dscd.executors import Job, LocalExecutor, execute
 from dscd.genotype import load_genotype
 from dscd.paper.report import benchmark_record, write_benchmark
 from dscd.profiles import METHODS, get_profile, method_changes
+from dscd.search import search_profile
+from dscd.train import train_profile
 
 #: seeds for timing runs: the calibration range, never a result seed
 TIMING_SEED = 100
@@ -55,9 +57,9 @@ def measure(profile_name: str, search_epochs: int, train_epochs: int, jobs: int,
     profile = get_profile(profile_name)
     runs: list[Job] = []
     for method in (m for m in METHODS if profile.budgets(m)):
-        config = profile.search_config(**method_changes(method), epochs=search_epochs, seed=TIMING_SEED)
+        config = search_profile(profile.name, **method_changes(method), epochs=search_epochs, seed=TIMING_SEED)
         runs.append(Job(work / method, config.to_dict()))
-    train = profile.train_config(epochs=train_epochs, seed=TIMING_SEED)
+    train = train_profile(profile.name, epochs=train_epochs, seed=TIMING_SEED)
     runs.append(Job(work / "train", train.to_dict(), load_genotype("DARTS_V2").to_dict(), "DARTS_V2"))
     execute(runs, LocalExecutor(jobs=jobs))
     return {job.folder.name: seconds_per_epoch(job.folder) for job in runs}
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     args = parser.parse_args()
     profile = get_profile(args.profile)
-    if profile.search_config().data is None and not os.environ.get("DSCD_DATA"):
+    if search_profile(profile.name).data is None and not os.environ.get("DSCD_DATA"):
         parser.error(f"set DSCD_DATA to the {args.profile} profile's data source (make figures sets it)")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-regeneration-") as tmp:
@@ -95,7 +97,7 @@ def main() -> None:
 
     searches = sum(len(seeds) for m in METHODS for _, seeds in profile.plan(m))
     trainings = searches + len(profile.notebook_parameters("04").get("published_names", []))
-    train_epochs = profile.train_config().epochs
+    train_epochs = train_profile(profile.name).epochs
     parts = [
         ("01", "FairDARTS searches", plan_epochs("fairdarts") * per_epoch["fairdarts"]),
         ("02", "DSCD and dscd-refresh searches",

@@ -24,10 +24,18 @@ import sys
 import time
 from pathlib import Path
 
-CONFIGS = {
-    "quick": {"channels": 4, "layers": 5, "batch_size": 50, "image_size": 16},
-    "paper": {"channels": 16, "layers": 8, "batch_size": 64, "image_size": 32},
-}
+#: The network and batch fields each configuration takes from its profile (the one place they are written).
+SIZE_FIELDS = ("channels", "layers", "batch_size", "image_size")
+#: The paper's batch on a CPU (its own, 128, is a GPU's).
+PAPER_CPU_BATCH = 64
+
+
+def sizes(config_name: str) -> dict[str, int]:
+    """The network and batch sizes of profile ``config_name``'s search (the paper's at batch 64)."""
+    from dscd.search import search_profile
+
+    config = search_profile(config_name, **({"batch_size": PAPER_CPU_BATCH} if config_name == "paper" else {}))
+    return {name: getattr(config, name) for name in SIZE_FIELDS}
 
 
 def child(config_name: str, device: str, steps: int) -> None:
@@ -38,7 +46,7 @@ def child(config_name: str, device: str, steps: int) -> None:
     from dscd.search import Searcher, search_profile
 
     dist = Distributed.from_environment(device)
-    cfg = CONFIGS[config_name]
+    cfg = sizes(config_name)
     config = search_profile("quick", device=device, **cfg)
     dist.check_batch(config.batch_size)
     where = dist.device(resolve_device(device))
@@ -100,9 +108,9 @@ def main() -> None:
             if proc.returncode:
                 raise SystemExit(f"{ranks} ranks failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
-            images = CONFIGS[config]["batch_size"] / result["iteration_s"]
+            images = sizes(config)["batch_size"] / result["iteration_s"]
             base = base or images
-            rows.append({"config": config, **CONFIGS[config], "ranks": ranks, "threads_per_rank": threads,
+            rows.append({"config": config, **sizes(config), "ranks": ranks, "threads_per_rank": threads,
                          "device": device, **result, "images_per_s": images, "throughput_ratio": images / base})
             print(f"{config:7} {ranks:5d} {threads:12d} {result['iteration_s']:11.3f} {images:9.1f} "
                   f"{images / base:9.2f}x", flush=True)

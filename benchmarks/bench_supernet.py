@@ -31,11 +31,17 @@ import subprocess
 import sys
 import time
 
-CONFIGS = {
-    "quick": {"channels": 4, "layers": 5, "batch": 50, "size": 16},
-    "paper": {"channels": 16, "layers": 8, "batch": 64, "size": 32},
-    "paper128": {"channels": 16, "layers": 8, "batch": 128, "size": 32},
-}
+#: Each configuration: a profile's search and the batch it runs at (None: the profile's own).
+PROFILE_OF = {"quick": ("quick", None), "paper": ("paper", 64), "paper128": ("paper", 128)}
+
+
+def sizes(config: str) -> dict[str, int]:
+    """The supernet and batch sizes of ``config``, read from its profile (the one place they are written)."""
+    from dscd.search import search_profile
+
+    profile, batch = PROFILE_OF[config]
+    c = search_profile(profile, **({"batch_size": batch} if batch else {}))
+    return {"channels": c.channels, "layers": c.layers, "batch": c.batch_size, "size": c.image_size}
 MODES = {"plain": {"share_ops": False}, "shared": {"share_ops": True}}
 #: The FairDARTS reference's iteration (s) as recorded elsewhere (2-core CPU at batch 64, one H200 at
 #: batch 128): shown for orientation, never divided by, since it was not measured in this run.
@@ -47,7 +53,7 @@ def measure(config: str, layout: str, mode: str, device: str, repeats: int) -> d
 
     from dscd.search_network import SearchNetwork, fairdarts_objective
 
-    cfg = CONFIGS[config]
+    cfg = sizes(config)
     torch.manual_seed(0)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     net = SearchNetwork(cfg["channels"], 10, cfg["layers"], **MODES[mode]).to(device=device, memory_format=fmt)
@@ -138,7 +144,7 @@ def main() -> None:
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
                 baseline = baseline or result
                 ref = REFERENCE.get((config, device))
-                row = {"config": config, **CONFIGS[config], "layout": layout, "mode": mode, "device": device,
+                row = {"config": config, **sizes(config), "layout": layout, "mode": mode, "device": device,
                        **result, "ratio_to_" + modes[0]: result["iteration_s"] / baseline["iteration_s"],
                        "memory_ratio_to_" + modes[0]: result["peak_memory_gib"] / baseline["peak_memory_gib"],
                        "reference_iteration_s": ref}

@@ -26,14 +26,15 @@ from dscd.genotype import load_genotype
 from dscd.paper.report import benchmark_record, write_benchmark
 from dscd.train import Trainer, train_profile
 
-CONFIGS = {
-    "paper": {"channels": 36, "layers": 20, "batch_size": 96, "image_size": 32},
-    "quick": {"channels": 8, "layers": 8, "batch_size": 64, "image_size": 16},
-}
+
+def sizes(config: str) -> dict[str, int]:
+    """The network and batch sizes of profile ``config``'s final training (the one place they are written)."""
+    c = train_profile(config)
+    return {"channels": c.channels, "layers": c.layers, "batch_size": c.batch_size, "image_size": c.image_size}
 
 
 def step_seconds(config: str, amp: bool, channels_last: bool, device: torch.device, steps: int) -> float:
-    cfg = CONFIGS[config]
+    cfg = sizes(config)
     genotype = load_genotype("DARTS_V2")  # shipped with the package
     torch.manual_seed(0)
     train_config = train_profile("paper", **cfg, amp=amp, channels_last=channels_last, device=str(device))
@@ -65,9 +66,9 @@ def main() -> None:
         for precision, amp, channels_last in variants:
             seconds = step_seconds(config, amp, channels_last, device, args.steps)
             base = base or seconds
-            hours = seconds * 600 * (50000 // CONFIGS[config]["batch_size"]) / 3600
+            hours = seconds * 600 * (50000 // sizes(config)["batch_size"]) / 3600
             layout = "channels_last" if channels_last else "NCHW"
-            rows.append({"config": config, **CONFIGS[config], "device": str(device), "precision": precision,
+            rows.append({"config": config, **sizes(config), "device": str(device), "precision": precision,
                          "layout": layout, "step_s": seconds, "speedup_vs_fp32_nchw": base / seconds,
                          "hours_600_epochs": hours, "threads": torch.get_num_threads()})
             print(f"{config:6} {precision:9} {layout:14} {seconds:9.4f} {base / seconds:12.2f}x {hours:18.1f}",

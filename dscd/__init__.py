@@ -12,6 +12,7 @@ Trained networks and genotypes by name::
 """
 
 from dscd.optim import DSCD, PHI_MAX, DSCDEngine, beta_params, phi_schedule, propose
+from dscd.version import __version__
 
 
 def __getattr__(name: str):  # the network side is imported on first use: `import dscd` stays light
@@ -25,7 +26,6 @@ def __getattr__(name: str):  # the network side is imported on first use: `impor
         return load_genotype
     raise AttributeError(f"module 'dscd' has no attribute {name!r}")
 
-__version__ = "0.1.0"
 
 __all__ = ["DSCD", "DSCDEngine", "PHI_MAX", "beta_params", "load_genotype", "load_model", "phi_schedule", "propose",
            "__version__"]

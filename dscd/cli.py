@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dscd import __version__
 from dscd.profiles import PROFILES
+from dscd.version import __version__
 
 if TYPE_CHECKING:
     from dscd.config import RunConfig
@@ -294,32 +294,41 @@ def _configure(args: argparse.Namespace, config_class: type[RunConfig], choose: 
                options: Sequence[str]) -> Any:
     """The configuration of ``--config`` or ``--profile``, then ``--set`` values, then the named options."""
     try:
-        config = config_class.from_file(args.config) if args.config else choose(args.profile)
         changes = _parse_set(args.set)
         for name in options:
             if getattr(args, name) is not None:
                 changes[name] = getattr(args, name)
-        return config.replace(**changes)
+        if args.config:
+            return config_class.from_file(args.config).replace(**changes)
+        return choose(args.profile, **changes)  # a profile's scale can depend on the changes (a search's space)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from dscd.search import SearchConfig, run_search, search_profile
+    from dscd.search_spaces import get_space
 
-    config = _configure(args, SearchConfig, search_profile, ("optimizer", "epochs", "device", "data", "seed",
-                                                             "download", "tensorboard"))
-    out = args.out or f"runs/{config.profile}-{config.optimizer}-{config.epochs}"
+    config = _configure(args, SearchConfig, search_profile, ("space", "relaxation", "optimizer", "epochs", "device",
+                                                             "data", "seed", "download", "tensorboard"))
+    space = get_space(config.space)
+    default_out = (f"runs/{config.profile}-{config.optimizer}-{config.epochs}" if config.space == "darts" else
+                   f"runs/{config.profile}-{config.space}-{config.relaxation}-{config.optimizer}-{config.epochs}")
+    out = args.out or default_out
     _output_path(out, "--out")
     summary = run_search(config, out, resume=args.resume, progress=not args.quiet)
     if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     final = summary["final"]
     test = "-" if final["test_acc"] is None else f"{100 * final['test_acc']:.2f}%"
+    weights = ", ".join(f"{cell} {final[f'mean_weight_{cell}']:.3f}" for cell in space.cells)
+    found = "valid genotype" if summary["valid"] else f"Invalid arch. ({final['invalid_reason']})"
+    if "lookup" in final:
+        cell = final["lookup"]
+        found += (f" {cell['cell']}: NAS-Bench-201 (12-epoch) CIFAR-10 test {cell['accuracy']['cifar10-test']:.2f}%, "
+                  f"rank {cell['rank']['cifar10']:,} of 15,625")
     print(f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
-          f"val {100 * final['val_acc']:.2f}%, search test {test}; mean weight normal "
-          f"{final['mean_weight_normal']:.3f}, reduce {final['mean_weight_reduce']:.3f}; "
-          + ("valid genotype" if summary["valid"] else f"Invalid arch. ({final['invalid_reason']})"))
+          f"val {100 * final['val_acc']:.2f}%, search test {test}; mean weight {weights}; {found}")
     return 0
 
 
@@ -482,9 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", help="configuration file (JSON or YAML); fields not given keep the defaults")
     source.add_argument("--profile", default="quick", choices=tuple(PROFILES),
                         help="named configuration (default quick)")
+    p.add_argument("--space",
+                   help="search space: darts (the default) or nas-bench-201 (every found cell's accuracy is a lookup)")
+    p.add_argument("--relaxation",
+                   help="sigmoid (FairDARTS, the default) or softmax (DARTS, 'none' among the operations)")
     p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
     p.add_argument("--epochs", type=int, help="search budget in epochs")
-    _add_run_options(p, "override any configuration field", "runs/<profile>-<optimizer>-<epochs>")
+    _add_run_options(p, "override any configuration field",
+                     "runs/<profile>-<optimizer>-<epochs>, or runs/<profile>-<space>-<relaxation>-<optimizer>-<epochs>")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("train", help="train a genotype from scratch (final architecture, paper Tables 1-2)")

@@ -280,8 +280,16 @@ class RunConfig:
                              f"{', '.join(sorted(cls.field_names()))}")
 
     def replace(self: C, **changes: Any) -> C:
+        """A copy with ``changes``; fields this configuration derived from others (``derived_fields``: a
+        search's ``ops``, ``rule`` and ``w01`` follow its space and relaxation) are derived anew unless given."""
         self._check_known(changes)
-        return dataclasses.replace(self, **changes)
+        derived = {name: None for name in self.derived_fields if name not in changes}
+        return dataclasses.replace(self, **{**derived, **changes})
+
+    @property
+    def derived_fields(self) -> frozenset[str]:
+        """The fields left ``None`` at construction and filled from the others (none in the base class)."""
+        return getattr(self, "_derived", frozenset())
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:

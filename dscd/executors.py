@@ -21,7 +21,7 @@ import torch
 
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype
-from dscd.runfolder import RunFolder
+from dscd.runfolder import RunFolder, recorded_config
 from dscd.search import SEARCH_LOGS, SearchConfig, run_search
 from dscd.train import TrainConfig, train_genotype
 
@@ -35,6 +35,8 @@ def _finished(folder: Path, **expected: Any) -> bool:
     if not path.is_file():
         return False
     summary = json.loads(path.read_text())
+    if isinstance(summary, dict) and "config" in summary and isinstance(expected.get("config"), dict):
+        summary["config"] = recorded_config(summary["config"], expected["config"])
     return all(summary.get(k) == v for k, v in expected.items())
 
 

@@ -23,14 +23,19 @@ all-``skip_connect`` cell 73,306, NAS-Bench-201's own counts::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from dscd.nas_bench_201 import EDGES, OPS, Cell
+from dscd.relaxations import get_relaxation
+from dscd.supernet import Supernet
 
-__all__ = ["BenchmarkSize", "NasBench201Network", "ResidualBlock", "cell_size", "make_op"]
+__all__ = ["BenchmarkSize", "NasBench201Network", "NasBench201SearchNetwork", "ResidualBlock", "cell_size",
+           "make_op"]
 
 
 class _Zero(nn.Module):
@@ -131,3 +136,92 @@ def cell_size(cell: Cell, channels: int = 16, cells: int = 5, image_size: int = 
         net = NasBench201Network(cell, channels, cells, num_classes)
         example = torch.zeros(1, 3, image_size, image_size)
     return BenchmarkSize(sum(p.numel() for p in net.parameters()), count_flops(net, example) / 1e6)
+
+
+# ------------------------------------------------------------------------------------ the supernet
+
+
+class _SearchCell(nn.Module):
+    """A NAS-Bench-201 cell with every candidate operation on every edge: node j sums, over the earlier
+    nodes i, ``sum_k w[e, k] op_k(node_i)`` for edge ``e = (i, j)``. ``none`` adds nothing (w * 0)."""
+
+    def __init__(self, ops: Sequence[str], channels: int) -> None:
+        super().__init__()
+        self.op_names = tuple(ops)
+        self.edges = nn.ModuleList(nn.ModuleList(make_op(op, channels, affine=False) for op in ops) for _ in EDGES)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in (1, 2, 3):
+            total: torch.Tensor | None = None
+            for e, (i, to) in enumerate(EDGES):
+                if to != j:
+                    continue
+                for k, (name, op) in enumerate(zip(self.op_names, cast(nn.ModuleList, self.edges[e]), strict=True)):
+                    if name == "none":
+                        continue
+                    y = weights[e, k] * op(nodes[i])
+                    total = y if total is None else total + y
+            if total is None:  # only 'none' candidates: the node is zero
+                total = nodes[0].mul(0.0)
+            nodes.append(total)
+        return nodes[3]
+
+
+class NasBench201SearchNetwork(Supernet):
+    """The supernet of NAS-Bench-201's space: the benchmark's skeleton (see the module docstring) with one
+    shared search cell (one ``alpha_cell`` of shape ``(6, operations)``) in all ``3N`` places.
+
+    As in the differentiable searches that NAS-Bench-201 reports (its section 5), the search cells'
+    BatchNorms have no affine parameters; the stem, residual blocks and classifier are as in the benchmark.
+
+    Args:
+        channels: C, the first stage's channels (benchmark: 16).
+        cells: N, cells per stage (benchmark: 5).
+        ops: candidate operations, from :data:`dscd.nas_bench_201.OPS`.
+        relaxation: a name of :data:`dscd.relaxations.RELAXATIONS`.
+        alpha_init_std: 0 gives alpha = 0; softmax searches start at ``1e-3 * randn``.
+    """
+
+    def __init__(self, channels: int = 16, cells: int = 5, num_classes: int = 10, ops: Sequence[str] = OPS,
+                 relaxation: str = "softmax", in_channels: int = 3, alpha_init_std: float = 0.0,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.relaxation = get_relaxation(relaxation)
+        unknown = [op for op in ops if op not in OPS]
+        if unknown or len(set(ops)) != len(ops) or not ops:
+            raise ValueError(f"ops must be distinct NAS-Bench-201 operations ({', '.join(OPS)}), got {list(ops)}")
+        if "none" in ops and not self.relaxation.allows_none:
+            raise ValueError(f"'none' is not an operation of the {relaxation} relaxation")
+        self.ops = tuple(ops)
+        self.channels, self.cells = channels, cells
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.layers = nn.ModuleList()
+        c = channels
+        for stage in range(3):
+            if stage:
+                self.layers.append(ResidualBlock(c, 2 * c))
+                c *= 2
+            self.layers.extend(_SearchCell(self.ops, c) for _ in range(cells))
+        self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+        shape = (len(EDGES), len(self.ops))
+        init = (alpha_init_std * torch.randn(shape, generator=generator) if alpha_init_std else torch.zeros(shape))
+        self.alpha_cell = nn.Parameter(init)
+
+    def alphas(self) -> list[nn.Parameter]:
+        """The architecture weights ``[alpha_cell]``, ``(6, ops)``."""
+        return [self.alpha_cell]
+
+    def edge_weights(self, alphas: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor]:
+        """``(cell,)``: the mixing weights of this network's alpha, or of ``alphas`` given as ``(cell,)``."""
+        (alpha,) = (self.alpha_cell,) if alphas is None else alphas
+        return (self.relaxation.weights(alpha),)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (w,) = self.edge_weights()
+        h = self.stem(x)
+        for layer in self.layers:
+            h = layer(h, w) if isinstance(layer, _SearchCell) else layer(h)
+        return self.classifier(self.pool(self.last(h)).flatten(1))

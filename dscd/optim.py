@@ -32,6 +32,8 @@ __all__ = [
     "DSCD",
     "DSCDCounters",
     "DSCDEngine",
+    "DSCDSettings",
+    "DSCD_DEFAULTS",
     "NonFiniteLoss",
     "StepResult",
     "beta_params",
@@ -44,6 +46,33 @@ __all__ = [
 #: below float32 resolution for a [-3, 3] box, and NumPy's Beta sampler still has the
 #: intended mean and spread there.
 PHI_MAX = 1.0 - 1e-6
+
+
+
+@dataclass(frozen=True)
+class DSCDSettings:
+    """DSCD's hyper-parameters, with the paper's values as defaults: the one place they are written.
+
+    ``T``: local (Adam) steps between global phases (paper section 3); ``K``: the record window, the
+    number of recent objective values whose minimum a global proposal must beat (Algorithm 2);
+    ``domain``: the box ``(lo, hi)`` proposals are drawn from (section 4: ``(-3, 3)``); ``refresh_best``
+    and ``reset_local_state``: this package's two options of :class:`DSCD` (both off: Algorithm 2 as
+    published). The search configuration's ``dscd_*`` fields and the synthetic benchmark default to these.
+    """
+
+    T: int = 50
+    K: int = 1000
+    domain: tuple[float, float] = (-3.0, 3.0)
+    refresh_best: bool = False
+    reset_local_state: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`DSCD` these settings give."""
+        return dataclasses.asdict(self)
+
+
+#: The paper's settings.
+DSCD_DEFAULTS = DSCDSettings()
 
 _STATE_FORMAT = "dscd.DSCD/2"  # /2: x_best age, phase counters, refresh_best
 
@@ -224,8 +253,8 @@ class DSCDEngine:
         hi: Any,
         total_steps: int,
         *,
-        T: int = 50,
-        K: int = 1000,
+        T: int = DSCD_DEFAULTS.T,
+        K: int = DSCD_DEFAULTS.K,
         phi_max: float = PHI_MAX,
         seeds: int | Sequence[Any] | None = None,
     ) -> None:
@@ -561,13 +590,13 @@ class DSCD(torch.optim.Optimizer):
         local: torch.optim.Optimizer | Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
         total_steps: int,
         *,
-        domain: tuple[float, float] = (-3.0, 3.0),
-        T: int = 50,
-        K: int = 1000,
+        domain: tuple[float, float] = DSCD_DEFAULTS.domain,
+        T: int = DSCD_DEFAULTS.T,
+        K: int = DSCD_DEFAULTS.K,
         phi_max: float = PHI_MAX,
         seed: int | None = None,
-        reset_local_state: bool = False,
-        refresh_best: bool = False,
+        reset_local_state: bool = DSCD_DEFAULTS.reset_local_state,
+        refresh_best: bool = DSCD_DEFAULTS.refresh_best,
     ) -> None:
         params = list(params) if not isinstance(params, torch.Tensor) else [params]
         if not params:

@@ -5,7 +5,8 @@ experiments needs: its search and final-training configurations (as changes to t
 paper's defaults in :class:`dscd.search.SearchConfig` and :class:`dscd.train.TrainConfig`),
 the search budgets of each method with the number of seeds per budget, the budget ``B`` at
 which FairDARTS and FairDARTS + DSCD are compared, and the parameters each notebook
-receives. The command line's ``--profile`` choices, ``search_profile`` / ``train_profile``,
+receives. The command line's ``--profile`` choices, :func:`dscd.search.search_profile` /
+:func:`dscd.train.train_profile`,
 the notebooks and ``dscd reproduce`` all read from here, so adding a profile is adding one
 entry::
 
@@ -14,7 +15,8 @@ entry::
                                  searches={"fairdarts": {50: 3, 250: 5}, "dscd": {250: 5}},
                                  compare_budget=250)
 
-This module imports no torch: the configurations are built on first use.
+This module is data alone and imports nothing of the package: the search and training modules read
+it to build their configurations.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class Profile:
     the budget ``B`` at which notebook 02 compares FairDARTS with FairDARTS + DSCD (valid counts,
     time to collapse) and runs the ``dscd-refresh`` ablation; both methods must search at it.
     ``notebooks``: extra parameters per notebook number (``"03"``: ``{"frames": 60}``).
+    ``spaces``: per search space other than ``darts`` (:data:`dscd.search_spaces.SPACES`), the changes
+    that replace ``search``'s network and data sizes for a search of that space at this scale.
     """
 
     name: str
@@ -105,6 +109,7 @@ class Profile:
     searches: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     compare_budget: int | None = None
     notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.searches if m not in METHODS]
@@ -122,17 +127,10 @@ class Profile:
                 raise ValueError(f"profile {self.name!r}: compare_budget {self.compare_budget} must be a budget of "
                                  f"both fairdarts and dscd; {' and '.join(missing)} {verb} it")
 
-    def search_config(self, **changes: Any) -> Any:
-        """This profile's :class:`dscd.search.SearchConfig`, with ``changes`` applied."""
-        from dscd.search import SearchConfig
-
-        return SearchConfig(profile=self.name, **self.search).replace(**changes)
-
-    def train_config(self, **changes: Any) -> Any:
-        """This profile's :class:`dscd.train.TrainConfig`, with ``changes`` applied."""
-        from dscd.train import TrainConfig
-
-        return TrainConfig(profile=self.name, **self.train).replace(**changes)
+    def search_changes(self, space: str = "darts") -> dict[str, Any]:
+        """This profile's changes to the paper's search configuration, at its scale of ``space``
+        (:func:`dscd.search.search_profile` builds the configuration)."""
+        return {**self.search, **self.spaces.get(space, {})}
 
     def budgets(self, method: str) -> list[int]:
         """The search budgets (epochs) of ``method``, shortest first; ``[]`` when it has none."""
@@ -197,6 +195,7 @@ PROFILES: dict[str, Profile] = {
         searches={"fairdarts": {60: 3, 300: 5}, "dscd": {300: 5, 600: 3}, "dscd-refresh": {300: 3},
                   "dscd-k15": {300: 5}, "dscd-k15-t5": {300: 5}, "dscd-k3000": {600: 3}},
         compare_budget=300,
+        spaces={"nas-bench-201": {"image_size": 16, "channels": 8, "layers": 3}},
         notebooks={
             "03": {"frames": 60, "fps": 12},
             "04": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the time
@@ -207,6 +206,11 @@ PROFILES: dict[str, Profile] = {
         searches={"fairdarts": {50: 1, 75: 1, 250: 1, 500: 1, 3000: 1}, "dscd": {1500: 1, 2000: 1, 3000: 1},
                   "dscd-refresh": {3000: 1}},
         compare_budget=3000,
+        # NAS-Bench-201's own search setting (its section 5): C = 16, N = 5, 50 epochs, batch 64, SGD 0.025 to
+        # 0.001 with weight decay 5e-4, Adam on alpha at 3e-4 with betas (0.5, 0.999) and weight decay 1e-3
+        spaces={"nas-bench-201": {"channels": 16, "layers": 15, "epochs": 50, "batch_size": 64, "w_lr": 0.025,
+                                  "w_lr_min": 0.001, "w_weight_decay": 5e-4, "alpha_lr": 3e-4,
+                                  "alpha_betas": (0.5, 0.999), "alpha_weight_decay": 1e-3}},
         notebooks={
             "03": {"frames": 120, "fps": 24},
             "04": {"published_names": []},  # the paper's own published numbers are in Table 2 anyway

@@ -70,7 +70,7 @@ def git_commit() -> str | None:
 
 
 def run_metadata() -> dict[str, Any]:
-    from dscd import __version__
+    from dscd.version import __version__
 
     return {"version": __version__, "commit": git_commit(), "torch": torch.__version__,
             "machine": platform.platform(), "python": platform.python_version()}

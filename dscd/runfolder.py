@@ -58,10 +58,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RecordLog", "RunFolder",
-           "RunFolderError", "RunFolderWarning", "RunWriter", "UnsafeFileError", "acquire_lock", "check_output_path",
-           "is_run_folder_file", "replace_atomic",
-           "load_weights_only", "write_atomic"]
+__all__ = ["CHECKPOINT", "FIELDS_ADDED_LATER", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RecordLog",
+           "RunFolder", "RunFolderError", "RunFolderWarning", "RunWriter", "UnsafeFileError", "acquire_lock",
+           "check_output_path", "is_run_folder_file", "load_weights_only", "recorded_config", "replace_atomic",
+           "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 #: The key under which a checkpoint keeps the run's start files (``config.json``, ``meta.json``).
@@ -74,6 +74,18 @@ RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "alphas.jsonl", "summa
 #: What a run of each kind writes when it starts, before anything is computed: a folder holding only these
 #: (and empty logs) was killed before its first checkpoint, and resuming it starts it afresh.
 START_FILES = {"search": ("config.json", "meta.json"), "train": ("config.json", "meta.json", "genotype.json")}
+
+#: Fields added after run folders were recorded without them, with the value every such run had: a run's
+#: recorded configuration is read with these filled in, so that older runs resume and are reused.
+FIELDS_ADDED_LATER: dict[str, Any] = {"space": "darts"}
+
+
+def recorded_config(config: Any, fields: Any) -> Any:
+    """A configuration dict as a run folder recorded it, with those of :data:`FIELDS_ADDED_LATER` that are
+    among ``fields`` (the fields compared) filled in where it lacks them."""
+    if not isinstance(config, dict):
+        return config
+    return {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in fields}, **config}
 
 
 #: The only globals a dscd checkpoint may name besides tensors and plain Python values: NumPy's array, for the
@@ -535,7 +547,7 @@ class RunFolder:
 
     def _check_identity(self, path: Path, state: dict[str, Any], identity: dict[str, Any],
                         must_match: list[str]) -> None:
-        saved = state["config"]
+        saved = recorded_config(state["config"], must_match)
         differ = [k for k in must_match if saved.get(k) != identity.get(k)]
         if differ:
             details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {identity.get(k)!r}" for k in differ)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.epochs import EpochLoop
-from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_validity, discretise
 from dscd.livelog import TensorBoardLog
-from dscd.ops import FAIRDARTS_OPS, check_ops
-from dscd.optim import DSCD, NonFiniteLoss
+from dscd.optim import DSCD, DSCD_DEFAULTS, DSCDSettings, NonFiniteLoss
+from dscd.profiles import get_profile
+from dscd.relaxations import get_relaxation
 from dscd.run_common import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
-from dscd.search_network import RELAXATIONS, SearchNetwork, fairdarts_objective
+from dscd.search_spaces import get_space
 
 __all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
            "run_search", "search_profile", "search_steps_per_epoch"]
@@ -74,34 +76,44 @@ class SearchConfig(RunConfig):
     ``amp`` (bfloat16 autocast on CUDA), ``channels_last``, ``checkpoint_minutes``.
     """
 
+    space: str = "darts"
     channels: int = 16
     layers: int = 8
     nodes: int = 4
-    ops: tuple[str, ...] = FAIRDARTS_OPS
+    #: None: the space's candidates under the relaxation (the 7 FairDARTS operations for darts and sigmoid)
+    ops: tuple[str, ...] = None  # type: ignore[assignment]
     relaxation: str = "sigmoid"
-    w01: float = 10.0  #: w_{0-1}: the zero-one loss's weight in the search objective
+    #: w_{0-1}: the weight of the relaxation's regulariser (sigmoid: the zero-one loss); None: its default (10)
+    w01: float = None  # type: ignore[assignment]
     optimizer: str = "adam"
     epochs: int = 50
     batch_size: int = 128
     alpha_lr: float = 3e-3
     alpha_betas: tuple[float, float] = (0.9, 0.999)
     alpha_weight_decay: float = 1e-3
-    dscd_T: int = 50
-    dscd_K: int = 1000
-    dscd_domain: tuple[float, float] = (-3.0, 3.0)
-    dscd_reset_local_state: bool = False
-    dscd_refresh_best: bool = False
+    dscd_T: int = DSCD_DEFAULTS.T
+    dscd_K: int = DSCD_DEFAULTS.K
+    dscd_domain: tuple[float, float] = DSCD_DEFAULTS.domain
+    dscd_reset_local_state: bool = DSCD_DEFAULTS.reset_local_state
+    dscd_refresh_best: bool = DSCD_DEFAULTS.refresh_best
     w_lr: float = 0.005
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    rule: str = "fairdarts"
+    rule: str = None  # type: ignore[assignment]  #: None: the relaxation's default rule (sigmoid: fairdarts)
     threshold: float = 0.85
     checkpoint_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        space, relaxation = get_space(self.space), get_relaxation(self.relaxation)
+        derived = {"ops": lambda: space.default_ops(relaxation.name),
+                   "rule": lambda: space.default_rule(relaxation.name), "w01": lambda: relaxation.default_w01}
+        unset = frozenset(name for name in derived if getattr(self, name) is None)
+        for name in unset:
+            object.__setattr__(self, name, derived[name]())
+        object.__setattr__(self, "_derived", unset)
         object.__setattr__(self, "ops", check_sequence(self, "ops", str))
         object.__setattr__(self, "alpha_betas",
                            tuple(float(b) for b in check_sequence(self, "alpha_betas", (int, float), 2)))
@@ -109,8 +121,6 @@ class SearchConfig(RunConfig):
                            tuple(float(d) for d in check_sequence(self, "dscd_domain", (int, float), 2)))
         for name, minimum, maximum in (("nodes", 1, 64), ("dscd_T", 1, 10**9), ("dscd_K", 1, 10**7)):
             check_integer(self, name, minimum, maximum=maximum)  # K: DSCD keeps a window of K values in memory
-        if self.channels % 2:
-            raise ValueError(f"channels must be even, got {self.channels}")
         for name in ("alpha_lr", "w_lr", "checkpoint_minutes"):
             check_number(self, name, 0.0, low_open=True)
         for name in ("w01", "alpha_weight_decay", "w_weight_decay", "w_lr_min", "grad_clip"):
@@ -130,15 +140,19 @@ class SearchConfig(RunConfig):
                              f"beyond that saturates every relaxation), got {list(self.dscd_domain)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.relaxation not in RELAXATIONS:
-            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {self.relaxation!r}")
-        if self.rule not in DISCRETISATION_RULES:
-            raise ValueError(f"rule must be one of {DISCRETISATION_RULES}, got {self.rule!r}")
-        check_ops(self.ops)
-        if self.relaxation == "sigmoid" and "none" in self.ops:
-            raise ValueError("ops: 'none' belongs to the softmax relaxation")
-        if not [op for op in self.ops if op != "none"]:
-            raise ValueError(f"ops must hold at least one operation besides 'none', got {list(self.ops)}")
+        if relaxation.regulariser is None and self.w01:
+            raise ValueError(f"w01 weights a relaxation's regulariser and {relaxation.name} has none: set w01 to 0, "
+                             f"got {self.w01}")
+        if not isinstance(self.rule, str) or self.rule not in space.rules:
+            raise ValueError(f"rule must be one of {', '.join(space.rules)} in the {space.name} space, "
+                             f"got {self.rule!r}")
+        space.check(self)
+
+    @property
+    def dscd_settings(self) -> DSCDSettings:
+        """The ``dscd_*`` fields as :class:`dscd.optim.DSCDSettings` (what the search gives :class:`DSCD`)."""
+        return DSCDSettings(T=self.dscd_T, K=self.dscd_K, domain=self.dscd_domain,
+                            refresh_best=self.dscd_refresh_best, reset_local_state=self.dscd_reset_local_state)
 
 
 #: Fields that change the computation: a checkpoint must agree on them to be resumed.
@@ -155,10 +169,11 @@ def search_steps_per_epoch(config: SearchConfig, classes: int = 10, available_pe
 
 
 def search_profile(name: str, **changes: Any) -> SearchConfig:
-    """The search configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""
-    from dscd.profiles import get_profile
-
-    return get_profile(name).search_config(**changes)
+    """The search configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied;
+    with a ``space`` among them, at the profile's scale of that space."""
+    space = changes.get("space", "darts")
+    scale = get_profile(name).search_changes(space if isinstance(space, str) else "darts")
+    return SearchConfig(profile=name, **scale).replace(**changes)
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -173,9 +188,9 @@ class Searcher:
         self.device = device
         self.dist = dist or Distributed()
         gen = torch.Generator().manual_seed(config.seed)
-        self.net = SearchNetwork(config.channels, num_classes, config.layers, config.nodes, config.ops,
-                                 config.relaxation, in_channels,
-                                 alpha_init_std=1e-3 if config.relaxation == "softmax" else 0.0, generator=gen)
+        self.space = get_space(config.space)
+        self.relaxation = get_relaxation(config.relaxation)
+        self.net = self.space.supernet(config, num_classes, in_channels, gen)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.net.to(device)
         self.net.to(memory_format=self.memory_format)
@@ -187,10 +202,8 @@ class Searcher:
                                 weight_decay=config.alpha_weight_decay)
         self.dscd = None
         if config.optimizer == "dscd":
-            self.dscd = DSCD(self.alphas, adam, total_steps=config.epochs * steps_per_epoch,
-                             domain=config.dscd_domain, T=config.dscd_T, K=config.dscd_K, seed=config.seed,
-                             reset_local_state=config.dscd_reset_local_state,
-                             refresh_best=config.dscd_refresh_best)
+            self.dscd = DSCD(self.alphas, adam, total_steps=config.epochs * steps_per_epoch, seed=config.seed,
+                             **config.dscd_settings.kwargs())
         self.alpha_opt: torch.optim.Optimizer = self.dscd or adam
         self.w_opt = torch.optim.SGD(self.weights, lr=config.w_lr, momentum=config.w_momentum,
                                      weight_decay=config.w_weight_decay)
@@ -202,7 +215,7 @@ class Searcher:
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self._forward(x)
-        return fairdarts_objective(logits, y, self.alphas, self.config.w01), logits
+        return self.relaxation.objective(F.cross_entropy(logits, y), self.alphas, self.config.w01), logits
 
     def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam or DSCD step on a validation batch; returns (loss, logits) at the pre-step alpha."""
@@ -257,38 +270,29 @@ class Searcher:
         self.w_opt.load_state_dict(state["w_opt"])
 
 
-def _cell_record(weights: tuple[torch.Tensor, torch.Tensor], config: SearchConfig) -> tuple[dict[str, Any], Genotype]:
-    """The discretised cell of edge weights ``(normal, reduce)``: per-cell summaries, the genotype, its validity."""
-    normal, reduce = (w.detach().float().cpu().numpy() for w in weights)
-    genotype = discretise(normal, reduce, rule=config.rule, threshold=config.threshold, ops=config.ops,
-                          nodes=config.nodes)
-    validity = check_validity(genotype)
-    out: dict[str, Any] = {}
-    for cell, w in (("normal", normal), ("reduce", reduce)):
-        for key, value in cell_summary(w, genotype.cell(cell), config.threshold).items():
-            out[f"{key}_{cell}"] = value
-    out.update(genotype=genotype.to_dict(), valid=validity.valid,
-               invalid_reason=None if validity.valid else validity.message())
-    return out, genotype
+def _cell_record(weights: Sequence[torch.Tensor], config: SearchConfig) -> dict[str, Any]:
+    """The discretised cell of edge weights (one tensor per cell of the space): per-cell summaries, the
+    genotype, its validity (and what the space adds, such as NAS-Bench-201's lookup)."""
+    return get_space(config.space).cell_record([w.detach().float().cpu().numpy() for w in weights], config)
 
 
-def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, Any], Genotype, list, list]:
+def _cell_numbers(searcher: Searcher, config: SearchConfig) -> tuple[dict[str, Any], dict[str, list]]:
+    """The epoch's cell fields, and the alpha tensors as lists by cell name (``alphas.jsonl``)."""
     with torch.no_grad():
-        out, genotype = _cell_record(searcher.net.edge_weights(), config)
-    alphas = [a.detach().float().cpu().numpy().round(6).tolist() for a in searcher.alphas]
-    return out, genotype, alphas[0], alphas[1]
-
-
-#: What an epoch's record keeps of DSCD's ``x_best`` cell (``record["best"]``), beside the current cell's.
-_BEST_FIELDS = ("valid", "invalid_reason", "kept_edges_normal", "kept_edges_reduce")
+        out = _cell_record(searcher.net.edge_weights(), config)
+    alphas = {cell: a.detach().float().cpu().numpy().round(6).tolist()
+              for cell, a in zip(searcher.space.cells, searcher.alphas, strict=True)}
+    return out, alphas
 
 
 def _best_cell(searcher: Searcher, config: SearchConfig) -> dict[str, Any]:
-    """Algorithm 2's ``x_best`` discretised as the current alpha is: its validity and kept edges."""
+    """Algorithm 2's ``x_best`` discretised as the current alpha is: its validity and kept edges per cell
+    (what an epoch's record keeps of it, ``record["best"]``, beside the current cell's)."""
     assert searcher.dscd is not None
     with torch.no_grad():
-        out, _ = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
-    return {key: out[key] for key in _BEST_FIELDS}
+        out = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
+    fields = ("valid", "invalid_reason", *(f"kept_edges_{cell}" for cell in searcher.space.cells))
+    return {key: out[key] for key in fields}
 
 
 def run_search(config: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True
@@ -322,19 +326,21 @@ def _search(config: SearchConfig, folder: RunWriter, device: torch.device, ident
     run.searcher.net.train()
     for _ in loop:
         run.epoch_body(loop, progress)
-        record, normal, reduce = run.record(loop)
-        run.alpha_log.append({"epoch": loop.epoch + 1, "normal": normal, "reduce": reduce})
-        loop.end_epoch(record, _shown(record), run.next_epoch, run.live_weights)
+        record, alphas = run.record(loop)
+        run.alpha_log.append({"epoch": loop.epoch + 1, **alphas})
+        loop.end_epoch(record, _shown(record, run.searcher.space.cells), run.next_epoch, run.live_weights)
     return run.finish() if loop.finish() else None
 
 
-def _shown(record: dict[str, Any]) -> dict[str, Any]:
-    """The progress line of an epoch."""
+def _shown(record: dict[str, Any], cells: Sequence[str]) -> dict[str, Any]:
+    """The progress line of an epoch: kept edges per cell, and a NAS-Bench-201 cell's looked-up accuracy."""
     shown = {"epoch": record["epoch"], "alpha_loss": f"{record['alpha_loss']:.3f}",
-             "val": f"{100 * record['val_acc']:.1f}%", "kept": f"{record['kept_edges_normal']}/"
-             f"{record['kept_edges_reduce']}", "valid": record["valid"]}
+             "val": f"{100 * record['val_acc']:.1f}%", "kept": "/".join(str(record[f"kept_edges_{c}"]) for c in cells),
+             "valid": record["valid"]}
     if record["test_acc"] is not None:
         shown["test"] = f"{100 * record['test_acc']:.1f}%"
+    if "lookup" in record:
+        shown["nb201_cifar10"] = f"{record['lookup']['accuracy']['cifar10-test']:.2f}%"
     return shown
 
 
@@ -434,8 +440,8 @@ class _SearchRun:
         self._stop_if_diverged(loop, steps)
         self.elapsed += time.perf_counter() - epoch_start
 
-    def record(self, loop: EpochLoop) -> tuple[dict[str, Any], list, list]:
-        """The epoch's record (``metrics.jsonl``), and the alpha tensors as lists (``alphas.jsonl``)."""
+    def record(self, loop: EpochLoop) -> tuple[dict[str, Any], dict[str, list]]:
+        """The epoch's record (``metrics.jsonl``), and the alpha tensors as lists by cell (``alphas.jsonl``)."""
         searcher = self.searcher
         total_sums = self.sums.reduced(self.dist)  # sums and counts over the ranks
         record: dict[str, Any] = {"epoch": loop.epoch + 1, "steps": self.sums.counts["steps"], "lr": self.lr}
@@ -444,39 +450,40 @@ class _SearchRun:
                       train_acc=total_sums.mean("train_correct", "train"),
                       val_acc=total_sums.mean("val_correct", "val"))
         record["test_acc"] = searcher.accuracy(self.test_loader) if loop.test_due() else None
-        cells, _, normal, reduce = _cell_numbers(searcher, self.config)
+        cells, alphas = _cell_numbers(searcher, self.config)
         record.update(cells)
         if searcher.dscd is not None:
             s = searcher.dscd.stats
-            per = searcher.dscd.stats_per_parameter()
-            record["dscd"] = {**{k: v for k, v in s.items() if k not in ("step", "next_step")},  # every counter
-                              "proposed_normal": per[0]["proposed"], "accepted_normal": per[0]["accepted"],
-                              "proposed_reduce": per[1]["proposed"], "accepted_reduce": per[1]["accepted"]}
+            record["dscd"] = {k: v for k, v in s.items() if k not in ("step", "next_step")}  # every counter
+            for cell, per in zip(searcher.space.cells, searcher.dscd.stats_per_parameter(), strict=True):
+                record["dscd"].update({f"proposed_{cell}": per["proposed"], f"accepted_{cell}": per["accepted"]})
             record["best"] = _best_cell(searcher, self.config)  # x_best's cell beside x_current's
         record["seconds"] = self.elapsed
-        return record, normal, reduce
+        return record, alphas
 
     def live_weights(self, board: TensorBoardLog, epoch: int) -> None:
-        """The live log's heatmaps of both cells' edge weights."""
+        """The live log's heatmaps of every cell's edge weights."""
         with torch.no_grad():
-            for cell, w in zip(("normal", "reduce"), self.searcher.net.edge_weights(), strict=True):
+            for cell, w in zip(self.searcher.space.cells, self.searcher.net.edge_weights(), strict=True):
                 board.heatmap(epoch, f"weights/{cell}", w.detach().float().cpu().numpy())
 
     def finish(self) -> dict[str, Any]:
         """Rank 0's finishing step: ``genotype.json``, DSCD's ``genotype_best.json`` and ``summary.json``."""
         config, folder, searcher = self.config, self.folder, self.searcher
+        space = searcher.space
         final = folder.log("metrics").read()[-1]
-        genotype = Genotype.from_dict(final["genotype"])
-        folder.write_json("genotype.json", genotype.to_dict())
+        folder.write_json("genotype.json", final["genotype"])
         summary = {"config": config.to_dict(), "data_fingerprint": self.identity["data_fingerprint"],
                    "folder": str(folder.path), "epochs": config.epochs, "seconds": self.elapsed, "final": final,
-                   "valid": final["valid"], "genotype": genotype.to_dict()}
+                   "valid": final["valid"], "genotype": final["genotype"]}
+        summary.update({field: final[field] for field in space.summary_fields})
         if searcher.dscd is not None:  # Algorithm 2's output: the best point, discretised the same way
             with torch.no_grad():
-                best, best_genotype = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
-            folder.write_json("genotype_best.json", best_genotype.to_dict())
-            summary["genotype_best"] = best_genotype.to_dict()
+                best = _cell_record(searcher.net.edge_weights(searcher.dscd.best_params()), config)
+            folder.write_json("genotype_best.json", best["genotype"])
+            summary["genotype_best"] = best["genotype"]
             summary["best_valid"] = best["valid"]
+            summary.update({f"{field}_best": best[field] for field in space.summary_fields})
         folder.write_json("summary.json", summary)
         return summary
 
@@ -489,8 +496,9 @@ def load_metrics(folder: str | Path) -> list[dict[str, Any]]:
     return JsonLines(Path(folder) / "metrics.jsonl").read()
 
 
-def load_alphas(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(epochs, normal (E, edges, ops), reduce (E, edges, ops))`` recorded by a run."""
+def load_alphas(folder: str | Path) -> tuple[np.ndarray, ...]:
+    """``(epochs, one array (E, edges, ops) per cell)`` recorded by a run: ``(epochs, normal, reduce)`` in the
+    DARTS space, ``(epochs, cell)`` in NAS-Bench-201's (the cells in their space's order)."""
     rows = JsonLines(Path(folder) / "alphas.jsonl").read()
-    return (np.array([r["epoch"] for r in rows]), np.array([r["normal"] for r in rows]),
-            np.array([r["reduce"] for r in rows]))
+    cells = [key for key in rows[0] if key != "epoch"] if rows else []
+    return (np.array([r["epoch"] for r in rows]), *(np.array([r[c] for r in rows]) for c in cells))

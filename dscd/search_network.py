@@ -16,11 +16,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from dscd.ops import FAIRDARTS_OPS, OPS, FactorizedReduce, ReLUConvBN, check_ops, make_op
+from dscd.relaxations import RELAXATIONS, get_relaxation, zero_one_loss
+from dscd.supernet import Supernet
 
-__all__ = ["RELAXATIONS", "MixedOp", "SearchCell", "SearchNetwork", "fairdarts_objective", "num_edges",
-           "zero_one_loss"]
+__all__ = ["MixedOp", "SearchCell", "SearchNetwork", "fairdarts_objective", "num_edges", "zero_one_loss"]
 
-RELAXATIONS = ("sigmoid", "softmax")
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -156,7 +156,7 @@ def _last_module(module: nn.Module) -> nn.Module | None:
     return module[-1] if isinstance(module, nn.Sequential) else None
 
 
-class SearchNetwork(nn.Module):
+class SearchNetwork(Supernet):
     """The supernet: stem, ``layers`` cells (reduction at 1/3 and 2/3 depth), global pooling, linear.
 
     Args:
@@ -165,8 +165,8 @@ class SearchNetwork(nn.Module):
         layers: number of cells (reference: 8).
         nodes: intermediate nodes per cell (reference: 4, so 14 edges).
         ops: candidate operation names (default: the 7 FairDARTS operations).
-        relaxation: ``sigmoid`` (FairDARTS: every op weighted by sigmoid(alpha)) or
-            ``softmax`` (DARTS: softmax over an edge's ops).
+        relaxation: a name of :data:`dscd.relaxations.RELAXATIONS`: ``sigmoid`` (FairDARTS: every op
+            weighted by sigmoid(alpha)) or ``softmax`` (DARTS: softmax over an edge's ops).
         in_channels: image channels.
         stem_multiplier: the stem outputs ``stem_multiplier * C`` channels (3).
         alpha_init_std: 0 gives alpha = 0 (FairDARTS); DARTS uses 1e-3 * randn.
@@ -188,13 +188,11 @@ class SearchNetwork(nn.Module):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         if channels % 2:
             raise ValueError(f"channels must be even (factorized reductions halve it), got {channels}")
-        if relaxation not in RELAXATIONS:
-            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {relaxation!r}")
+        self.relaxation = get_relaxation(relaxation).name
         self.ops = check_ops(ops)
-        if relaxation == "sigmoid" and "none" in self.ops:
-            raise ValueError("'none' belongs to the softmax relaxation: with sigmoid, all weights near 0 are the "
-                             "zero operation already (use FAIRDARTS_OPS)")
-        self.relaxation = relaxation
+        if not RELAXATIONS[relaxation].allows_none and "none" in self.ops:
+            raise ValueError(f"'none' is not an operation of the {relaxation} relaxation: all weights near 0 are "
+                             "the zero operation already (use FAIRDARTS_OPS)")
         self.nodes = nodes
         self.layers = layers
         self.num_classes = num_classes
@@ -227,18 +225,12 @@ class SearchNetwork(nn.Module):
         """The architecture weights ``[alpha_normal, alpha_reduce]``, each ``(edges, ops)``."""
         return [self.alpha_normal, self.alpha_reduce]
 
-    def weights(self) -> list[nn.Parameter]:
-        """Every parameter except the architecture weights (what the weight optimiser trains)."""
-        alpha_ids = {id(a) for a in self.alphas()}
-        return [p for p in self.parameters() if id(p) not in alpha_ids]
-
     def edge_weights(self, alphas: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(normal, reduce)`` mixing weights: sigmoid(alpha) or softmax over each edge's ops, of this
         network's alphas or of ``alphas`` given as ``(normal, reduce)`` (e.g. DSCD's ``x_best``)."""
         normal, reduce = (self.alpha_normal, self.alpha_reduce) if alphas is None else alphas
-        if self.relaxation == "sigmoid":
-            return torch.sigmoid(normal), torch.sigmoid(reduce)
-        return F.softmax(normal, dim=-1), F.softmax(reduce, dim=-1)
+        weights = RELAXATIONS[self.relaxation].weights
+        return weights(normal), weights(reduce)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w_normal, w_reduce = self.edge_weights()
@@ -248,19 +240,8 @@ class SearchNetwork(nn.Module):
         return self.classifier(self.pool(s1).flatten(1))
 
 
-def zero_one_loss(alphas: Sequence[torch.Tensor]) -> torch.Tensor:
-    """FairDARTS' zero-one loss ``-mean((sigmoid(alpha) - 0.5)^2)`` over all values of all tensors.
-
-    It is -0.25 when every weight is 0 or 1 and 0 when every weight is 0.5.
-    """
-    flat = torch.cat([a.reshape(-1) for a in alphas])
-    return -((torch.sigmoid(flat) - 0.5) ** 2).mean()
-
-
 def fairdarts_objective(logits: torch.Tensor, targets: torch.Tensor, alphas: Sequence[torch.Tensor],
                         w01: float = 10.0) -> torch.Tensor:
-    """Cross-entropy plus ``w01`` times the zero-one loss (FairDARTS' search objective)."""
-    loss = F.cross_entropy(logits, targets)
-    if w01:
-        loss = loss + w01 * zero_one_loss(alphas)
-    return loss
+    """Cross-entropy plus ``w01`` times the zero-one loss (FairDARTS' search objective: the sigmoid
+    relaxation's :meth:`~dscd.relaxations.Relaxation.objective`)."""
+    return RELAXATIONS["sigmoid"].objective(F.cross_entropy(logits, targets), alphas, w01)

@@ -1,12 +1,14 @@
-"""Time to collapse: when a search's normal cell empties for good, and how methods compare on it.
+"""Time to collapse: when a search's watched cell empties for good, and how methods compare on it.
 
 The paper's failure (section 3, Figure 1) is a normal cell whose every weight sinks below the
-discretisation threshold, so the discretised architecture is invalid. Read as a time-to-event
-problem, each search run is one subject:
+discretisation threshold, so the discretised architecture is invalid. Each search space names the
+cell whose loss of validity is its collapse (``collapse_cell`` of :mod:`dscd.search_spaces`: the DARTS
+space's normal cell, NAS-Bench-201's one cell). Read as a time-to-event problem, each search run is
+one subject:
 
-- its *collapse epoch* is the first epoch from which the normal cell stays invalid until the end
+- its *collapse epoch* is the first epoch from which that cell stays invalid until the end
   of the run (a cell that empties and later recovers has not collapsed at that earlier epoch);
-- a run whose normal cell is valid at its last epoch is *censored* at its budget: it did not
+- a run whose cell is valid at its last epoch is *censored* at its budget: it did not
   collapse within the epochs it was given.
 
 :func:`kaplan_meier` gives the fraction of runs still valid per epoch, and :func:`logrank` compares
@@ -22,15 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from dscd.genotype import Genotype, check_validity
+from dscd.search_spaces import space_of
 
-__all__ = ["CollapseTime", "LogRank", "collapse_time", "kaplan_meier", "logrank", "logrank_z", "median_time",
-           "normal_cell_valid", "permutation_logrank", "restricted_mean"]
+__all__ = ["CollapseTime", "LogRank", "collapse_cell_valid", "collapse_time", "kaplan_meier", "logrank", "logrank_z",
+           "median_time", "permutation_logrank", "restricted_mean"]
 
 
-def normal_cell_valid(record: Mapping[str, Any]) -> bool:
-    """Whether the normal cell of one per-epoch search record (``metrics.jsonl``) is valid."""
-    return "normal" not in check_validity(Genotype.from_dict(record["genotype"])).reasons
+def collapse_cell_valid(record: Mapping[str, Any]) -> bool:
+    """Whether the cell whose emptying is the collapse (its space's ``collapse_cell``: DARTS' normal cell,
+    NAS-Bench-201's one cell) is valid in one per-epoch search record (``metrics.jsonl``)."""
+    space = space_of(record["genotype"])
+    return space.cell_valid(record["genotype"], space.collapse_cell)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def collapse_time(records: Sequence[Mapping[str, Any]]) -> CollapseTime:
     if not records:
         raise ValueError("a run with no per-epoch records has no collapse time")
     epochs = [int(r["epoch"]) for r in records]
-    valid = [normal_cell_valid(r) for r in records]
+    valid = [collapse_cell_valid(r) for r in records]
     if valid[-1]:
         return CollapseTime(epochs[-1], False)
     first = len(valid) - 1

@@ -38,6 +38,7 @@ from dscd.epochs import EpochLoop
 from dscd.eval_network import EvalNetwork, InvalidArchitectureError, network_size
 from dscd.genotype import Genotype, check_validity, load_genotype
 from dscd.model_files import MODEL_FILE, save_model
+from dscd.profiles import get_profile
 from dscd.run_common import (
     EpochSums,
     correct_count,
@@ -123,9 +124,7 @@ _MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
 
 def train_profile(name: str, **changes: Any) -> TrainConfig:
     """The training configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""
-    from dscd.profiles import get_profile
-
-    return get_profile(name).train_config(**changes)
+    return TrainConfig(profile=name, **get_profile(name).train).replace(**changes)
 
 
 def check_trainable(genotype: Genotype, name: str = "genotype") -> None:

@@ -66,7 +66,7 @@ def test_quick_is_the_protocol_the_calibration_chose():
     """The committed calibration's rule chose a configuration and two FairDARTS budgets; quick is that."""
     chosen = json.loads((ROOT / "results" / "calibration" / "quick.json").read_text())["protocol"]["chosen"]
     quick = get_profile("quick")
-    config = quick.search_config()
+    config = search_profile(quick.name)
     assert all(getattr(config, k) == v for k, v in chosen["changes"].items())
     assert quick.budgets("fairdarts") == [chosen["short_budget"], chosen["long_budget"]]
     assert quick.compare_budget == chosen["long_budget"]

@@ -85,7 +85,7 @@ def test_bad_configuration_is_named():
         SearchNetwork(channels=4, layers=3, ops=("conv_7x7",))
     with pytest.raises(ValueError, match="relaxation"):
         SearchNetwork(channels=4, layers=3, relaxation="gumbel")
-    with pytest.raises(ValueError, match="'none' belongs"):
+    with pytest.raises(ValueError, match="'none' is not an operation of the sigmoid relaxation"):
         SearchNetwork(channels=4, layers=3, ops=DARTS_OPS)
     with pytest.raises(ValueError, match="channels must be even"):
         SearchNetwork(channels=5, layers=3)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from dscd.search import load_metrics
-from dscd.survival import collapse_time, normal_cell_valid
+from dscd.survival import collapse_cell_valid, collapse_time
 
 __all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "REQUIRED_OF_SEEDS", "calibration_jobs", "choose_protocol", "main",
            "recorded_runs", "rule_status", "summarise"]
@@ -74,7 +74,7 @@ def _run_summary(folder: Path) -> dict[str, Any] | None:
     collapse = collapse_time(records)
     seconds = [float(r["seconds"]) for r in records]
     per_epoch = seconds[-1] / len(records)
-    valid = "".join("1" if normal_cell_valid(r) else "0" for r in records)
+    valid = "".join("1" if collapse_cell_valid(r) else "0" for r in records)
     return {"seed": summary["config"]["seed"], "epochs": summary["epochs"], **collapse.to_dict(),
             "valid_at_end": not collapse.collapsed,
             "kept_normal_edges_at_end": records[-1]["kept_edges_normal"],

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from dscd.optim import DSCDEngine
+from dscd.optim import DSCD_DEFAULTS, DSCDEngine
 from dscd.paper.functions import FUNCTIONS, SyntheticFunction, make_function
 
 __all__ = [
@@ -102,8 +102,8 @@ class BenchConfig:
     budget: int = 10000
     methods: tuple[str, ...] = ALL_METHODS
     seed: int = 0
-    T: int = 50
-    K: int = 1000
+    T: int = DSCD_DEFAULTS.T
+    K: int = DSCD_DEFAULTS.K
     cma_sigma0: float = 0.25
     rotation_seed: int = 0
 
@@ -161,8 +161,8 @@ def run_gradient_methods(
     budget: int,
     *,
     seed: int = 0,
-    T: int = 50,
-    K: int = 1000,
+    T: int = DSCD_DEFAULTS.T,
+    K: int = DSCD_DEFAULTS.K,
     run_ids: Sequence[int] | None = None,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib import animation
 from scipy import stats
 
-from dscd.optim import PHI_MAX, beta_params
+from dscd.optim import DSCD_DEFAULTS, PHI_MAX, beta_params
 
 __all__ = ["animate_beta_annealing", "beta_density", "plot_beta_annealing", "plot_survival", "save_figure"]
 
@@ -67,7 +67,7 @@ def _density_axes(ax: plt.Axes, v: float, phi: float, lo: float, hi: float, grid
 def plot_beta_annealing(
     v: float = 0.75,
     phis: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 0.99, 0.999),
-    domain: tuple[float, float] = (-3.0, 3.0),
+    domain: tuple[float, float] = DSCD_DEFAULTS.domain,
     points: int = 2001,
 ) -> plt.Figure:
     """Small multiples of the proposal density around ``v`` for several ``phi``."""
@@ -95,7 +95,7 @@ def animate_beta_annealing(
     v: float = 0.75,
     frames: int = 60,
     fps: int = 12,
-    domain: tuple[float, float] = (-3.0, 3.0),
+    domain: tuple[float, float] = DSCD_DEFAULTS.domain,
     phi_end: float = 0.995,
     points: int = 1001,
 ) -> list[Path]:

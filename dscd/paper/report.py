@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["KEPT_RUN_FILES", "MARKER_END", "PUBLISHED_FILES", "REGIONS", "KeptRuns", "benchmark_record",
            "benchmarks_page", "headline", "keep_runs", "profiles_page", "publish", "render", "render_text",
-           "restore_runs", "results_page", "write_benchmark"]
+           "restore_runs", "results_page", "search_cost", "write_benchmark"]
 
 #: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
 PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
@@ -139,10 +139,11 @@ def _reused_here(summary: dict[str, Any]) -> bool:
     data source on this machine, with the same contents (else its folder would only be in the way)."""
     from dscd.data import source_fingerprint
     from dscd.profiles import get_profile
+    from dscd.search import search_profile
 
     config = summary.get("config") or {}
     try:
-        here = get_profile(config.get("profile", "")).search_config().with_data_resolved().data
+        here = search_profile(get_profile(config.get("profile", "")).name).with_data_resolved().resolved_data
         return here == config.get("data") and source_fingerprint(here) == summary.get("data_fingerprint")
     except (ValueError, OSError):  # an unknown profile, no data configured, a source missing here
         return False
@@ -335,6 +336,27 @@ def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
             f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
 
 
+def search_cost(root: Path, profile: str, link_prefix: str = "") -> str:
+    """One sentence: what a search of ``profile`` costs per epoch in each search space, from
+    ``results/benchmarks/spaces-<profile>-*.json`` (``benchmarks/bench_spaces.py``); ``""`` when there is none."""
+    files = sorted((root / "results" / "benchmarks").glob(f"spaces-{profile}-*.json"))
+    if not files:
+        return ""
+    data = json.loads(files[-1].read_text())
+    per_space: dict[str, list[float]] = {}
+    for m in data.get("measurements", []):
+        if m["configuration"] == m["space"]:  # the profile's own scale of the space, not a candidate
+            per_space.setdefault(m["space"], []).append(m["epoch_s"])
+    if not per_space:
+        return ""
+    threads = {m["threads"] for m in data["measurements"]}
+    costs = " and ".join(f"{max(v):.2g} s in the {space} space" for space, v in per_space.items())
+    return (f"A `{profile}` search epoch costs at most {costs} (Adam or DSCD, NAS-Bench-201 in either relaxation; "
+            f"{'/'.join(map(str, sorted(threads)))} thread per seed, so two seeds at once on "
+            f"{data.get('cores', '?')} cores), measured alone "
+            f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
+
+
 def headline(root: str | Path) -> str:
     """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
     largest profile published under ``root/results``."""
@@ -440,7 +462,7 @@ def profiles_page(root: str | Path | None = None) -> str:
     final-training configurations (the fields that differ from the paper's), and its budgets with
     seeds per budget. Rendered from the registry itself, so the page cannot drift from it."""
     from dscd.profiles import METHOD_LABELS, METHODS, PROFILES
-    from dscd.search import search_steps_per_epoch
+    from dscd.search import search_profile, search_steps_per_epoch
 
     def changes(values: dict[str, Any]) -> str:
         return ", ".join(f"`{k}={v}`" for k, v in values.items()) or "the paper's"
@@ -462,7 +484,7 @@ def profiles_page(root: str | Path | None = None) -> str:
              "images per class, CIFAR-10's 5,000 when null, ten classes) over `batch_size`:\n\n")
     constants = []
     for p in PROFILES.values():
-        config = p.search_config(optimizer="dscd")
+        config = search_profile(p.name, optimizer="dscd")
         steps = search_steps_per_epoch(config)
         dscd_budgets = p.budgets("dscd")
         constants.append((f"`{p.name}`", steps, f"{config.dscd_T} steps = {config.dscd_T / steps:.3g} epochs",
@@ -481,7 +503,8 @@ REGIONS: dict[str, Callable[[Path], str]] = {
     "benchmarks": lambda root: benchmarks_page(root, link_prefix="../"),
     "profiles": profiles_page,
     # the default profile's cost from scratch, beside `make figures` in the README's quick start
-    "cost": lambda root: regeneration_cost(root, "quick") or "`benchmarks/bench_regeneration.py` measures its cost.\n",
+    "cost": lambda root: ((regeneration_cost(root, "quick")
+                           or "`benchmarks/bench_regeneration.py` measures its cost.\n") + search_cost(root, "quick")),
 }
 
 
