@@ -127,6 +127,19 @@ class Cell:
         return all(op == "none" for op in self.ops)
 
     @property
+    def learns(self) -> bool:
+        """Whether a path from the input (node 0) to the output (node 3) through edges that are not ``none``
+        holds a convolution: otherwise the cell's output is a fixed function of its input (identities and
+        poolings), and the network learns only outside its cells."""
+        paths = ((0, 3), (0, 1, 3), (0, 2, 3), (0, 1, 2, 3))
+        op = {(i, j): o for o, i, j in self.edges()}
+        for path in paths:
+            steps = [op[(a, b)] for a, b in zip(path, path[1:], strict=False)]
+            if "none" not in steps and any(s in PARAMETERISED_OPS for s in steps):
+                return True
+        return False
+
+    @property
     def connected(self) -> bool:
         """Whether the output (node 3) is reached from the input (node 0) through edges that are not ``none``."""
         reached = {0}
@@ -185,7 +198,7 @@ class Lookup:
         return {"benchmark": "NAS-Bench-201, 12-epoch", "index": self.index, "cell": self.cell.to_string(),
                 "accuracy": self.accuracy, "rank": self.rank, "percentile": self.percentile,
                 "parameterised_edges": self.cell.parameterised_edges, "empty": self.cell.empty,
-                "connected": self.cell.connected}
+                "connected": self.cell.connected, "learns": self.cell.learns}
 
 
 def lookup(cell: Cell | str | int) -> Lookup:

@@ -34,7 +34,7 @@ from dscd.genotype import DISCRETISATION_RULES, Genotype, cell_summary, check_va
 from dscd.nas_bench_201 import EDGES, Cell, lookup
 from dscd.nas_bench_201_network import NasBench201Network, NasBench201SearchNetwork
 from dscd.ops import DARTS_OPS, FAIRDARTS_OPS, check_ops
-from dscd.relaxations import RELAXATIONS, get_relaxation
+from dscd.relaxations import RELAXATIONS
 from dscd.search_network import SearchNetwork
 from dscd.supernet import Supernet
 
@@ -48,8 +48,8 @@ class SearchSpace(Protocol):
     name: str
     #: the architecture weights' names, in the order of the supernet's ``alphas()`` and ``edge_weights()``
     cells: tuple[str, ...]
-    #: the cell whose loss of validity is the collapse that the survival analysis times
-    collapse_cell: str
+    #: what the collapse is, in a few words (calibration and survival records name it)
+    collapse: str
     #: the discretisation rules this space knows
     rules: tuple[str, ...]
     #: what a summary copies from the final record, beside the genotype (NAS-Bench-201: its lookup)
@@ -74,12 +74,11 @@ class SearchSpace(Protocol):
     def cell_valid(self, genotype: Mapping[str, Any], cell: str) -> bool:
         """Whether ``cell`` of a genotype dict is valid (a network built from it propagates its input)."""
 
+    def collapsed(self, genotype: Mapping[str, Any]) -> bool:
+        """Whether a genotype dict is collapsed: the state whose onset :mod:`dscd.survival` times."""
+
     def final_network(self, genotype: Mapping[str, Any], num_classes: int = 10, **size: Any) -> nn.Module:
         """The network of a genotype dict, to train from scratch."""
-
-
-def _relaxation_of(config: Any) -> str:
-    return get_relaxation(config.relaxation).name
 
 
 # ------------------------------------------------------------------------------------ DARTS
@@ -95,7 +94,7 @@ class DartsSpace:
 
     name: str = "darts"
     cells: tuple[str, ...] = ("normal", "reduce")
-    collapse_cell: str = "normal"
+    collapse: str = "the normal cell is invalid (no intermediate node reachable: the paper's Invalid arch.)"
     rules: tuple[str, ...] = DISCRETISATION_RULES
     summary_fields: tuple[str, ...] = ()
 
@@ -135,9 +134,11 @@ class DartsSpace:
     def cell_valid(self, genotype: Mapping[str, Any], cell: str) -> bool:
         return cell not in check_validity(Genotype.from_dict(dict(genotype))).reasons
 
-    def final_network(self, genotype: Mapping[str, Any], num_classes: int = 10, **size: Any) -> nn.Module:
-        from dscd.genotype import Genotype
+    def collapsed(self, genotype: Mapping[str, Any]) -> bool:
+        """The paper's failure (section 3, Figure 1): the normal cell empties, so the architecture is invalid."""
+        return not self.cell_valid(genotype, "normal")
 
+    def final_network(self, genotype: Mapping[str, Any], num_classes: int = 10, **size: Any) -> nn.Module:
         return EvalNetwork(Genotype.from_dict(dict(genotype)), num_classes=num_classes, **size)
 
 
@@ -159,12 +160,15 @@ class NasBench201Space:
 
     A genotype is valid when the cell's output is reached from its input through edges that are not
     ``none`` (:attr:`dscd.nas_bench_201.Cell.connected`): otherwise the network's features never see the
-    image. Every record carries the discretised cell's NAS-Bench-201 lookup (``lookup``).
+    image. The collapse is another state: no convolution on any path from input to output
+    (:attr:`dscd.nas_bench_201.Cell.learns`), where DARTS ends in this space. Every record carries the
+    discretised cell's NAS-Bench-201 lookup (``lookup``).
     """
 
     name: str = "nas-bench-201"
     cells: tuple[str, ...] = ("cell",)
-    collapse_cell: str = "cell"
+    collapse: str = ("no convolution on any path from the cell's input to its output (all-skip_connect and the "
+                     "other parameter-free cells DARTS ends on in NAS-Bench-201, and the empty cell)")
     rules: tuple[str, ...] = ("fairdarts", "darts")
     summary_fields: tuple[str, ...] = ("lookup",)
 
@@ -194,7 +198,6 @@ class NasBench201Space:
                              f"per edge), got {config.rule!r}")
 
     def supernet(self, config: Any, num_classes: int, in_channels: int, generator: torch.Generator) -> Supernet:
-
         return NasBench201SearchNetwork(config.channels, config.layers // 3, num_classes, config.ops,
                                         config.relaxation, in_channels,
                                         RELAXATIONS[config.relaxation].alpha_init_std, generator)
@@ -212,7 +215,6 @@ class NasBench201Space:
         return Cell(tuple(chosen))
 
     def cell_record(self, weights: Sequence[np.ndarray], config: Any) -> dict[str, Any]:
-
         (w,) = weights
         cell = self.discretise(w, config)
         kept = [edge for edge in cell.edges() if edge[0] != "none"]
@@ -228,8 +230,12 @@ class NasBench201Space:
     def cell_valid(self, genotype: Mapping[str, Any], cell: str) -> bool:
         return Cell.from_string(genotype["cell"]).connected
 
-    def final_network(self, genotype: Mapping[str, Any], num_classes: int = 10, **size: Any) -> nn.Module:
+    def collapsed(self, genotype: Mapping[str, Any]) -> bool:
+        """DARTS' collapse in this space: no convolution on any path from input to output
+        (:attr:`dscd.nas_bench_201.Cell.learns`), the all-``skip_connect`` cell among them."""
+        return not Cell.from_string(genotype["cell"]).learns
 
+    def final_network(self, genotype: Mapping[str, Any], num_classes: int = 10, **size: Any) -> nn.Module:
         return NasBench201Network(Cell.from_string(genotype["cell"]), num_classes=num_classes, **size)
 
 

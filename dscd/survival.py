@@ -1,15 +1,15 @@
-"""Time to collapse: when a search's watched cell empties for good, and how methods compare on it.
+"""Time to collapse: when a search collapses for good, and how methods compare on it.
 
 The paper's failure (section 3, Figure 1) is a normal cell whose every weight sinks below the
-discretisation threshold, so the discretised architecture is invalid. Each search space names the
-cell whose loss of validity is its collapse (``collapse_cell`` of :mod:`dscd.search_spaces`: the DARTS
-space's normal cell, NAS-Bench-201's one cell). Read as a time-to-event problem, each search run is
-one subject:
+discretisation threshold, so the discretised architecture is invalid. Each search space says what its
+collapse is (``collapsed`` of :mod:`dscd.search_spaces`): in the DARTS space that invalid normal cell, in
+NAS-Bench-201's a cell without a convolution between its input and its output, where DARTS ends there.
+Read as a time-to-event problem, each search run is one subject:
 
-- its *collapse epoch* is the first epoch from which that cell stays invalid until the end
-  of the run (a cell that empties and later recovers has not collapsed at that earlier epoch);
-- a run whose cell is valid at its last epoch is *censored* at its budget: it did not
-  collapse within the epochs it was given.
+- its *collapse epoch* is the first epoch from which the discretised architecture stays collapsed until
+  the end of the run (one that collapses and later recovers has not collapsed at that earlier epoch);
+- a run not collapsed at its last epoch is *censored* at its budget: it did not collapse within the
+  epochs it was given.
 
 :func:`kaplan_meier` gives the fraction of runs still valid per epoch, and :func:`logrank` compares
 two methods' collapse times with :func:`scipy.stats.logrank` (a two-sided log-rank test, which
@@ -26,15 +26,15 @@ import numpy as np
 
 from dscd.search_spaces import space_of
 
-__all__ = ["CollapseTime", "LogRank", "collapse_cell_valid", "collapse_time", "kaplan_meier", "logrank", "logrank_z",
+__all__ = ["CollapseTime", "LogRank", "collapse_time", "is_collapsed", "kaplan_meier", "logrank", "logrank_z",
            "median_time", "permutation_logrank", "restricted_mean"]
 
 
-def collapse_cell_valid(record: Mapping[str, Any]) -> bool:
-    """Whether the cell whose emptying is the collapse (its space's ``collapse_cell``: DARTS' normal cell,
-    NAS-Bench-201's one cell) is valid in one per-epoch search record (``metrics.jsonl``)."""
-    space = space_of(record["genotype"])
-    return space.cell_valid(record["genotype"], space.collapse_cell)
+def is_collapsed(record: Mapping[str, Any]) -> bool:
+    """Whether one per-epoch search record (``metrics.jsonl``) is collapsed, as its space defines it
+    (``collapsed`` of :mod:`dscd.search_spaces`): the DARTS space's normal cell invalid, or a NAS-Bench-201
+    cell without a convolution between its input and its output."""
+    return space_of(record["genotype"]).collapsed(record["genotype"])
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def collapse_time(records: Sequence[Mapping[str, Any]]) -> CollapseTime:
     if not records:
         raise ValueError("a run with no per-epoch records has no collapse time")
     epochs = [int(r["epoch"]) for r in records]
-    valid = [collapse_cell_valid(r) for r in records]
+    valid = [not is_collapsed(r) for r in records]
     if valid[-1]:
         return CollapseTime(epochs[-1], False)
     first = len(valid) - 1

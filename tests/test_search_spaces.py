@@ -18,7 +18,7 @@ from dscd.nas_bench_201_network import NasBench201SearchNetwork
 from dscd.relaxations import RELAXATIONS, zero_one_loss
 from dscd.search import SearchConfig, load_metrics, run_search, search_profile
 from dscd.search_spaces import SPACES, get_space, space_of
-from dscd.survival import collapse_cell_valid, collapse_time
+from dscd.survival import collapse_time, is_collapsed
 from tests.test_runfolder import _cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_a_nas_bench_201_search_records_its_cells_lookup_every_epoch(tmp_path, r
     assert set(alphas[0]) == {"epoch", "cell"}
     assert np.array(alphas[0]["cell"]).shape == (6, len(summary["config"]["ops"]))
     assert collapse_time(records).epoch in (1, 2, 3)
-    assert collapse_cell_valid(records[-1]) == records[-1]["valid"]
+    assert is_collapsed(records[-1]) == (not Cell.from_string(records[-1]["genotype"]["cell"]).learns)
 
 
 def _strip_times(records):
@@ -189,3 +189,19 @@ def test_every_space_builds_its_final_network():
     assert darts(torch.randn(1, 3, 8, 8))[0].shape[-1] == 10
     cell = {"space": "nas-bench-201", "cell": Cell(("nor_conv_3x3",) * 6).to_string()}
     assert sum(p.numel() for p in SPACES["nas-bench-201"].final_network(cell).parameters()) == 1_531_546
+
+
+def test_the_collapse_of_nas_bench_201_is_a_cell_without_a_learned_path():
+    def cell(*ops):
+        return Cell(ops)
+
+    assert not cell(*["skip_connect"] * 6).learns  # DARTS' collapse in this space
+    assert not cell(*["none"] * 6).learns  # the empty cell
+    conv_off_path = cell("nor_conv_3x3", "skip_connect", "none", "skip_connect", "none", "none")  # 0->1 dead end
+    assert conv_off_path.connected and not conv_off_path.learns
+    assert cell("none", "none", "none", "nor_conv_1x1", "none", "none").learns  # 0->3 directly
+    assert cell("avg_pool_3x3", "none", "nor_conv_3x3", "none", "none", "skip_connect").learns  # 0->1->2->3
+    space = SPACES["nas-bench-201"]
+    assert space.collapsed({"space": "nas-bench-201", "cell": cell(*["skip_connect"] * 6).to_string()})
+    darts_empty = {"normal": [], "reduce": [["skip_connect", 0, 2]]}
+    assert SPACES["darts"].collapsed(darts_empty) and is_collapsed({"genotype": darts_empty})

@@ -13,11 +13,15 @@ summary from whatever runs have finished, so it can be read while the rest still
 
     python -m dscd.paper.calibration --profile quick --candidates base,8px --epochs 300 --jobs 2
     python -m dscd.paper.calibration --profile quick --summarise-only     # the JSON from finished runs
+    python -m dscd.paper.calibration --space nas-bench-201 --profile quick --epochs 100,400   # DARTS there
 
 The JSON file is also the record between sessions: a run it already records is not run again, and
 its entry is kept when the run folder is gone (delete the entry to run it again).
 
-A candidate is a name and a set of configuration changes to the profile (:data:`CANDIDATES`).
+A candidate is a name and a set of configuration changes to the profile (:data:`CANDIDATES`). In
+NAS-Bench-201's space (``--space nas-bench-201``) the calibrated method is DARTS (softmax, Adam), whose
+collapse there is documented, and the collapse is that space's (``collapsed`` of
+:mod:`dscd.search_spaces`: no convolution between the cell's input and output).
 """
 
 from __future__ import annotations
@@ -30,38 +34,67 @@ from pathlib import Path
 from typing import Any
 
 from dscd.search import load_metrics
-from dscd.survival import collapse_cell_valid, collapse_time
+from dscd.survival import collapse_time, is_collapsed
 
-__all__ = ["CALIBRATION_SEEDS", "CANDIDATES", "REQUIRED_OF_SEEDS", "calibration_jobs", "choose_protocol", "main",
-           "recorded_runs", "rule_status", "summarise"]
+__all__ = ["CALIBRATED_METHOD", "CALIBRATION_SEEDS", "CANDIDATES", "REQUIRED_OF_SEEDS", "calibration_jobs",
+           "choose_protocol", "default_json", "main", "recorded_runs", "rule_status", "summarise"]
 
 #: Seeds used only to choose a protocol, never for results (results use 0, 1, ...).
 CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(100, 110))
 
-#: Candidate configurations per profile: changes to that profile's search configuration. Each makes a
-#: search cheaper in another way (smaller images, smaller batches, fewer cells); the search space,
-#: the zero-one loss and the 0.85 threshold are never changed.
-CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {"base": {}, "8px": {"image_size": 8}, "batch25": {"batch_size": 25}, "3cells": {"layers": 3}},
-    "smoke": {"base": {}, "batch5": {"batch_size": 5}},
+#: Candidate configurations per search space and profile: changes to that profile's search configuration
+#: of the space. In the DARTS space each makes a search cheaper in another way (smaller images, smaller
+#: batches, fewer cells); the zero-one loss and the 0.85 threshold are never changed. In NAS-Bench-201's,
+#: the profile's own scale (16x16, C = 8, N = 1, chosen by cost: ``benchmarks/bench_spaces.py``) and the
+#: benchmark's image size.
+CANDIDATES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "darts": {
+        "quick": {"base": {}, "8px": {"image_size": 8}, "batch25": {"batch_size": 25}, "3cells": {"layers": 3}},
+        "smoke": {"base": {}, "batch5": {"batch_size": 5}},
+    },
+    "nas-bench-201": {
+        "quick": {"base": {}, "32px": {"image_size": 32}},
+        "smoke": {"base": {}},
+    },
+}
+
+#: The method each space's calibration runs: the one whose collapse is documented there (FairDARTS'
+#: empty normal cell, the paper's section 3; DARTS' parameter-free cell in NAS-Bench-201, its section 5).
+CALIBRATED_METHOD: dict[str, tuple[str, dict[str, Any]]] = {
+    "darts": ("FairDARTS (sigmoid, zero-one loss, Adam)", {"relaxation": "sigmoid"}),
+    "nas-bench-201": ("DARTS (softmax, Adam)", {"relaxation": "softmax"}),
 }
 
 
+def _candidates(space: str, profile: str) -> dict[str, dict[str, Any]]:
+    if space not in CANDIDATES:
+        raise ValueError(f"no calibration candidates for space {space!r}; choose from {', '.join(CANDIDATES)}")
+    return CANDIDATES[space].get(profile, {})
+
+
+def default_json(profile: str, space: str = "darts") -> Path:
+    """Where a calibration's summary is committed: ``results/calibration/<profile>[-<space>].json``."""
+    return Path("results/calibration") / (f"{profile}.json" if space == "darts" else f"{profile}-{space}.json")
+
+
 def calibration_jobs(profile: str, candidates: Sequence[str], budgets: Sequence[int], seeds: Sequence[int],
-                     runs_dir: str | Path) -> list[Any]:
-    """One FairDARTS search job per candidate, budget and seed into ``runs_dir/<candidate>/adam-<epochs>-s<seed>``,
-    seed by seed (so that a partial calibration covers every candidate with the same seeds)."""
+                     runs_dir: str | Path, space: str = "darts") -> list[Any]:
+    """One search job of the space's calibrated method (:data:`CALIBRATED_METHOD`, Adam on alpha) per
+    candidate, budget and seed into ``runs_dir/<candidate>/adam-<epochs>-s<seed>``, seed by seed (so that a
+    partial calibration covers every candidate with the same seeds)."""
     from dscd.paper.experiments import search_jobs
 
-    known = CANDIDATES.get(profile, {})
+    known = _candidates(space, profile)
     unknown = [c for c in candidates if c not in known]
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown} for profile {profile!r}; choose from {sorted(known)}")
+    method = {"space": space, **CALIBRATED_METHOD[space][1]} if space != "darts" else {}
     jobs = []
     for seed in seeds:
         for epochs in budgets:
             for name in candidates:
-                jobs += search_jobs(profile, "adam", [epochs], Path(runs_dir) / name, known[name], seeds=[seed])
+                jobs += search_jobs(profile, "adam", [epochs], Path(runs_dir) / name, {**method, **known[name]},
+                                    seeds=[seed])
     return jobs
 
 
@@ -74,28 +107,38 @@ def _run_summary(folder: Path) -> dict[str, Any] | None:
     collapse = collapse_time(records)
     seconds = [float(r["seconds"]) for r in records]
     per_epoch = seconds[-1] / len(records)
-    valid = "".join("1" if collapse_cell_valid(r) else "0" for r in records)
-    return {"seed": summary["config"]["seed"], "epochs": summary["epochs"], **collapse.to_dict(),
-            "valid_at_end": not collapse.collapsed,
-            "kept_normal_edges_at_end": records[-1]["kept_edges_normal"],
-            "seconds": round(seconds[-1], 1), "seconds_per_epoch": round(per_epoch, 3),
-            "seconds_to_collapse": round(seconds[collapse.epoch - 1], 1) if collapse.collapsed else None,
-            "normal_valid_per_epoch": valid}
+    intact = "".join("0" if is_collapsed(r) else "1" for r in records)
+    last = records[-1]
+    run = {"seed": summary["config"]["seed"], "epochs": summary["epochs"], **collapse.to_dict(),
+           "valid_at_end": not collapse.collapsed}
+    if "lookup" in last:  # NAS-Bench-201: the final cell and its 12-epoch accuracy
+        run.update(cell_at_end=last["lookup"]["cell"], cifar10_test_at_end=last["lookup"]["accuracy"]["cifar10-test"])
+    else:
+        run["kept_normal_edges_at_end"] = last["kept_edges_normal"]
+    run.update({"seconds": round(seconds[-1], 1), "seconds_per_epoch": round(per_epoch, 3),
+                "seconds_to_collapse": round(seconds[collapse.epoch - 1], 1) if collapse.collapsed else None})
+    run["normal_valid_per_epoch" if "lookup" not in last else "not_collapsed_per_epoch"] = intact
+    return run
 
 
 def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | None = None,
-              previous: dict[str, Any] | None = None) -> dict[str, Any]:
+              previous: dict[str, Any] | None = None, space: str = "darts") -> dict[str, Any]:
     """The calibration's JSON: per candidate and budget, every finished run's collapse time and cost,
     and how many runs ended invalid. Runs still in progress are left out.
 
     ``previous`` (an earlier summary, e.g. the committed file) keeps the runs it records whose folders are
     gone: run folders are not kept between sessions, their summaries are, so a calibration can be done in
     parts. A run whose folder is present is summarised from it."""
+    from dscd.search_spaces import get_space
+
     runs_dir = Path(runs_dir)
-    known = CANDIDATES.get(profile, {})
+    known = _candidates(space, profile)
+    measure = ("collapse epoch: the first epoch from which the normal cell stays invalid until the end; censored "
+               "when it is valid at the end") if space == "darts" else (
+               f"collapse epoch: the first epoch from which the discretised cell stays collapsed until the end; "
+               f"censored when it is not collapsed at the end. Collapsed: {get_space(space).collapse}")
     out: dict[str, Any] = {"profile": profile, "seeds": "calibration seeds only (never used for results)",
-                           "measure": "collapse epoch: the first epoch from which the normal cell stays invalid "
-                                      "until the end; censored when it is valid at the end",
+                           "measure": measure,
                            "timing": "seconds are each run's own search time as recorded in its folder; runs "
                                      "shared the machine with other work, so compare them only as ratios "
                                      "within one calibration",
@@ -121,6 +164,8 @@ def summarise(profile: str, runs_dir: str | Path, candidates: Sequence[str] | No
                                     "mean_seconds_per_epoch": round(sum(r["seconds_per_epoch"] for r in runs)
                                                                     / len(runs), 3)}
         out["candidates"][name] = {"changes": known.get(name, {}), "budgets": budgets}
+    if space != "darts":  # the DARTS space's summaries predate the field, and say FairDARTS in their text
+        out = {"space": space, "method": CALIBRATED_METHOD[space][0], **out}
     out["protocol"] = choose_protocol(out)
     return out
 
@@ -162,9 +207,10 @@ def choose_protocol(summary: dict[str, Any]) -> dict[str, Any]:
                                "short_budget_rule": {str(e): v for e, v in sorted(short.items())},
                                "long_budget": chosen_long, "short_budget": chosen_short}
     complete = [n for n, c in per_candidate.items() if c["long_budget"] and c["short_budget"]]
-    order = list(CANDIDATES.get(summary.get("profile", ""), {}))
+    order = list(CANDIDATES.get(summary.get("space", "darts"), {}).get(summary.get("profile", ""), {}))
     chosen = min(complete, key=lambda n: order.index(n) if n in order else len(order), default=None)
-    return {"rule": f"FairDARTS invalid at the long budget and valid at the short one, each in at least "
+    method = "FairDARTS" if summary.get("space", "darts") == "darts" else CALIBRATED_METHOD[summary["space"]][0]
+    return {"rule": f"{method} collapsed at the long budget and not at the short one, each in at least "
                     f"{REQUIRED_OF_SEEDS[0]} of {REQUIRED_OF_SEEDS[1]} calibration seeds",
             "chosen": None if chosen is None else {"candidate": chosen, "changes": summary["candidates"][chosen][
                 "changes"], "long_budget": per_candidate[chosen]["long_budget"],
@@ -203,12 +249,15 @@ def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dscd.paper.calibration", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", default="quick", choices=sorted(CANDIDATES))
+    parser.add_argument("--profile", default="quick", choices=sorted({p for c in CANDIDATES.values() for p in c}))
+    parser.add_argument("--space", default="darts", choices=tuple(CANDIDATES),
+                        help="search space (default darts: FairDARTS; nas-bench-201: DARTS, softmax + Adam)")
     parser.add_argument("--candidates", default=None, help="comma-separated candidate names (default: all)")
     parser.add_argument("--epochs", default="300", help="comma-separated FairDARTS budgets (default 300)")
     parser.add_argument("--seeds", default=None, help="comma-separated calibration seeds (default 100-109)")
     parser.add_argument("--runs", default=None, help="run folders (default runs/calibration/<profile>)")
-    parser.add_argument("--json", default=None, help="summary file (default results/calibration/<profile>.json)")
+    parser.add_argument("--json", default=None,
+                        help="summary file (default results/calibration/<profile>.json, or <profile>-<space>.json)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--summarise-only", action="store_true", help="write the summary of finished runs and stop")
     return parser
@@ -223,9 +272,13 @@ def _ints(text: str, what: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    candidates = args.candidates.split(",") if args.candidates else sorted(CANDIDATES[args.profile])
-    runs = Path(args.runs or f"runs/calibration/{args.profile}")
-    path = Path(args.json or f"results/calibration/{args.profile}.json")
+    known = CANDIDATES[args.space].get(args.profile, {})
+    if not known:
+        raise SystemExit(f"error: no calibration candidates for profile {args.profile!r} in space {args.space!r}")
+    candidates = args.candidates.split(",") if args.candidates else sorted(known)
+    suffix = "" if args.space == "darts" else f"-{args.space}"
+    runs = Path(args.runs or f"runs/calibration/{args.profile}{suffix}")
+    path = Path(args.json or default_json(args.profile, args.space))
     previous = _read_summary(path)
     status = 0
     if not args.summarise_only:
@@ -234,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = _ints(args.seeds, "--seeds") if args.seeds else list(CALIBRATION_SEEDS)
         done = recorded_runs(previous)
         try:
-            jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs)
+            jobs = calibration_jobs(args.profile, candidates, _ints(args.epochs, "--epochs"), seeds, runs, args.space)
             jobs = [j for j in jobs if (j.folder.parent.name, j.config["epochs"], j.config["seed"]) not in done]
             execute(jobs, LocalExecutor(args.jobs))
         except (ValueError, RunsFailed) as err:
@@ -243,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted: run the same command again to resume", file=sys.stderr)
             status = 130
-    write_summary(summarise(args.profile, runs, candidates, previous), path)  # what has finished, in every case
+    write_summary(summarise(args.profile, runs, candidates, previous, args.space), path)  # what has finished
     print(path)
     return status
 

@@ -400,9 +400,9 @@ def _calibration(root: Path, link_prefix: str) -> str:
     if not files:
         return ""
     parts = ["## Calibration of the protocol\n\n"
-             "FairDARTS alone on calibration seeds (never used for results), per candidate configuration and "
-             "budget: runs whose normal cell was empty from some epoch to the end (collapsed), and those "
-             "epochs.\n"]
+             "One method alone on calibration seeds (never used for results), per candidate configuration and "
+             "budget: runs collapsed from some epoch to the end, and those epochs. In the DARTS space the method "
+             "is FairDARTS and the collapse an empty normal cell; other spaces say theirs.\n"]
     for path in files:
         data = json.loads(path.read_text())
         rows = []
@@ -425,7 +425,9 @@ def _calibration(root: Path, link_prefix: str) -> str:
             decision = f"The rule ({protocol['rule']}) does not give a protocol yet.\n"
         else:
             decision = ""
-        parts.append(f"\n`{data.get('profile', path.stem)}` ([{path.name}]({link_prefix}results/calibration/"
+        space = (f" in the {data['space']} space: {data.get('method', '')}; {data.get('measure', '')}"
+                 if data.get("space") else "")
+        parts.append(f"\n`{data.get('profile', path.stem)}`{space} ([{path.name}]({link_prefix}results/calibration/"
                      f"{path.name})):\n\n"
                      + _table(["candidate", "changes", "epochs", "collapsed", "collapse epochs", "s/epoch",
                                "minutes to the median collapse", "seeds"], rows)
