@@ -10,7 +10,6 @@ folder after the others finished.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import torch
 
 from dscd.data import source_fingerprint
 from dscd.genotype import Genotype
-from dscd.runfolder import RunFolder, recorded_config
+from dscd.runfolder import RunFolder, read_summary, recorded_config
 from dscd.search import SEARCH_LOGS, SearchConfig, run_search
 from dscd.train import TrainConfig, train_genotype
 
@@ -31,10 +30,9 @@ __all__ = ["EXECUTORS", "Executor", "Job", "JobResult", "LocalExecutor", "RayExe
 
 def _finished(folder: Path, **expected: Any) -> bool:
     """Whether ``folder`` holds a finished run (``summary.json``) whose fields equal ``expected``."""
-    path = folder / "summary.json"
-    if not path.is_file():
+    summary = read_summary(folder)
+    if summary is None:
         return False
-    summary = json.loads(path.read_text())
     if isinstance(summary, dict) and "config" in summary and isinstance(expected.get("config"), dict):
         summary["config"] = recorded_config(summary["config"], expected["config"])
     return all(summary.get(k) == v for k, v in expected.items())
@@ -76,7 +74,7 @@ def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
         expected = {"config": config.to_dict(), "genotype": job.genotype}
     expected["data_fingerprint"] = source_fingerprint(config.resolved_data)
     if _finished(job.folder, **expected):
-        return json.loads((job.folder / "summary.json").read_text())
+        return read_summary(job.folder) or {}
     if isinstance(config, SearchConfig):
         resume = RunFolder.holds_run_to_resume(job.folder, "search", SEARCH_LOGS)
         summary = run_search(config, job.folder, resume=resume, progress=progress)

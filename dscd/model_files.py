@@ -16,7 +16,6 @@ A training folder from before ``model.pt`` existed still loads, from its checkpo
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from dscd.config import shown
 from dscd.eval_network import EvalNetwork, network_size
 from dscd.genotype import Genotype
-from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, replace_atomic, write_atomic
+from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, read_summary, replace_atomic, write_atomic
 
 __all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
 
@@ -76,8 +75,7 @@ def _from_checkpoint(folder: Path) -> dict[str, Any]:
         raise ModelFileError(f"{folder} holds a {kind} run, not a training: a model "
                              "comes from `dscd train` (a search's genotype is trained first)")
     config = state["config"]
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary = read_summary(folder) or {}
     net = state["trainer"]["net"]
     classes = net["classifier.weight"].shape[0]
     in_channels = net["stem.0.weight"].shape[1]

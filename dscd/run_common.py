@@ -7,6 +7,7 @@ itself (lock, checkpoints, logs) is :mod:`dscd.runfolder`.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import random
 import subprocess
@@ -20,8 +21,8 @@ import torch
 
 from dscd.runfolder import RunFolderError, check_output_path, write_atomic
 
-__all__ = ["EpochSums", "correct_count", "evaluate", "get_rng_state", "git_commit", "resolve_device", "run_metadata",
-           "seed_everything", "set_rng_state", "write_json", "write_text"]
+__all__ = ["EpochSums", "correct_count", "cosine_anneal", "evaluate", "get_rng_state", "git_commit", "resolve_device",
+           "run_metadata", "seed_everything", "set_rng_state", "write_json", "write_text"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -163,3 +164,9 @@ def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[
     if n == 0 or correct is None or loss is None:
         raise ValueError("evaluate: no batches")
     return float(correct) / n, float(loss) / n
+
+
+def cosine_anneal(start: float, end: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing from ``start`` (epoch 0) to ``end`` (epoch ``epochs``): the learning rate the search's
+    weights and the final training follow, set per epoch as the reference does."""
+    return end + (start - end) * (1 + math.cos(math.pi * epoch / epochs)) / 2

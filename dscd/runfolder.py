@@ -60,8 +60,8 @@ import torch
 
 __all__ = ["CHECKPOINT", "FIELDS_ADDED_LATER", "PREVIOUS", "RUN_FILES", "START_FILES", "JsonLines", "RecordLog",
            "RunFolder", "RunFolderError", "RunFolderWarning", "RunWriter", "UnsafeFileError", "acquire_lock",
-           "check_output_path", "is_run_folder_file", "load_weights_only", "recorded_config", "replace_atomic",
-           "write_atomic"]
+           "check_output_path", "finished_summary", "is_run_folder_file", "load_weights_only", "read_summary",
+           "recorded_config", "replace_atomic", "write_atomic"]
 
 CHECKPOINT = "checkpoint.pt"
 #: The key under which a checkpoint keeps the run's start files (``config.json``, ``meta.json``).
@@ -78,6 +78,21 @@ START_FILES = {"search": ("config.json", "meta.json"), "train": ("config.json", 
 #: Fields added after run folders were recorded without them, with the value every such run had: a run's
 #: recorded configuration is read with these filled in, so that older runs resume and are reused.
 FIELDS_ADDED_LATER: dict[str, Any] = {"space": "darts"}
+
+
+def read_summary(folder: str | Path) -> dict[str, Any] | None:
+    """The ``summary.json`` of a finished run (search or training), or ``None`` when it has not finished
+    (the one reader of that file: a run's summary is written last, atomically)."""
+    path = Path(folder) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished_summary(folder: str | Path) -> dict[str, Any]:
+    """The ``summary.json`` of a run that must have finished; :class:`RunFolderError` when it has not."""
+    summary = read_summary(folder)
+    if summary is None:
+        raise RunFolderError(f"{folder} holds no finished run (no summary.json): finish or resume it first")
+    return summary
 
 
 def recorded_config(config: Any, fields: Any) -> Any:

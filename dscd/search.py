@@ -18,7 +18,6 @@ checkpoints, logs) is :class:`dscd.runfolder.RunFolder`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +37,15 @@ from dscd.livelog import TensorBoardLog
 from dscd.optim import DSCD, DSCD_DEFAULTS, DSCDSettings, NonFiniteLoss
 from dscd.profiles import get_profile
 from dscd.relaxations import get_relaxation
-from dscd.run_common import EpochSums, correct_count, evaluate, resolve_device, run_metadata, seed_everything
+from dscd.run_common import (
+    EpochSums,
+    correct_count,
+    cosine_anneal,
+    evaluate,
+    resolve_device,
+    run_metadata,
+    seed_everything,
+)
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
 from dscd.search_spaces import get_space
 
@@ -248,7 +255,7 @@ class Searcher:
     def set_lr(self, epoch: int) -> float:
         """Cosine from ``w_lr`` to ``w_lr_min`` over the epochs (the reference steps it per epoch)."""
         c = self.config
-        lr = c.w_lr_min + (c.w_lr - c.w_lr_min) * (1 + math.cos(math.pi * epoch / c.epochs)) / 2
+        lr = cosine_anneal(c.w_lr, c.w_lr_min, epoch, c.epochs)
         for group in self.w_opt.param_groups:
             group["lr"] = lr
         return lr

@@ -20,7 +20,6 @@ anything is written, with the validity check's message.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +41,7 @@ from dscd.profiles import get_profile
 from dscd.run_common import (
     EpochSums,
     correct_count,
+    cosine_anneal,
     evaluate,
     get_rng_state,
     resolve_device,
@@ -49,7 +49,7 @@ from dscd.run_common import (
     seed_everything,
     set_rng_state,
 )
-from dscd.runfolder import RunFolder, RunWriter
+from dscd.runfolder import RunFolder, RunWriter, read_summary
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "check_trainable", "load_summary",
            "train_genotype", "train_profile"]
@@ -111,7 +111,7 @@ class TrainConfig(RunConfig):
 
     def lr_at(self, epoch: int) -> float:
         """Cosine from ``lr`` (epoch 0) towards ``lr_min`` (as the reference's per-epoch scheduler)."""
-        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        return cosine_anneal(self.lr, self.lr_min, epoch, self.epochs)
 
     def drop_prob_at(self, epoch: int) -> float:
         """Drop-path probability of ``epoch``: ramped linearly from 0 (the reference's schedule)."""
@@ -332,9 +332,5 @@ def _shown(record: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def load_summary(folder: str | Path) -> dict[str, Any] | None:
-    """The ``summary.json`` of a finished training run, or ``None`` when it has not finished."""
-    import json
-
-    path = Path(folder) / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+#: The ``summary.json`` of a finished training run, or ``None`` (:func:`dscd.runfolder.read_summary`).
+load_summary = read_summary

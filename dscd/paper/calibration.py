@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dscd.runfolder import read_summary
 from dscd.search import load_metrics
 from dscd.survival import collapse_time, is_collapsed
 
@@ -99,10 +100,9 @@ def calibration_jobs(profile: str, candidates: Sequence[str], budgets: Sequence[
 
 
 def _run_summary(folder: Path) -> dict[str, Any] | None:
-    path = folder / "summary.json"
-    if not path.is_file():
+    summary = read_summary(folder)
+    if summary is None:
         return None
-    summary = json.loads(path.read_text())
     records = load_metrics(folder)
     collapse = collapse_time(records)
     seconds = [float(r["seconds"]) for r in records]

@@ -16,7 +16,6 @@ inconclusive, and the note says the smallest p-value that many seeds can reach
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dscd.profiles import METHOD_LABELS, config_method
-from dscd.runfolder import JsonLines
+from dscd.runfolder import JsonLines, finished_summary
 
 __all__ = ["HELD", "INCONCLUSIVE", "NOT_HELD", "SearchOutcome", "adjust_family", "claim_record", "collapse_claims",
            "collapse_time_claims", "compare_counts", "compare_valid_counts", "config_label", "dscd_claims",
@@ -197,7 +196,7 @@ class SearchOutcome:
 def search_outcome(folder: str | Path) -> SearchOutcome:
     """Read a finished search folder (its ``summary.json`` and ``metrics.jsonl``)."""
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = finished_summary(folder)
     records = JsonLines(folder / "metrics.jsonl").read()
     cfg, last, first = summary["config"], records[-1], records[0]
     refresh = bool(cfg.get("dscd_refresh_best", False)) and cfg["optimizer"] == "dscd"

@@ -7,7 +7,6 @@ when it is complete and resumed when it was interrupted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from dscd.executors import Executor, Job, LocalExecutor, execute
 from dscd.genotype import Genotype, check_validity, load_genotype, load_genotypes, published_genotypes
 from dscd.paper.claims import config_label, format_mean_sd, group_by_method, search_outcome
 from dscd.profiles import config_method, get_profile, method_changes, run_prefix
+from dscd.runfolder import finished_summary
 from dscd.search import SearchConfig, search_profile
 from dscd.train import train_profile
 
@@ -138,7 +138,7 @@ def train_genotypes(profile_name: str, searches: Sequence[str | Path], runs_dir:
     config = train_profile(profile_name, **(overrides or {}))
     jobs: list[tuple[str, Genotype, Path, str, str]] = []
     for folder in map(Path, searches):
-        summary = json.loads((folder / "summary.json").read_text())
+        summary = finished_summary(folder)
         optimizer = summary["config"]["optimizer"]
         best = dscd_genotype == "best" and optimizer == "dscd"
         seed = summary["config"].get("seed")
@@ -179,7 +179,7 @@ def table1_rows(folders: Sequence[str | Path], evaluations: Sequence[Evaluation]
     by_source = {e.source: e for e in evaluations or []}
     rows = []
     for folder in folders:
-        summary = json.loads((Path(folder) / "summary.json").read_text())
+        summary = finished_summary(folder)
         final = summary["final"]
         cfg = summary["config"]
         pct = lambda v: None if v is None else round(100 * v, 2)  # noqa: E731

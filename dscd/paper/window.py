@@ -12,14 +12,13 @@ below restate the protocol's, and a test checks them against its text.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dscd.paper.claims import HELD, INCONCLUSIVE, NOT_HELD, claim_record, holm
 from dscd.paper.experiments import run_name
-from dscd.runfolder import JsonLines
+from dscd.runfolder import JsonLines, finished_summary
 
 __all__ = ["LATE_EPOCH", "MAJORITY", "S4_WINDOW", "window_claims", "window_run"]
 
@@ -45,7 +44,7 @@ def window_run(folder: str | Path) -> dict[str, Any]:
     from dscd.survival import collapse_time
 
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = finished_summary(folder)
     records = _records(folder)
     last, steps = records[-1], records[-1]["steps"]
     late = next((r for r in records if r["epoch"] == LATE_EPOCH), None)
