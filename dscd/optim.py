@@ -2,8 +2,9 @@
 
 This module owns the optimisation algorithm of the paper (section 3, Algorithm 2, Appendices C and F):
 
-* :func:`phi_schedule`, :func:`beta_params` and :func:`propose`: the beta-annealed
-  coordinate proposal of appendix C;
+* the beta-annealed coordinate proposal of appendix C lives in :mod:`dscd.proposals`
+  (:func:`~dscd.proposals.phi_schedule`, :func:`~dscd.proposals.beta_params`, :func:`~dscd.proposals.propose`,
+  and the :class:`~dscd.proposals.Proposal` protocol the engine takes);
 * :class:`DSCDEngine`: the bookkeeping of Algorithms 1 and 2 (``x_best``, the
   window of the last ``K`` objective values, the local/global schedule, the
   random streams), vectorised over ``L`` independent problems ("lanes") so that
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dscd.proposals import PHI_MAX, BetaAnnealing, Proposal, _float64, beta_params, phi_schedule, propose
+
 __all__ = [
     "PHI_MAX",
     "DSCD",
@@ -40,14 +43,6 @@ __all__ = [
     "phi_schedule",
     "propose",
 ]
-
-#: Largest concentration used: phi is "held just below 1 so the Beta stays proper".
-#: At 1 - 1e-6 the proposal's standard deviation is 2.9e-7 of the domain width,
-#: below float32 resolution for a [-3, 3] box, and NumPy's Beta sampler still has the
-#: intended mean and spread there.
-PHI_MAX = 1.0 - 1e-6
-
-
 
 @dataclass(frozen=True)
 class DSCDSettings:
@@ -75,97 +70,6 @@ class DSCDSettings:
 DSCD_DEFAULTS = DSCDSettings()
 
 _STATE_FORMAT = "dscd.DSCD/2"  # /2: x_best age, phase counters, refresh_best
-
-
-def phi_schedule(step: int, total_steps: int, phi_max: float = PHI_MAX) -> float:
-    """Cosine-annealed concentration: ``phi(t) = (1 - cos(pi t / t_end)) / 2``.
-
-    ``phi`` is 0 at the first step (``step = 0``, uniform proposals) and reaches
-    ``phi_max`` (just below 1, a near-Dirac proposal) at ``step = total_steps``;
-    later steps keep ``phi_max``.
-
-    >>> phi_schedule(0, 100), round(phi_schedule(50, 100), 12), phi_schedule(100, 100) == PHI_MAX
-    (0.0, 0.5, True)
-    """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    t = min(max(int(step), 0), int(total_steps))
-    return min((1.0 - math.cos(math.pi * t / total_steps)) / 2.0, phi_max)
-
-
-def _beta_params(v: np.ndarray, phi: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    mu = phi * v + (1.0 - phi) * 0.5
-    var = (1.0 - phi) ** 2 / 12.0
-    nu = mu * (1.0 - mu) / var - 1.0
-    return mu * nu, (1.0 - mu) * nu
-
-
-def _unit_position(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.minimum(np.maximum((x - lo) / (hi - lo), 0.0), 1.0)
-
-
-def _float64(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
-def beta_params(v: Any, phi: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Parameters ``(alpha, beta)`` of the proposal Beta around unit position ``v``.
-
-    Paper appendix C: the mean is ``mu = phi v + (1 - phi) / 2``
-    and the standard deviation ``sigma = (1 - phi) / sqrt(12)``; ``phi = 0`` is the
-    uniform ``Beta(1, 1)`` and ``phi -> 1`` a Dirac delta at ``v``.
-
-    The paper writes ``beta = (c1 - c2) / (c2 (c1 + 1))`` and ``alpha = c1 beta`` with
-    ``c1 = mu / (1 - mu)`` and ``c2 = sigma^2 (c1 + 1)^2``. That is algebraically the
-    method-of-moments form used here, ``nu = mu (1 - mu) / sigma^2 - 1``,
-    ``alpha = mu nu``, ``beta = (1 - mu) nu``, which loses less precision and gives
-    exactly ``(1, 1)`` at ``phi = 0``.
-
-    ``v`` and ``phi`` broadcast against each other (tensors, arrays or numbers); the
-    result is a pair of float64 tensors.
-
-    >>> a, b = beta_params(0.75, 0.0)
-    >>> float(a), float(b)
-    (1.0, 1.0)
-    """
-    v, phi = _float64(v), _float64(phi)
-    if np.isnan(v).any() or (v < 0).any() or (v > 1).any():
-        raise ValueError("beta_params: the unit position v must lie in [0, 1] "
-                         "(clip (x - lo) / (hi - lo) first)")
-    if np.isnan(phi).any() or (phi < 0).any() or (phi >= 1).any():
-        raise ValueError("beta_params: phi must lie in [0, 1); phi = 1 is a Dirac delta, not a proper Beta")
-    alpha, beta = _beta_params(v, phi)
-    return torch.from_numpy(np.asarray(alpha)), torch.from_numpy(np.asarray(beta))
-
-
-def propose(x: Any, lo: Any, hi: Any, phi: float, rng: np.random.Generator) -> torch.Tensor:
-    """Sample new coordinate values around ``x`` from the annealed Beta proposal.
-
-    One sample per value of ``x`` from ``rng`` (a NumPy ``Generator``, whose state
-    can be saved and restored exactly). Returns float64 values in ``[lo, hi]``;
-    ``x`` may lie outside the box (the local optimiser may leave it), its unit
-    position is clipped to [0, 1].
-    """
-    if not 0.0 <= float(phi) < 1.0:
-        raise ValueError(f"phi must lie in [0, 1), got {phi}")
-    x, lo, hi = np.broadcast_arrays(_float64(x), _float64(lo), _float64(hi))
-    if not (lo < hi).all():
-        raise ValueError("propose needs lo < hi")
-    return torch.from_numpy(np.asarray(_proposal_kernel(x, lo, hi, float(phi), rng.beta), dtype=np.float64))
-
-
-def _proposal_kernel(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, phi: float,
-                     draw_beta: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    """The one proposal rule (paper section 3, Appendix C), used by :func:`propose` and :class:`DSCDEngine`.
-
-    The unit position of ``x`` in ``[lo, hi]`` (clipped to [0, 1]) sets the annealed Beta's
-    parameters; ``draw_beta(alpha, beta)`` draws one value per element (from whichever
-    generator owns that element), mapped back into the box.
-    """
-    alpha, beta = _beta_params(_unit_position(x, lo, hi), phi)
-    return lo + draw_beta(alpha, beta) * (hi - lo)
 
 
 class NonFiniteLoss(ValueError):
@@ -240,7 +144,9 @@ class DSCDEngine:
         total_steps: steps over which ``phi`` anneals from 0 to ``phi_max``.
         T: minimum run of same-type steps before a switch (paper: 50).
         K: window length for the acceptance test (paper: 1000).
-        phi_max: cap on ``phi``, in (0, PHI_MAX].
+        phi_max: cap on ``phi``, in (0, PHI_MAX], of the default proposal.
+        proposal: the global proposal (:class:`dscd.proposals.Proposal`); default the paper's
+            :class:`~dscd.proposals.BetaAnnealing` up to ``phi_max``.
         seeds: one entropy value per lane (an int or a tuple of ints) or one int,
             expanded to ``(seed, lane)``. Lane ``l``'s random numbers depend only on
             its own entropy, so a lane run alone replays exactly inside a batch.
@@ -257,6 +163,7 @@ class DSCDEngine:
         K: int = DSCD_DEFAULTS.K,
         phi_max: float = PHI_MAX,
         seeds: int | Sequence[Any] | None = None,
+        proposal: Proposal | None = None,
     ) -> None:
         x0 = x0.detach().cpu().numpy() if isinstance(x0, torch.Tensor) else np.asarray(x0)
         if x0.dtype not in (np.float32, np.float64):
@@ -269,6 +176,7 @@ class DSCDEngine:
         if not (isinstance(phi_max, (int, float)) and 0.0 < phi_max <= PHI_MAX):
             raise ValueError(f"phi_max must lie in (0, {PHI_MAX!r}] (phi must stay below 1), got {phi_max!r}")
         self.phi_max = float(phi_max)
+        self.proposal: Proposal = proposal if proposal is not None else BetaAnnealing(self.phi_max)
         L, n = x0.shape
         self.lo = np.broadcast_to(_float64(lo), (L, n)).copy()
         self.hi = np.broadcast_to(_float64(hi), (L, n)).copy()
@@ -311,7 +219,7 @@ class DSCDEngine:
     @property
     def phi(self) -> float:
         """Concentration of the next proposal."""
-        return phi_schedule(self.step_count, self.total_steps, self.phi_max)
+        return self.proposal.concentration(self.step_count, self.total_steps)
 
     @property
     def global_steps(self) -> np.ndarray:
@@ -373,11 +281,8 @@ class DSCDEngine:
             n, rngs = x.shape[1], self._rngs
             coords = [min(int(rngs[lane].random() * n), n - 1) for lane in lanes]  # each lane's own stream
 
-            def draw(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-                return np.array([rngs[lane].beta(a, b) for lane, a, b in zip(lanes, alpha, beta, strict=True)])
-
-            x[lanes, coords] = _proposal_kernel(x[lanes, coords].astype(np.float64), self.lo[lanes, coords],
-                                                self.hi[lanes, coords], self.phi, draw)
+            x[lanes, coords] = self.proposal.sample(x[lanes, coords].astype(np.float64), self.lo[lanes, coords],
+                                                    self.hi[lanes, coords], self.phi, [rngs[lane] for lane in lanes])
             self.coord_proposed[lanes, coords] += 1
         self._pending = (lanes, coords)
         return x
