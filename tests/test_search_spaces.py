@@ -205,3 +205,65 @@ def test_the_collapse_of_nas_bench_201_is_a_cell_without_a_learned_path():
     assert space.collapsed({"space": "nas-bench-201", "cell": cell(*["skip_connect"] * 6).to_string()})
     darts_empty = {"normal": [], "reduce": [["skip_connect", 0, 2]]}
     assert SPACES["darts"].collapsed(darts_empty) and is_collapsed({"genotype": darts_empty})
+
+
+# ----------------------------------------------------------------------------- one place per fact
+
+
+def test_the_package_import_graph_has_no_cycle():
+    """Every ``from dscd... import`` (lazy ones included) as an edge: the graph of modules is acyclic."""
+    import ast
+
+    root = ROOT / "dscd"
+    edges = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        edges[name] = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                       if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dscd")}
+    state = {}
+
+    def visit(node, path):
+        if state.get(node) == 1:
+            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(node):] + [node])}")
+        if state.get(node) == 2:
+            return
+        state[node] = 1
+        for dep in sorted(edges.get(node, ())):
+            visit(dep, path + [node])
+        state[node] = 2
+
+    for module in sorted(edges):
+        visit(module, [])
+
+
+def test_dscd_settings_are_the_one_place_of_the_defaults():
+    from dscd.optim import DSCD, DSCD_DEFAULTS, DSCDSettings
+    from dscd.paper.figure3 import BenchConfig
+
+    config = search_profile("paper")
+    assert config.dscd_settings == DSCD_DEFAULTS == DSCDSettings()
+    assert (BenchConfig().T, BenchConfig().K) == (DSCD_DEFAULTS.T, DSCD_DEFAULTS.K)
+    x = torch.nn.Parameter(torch.zeros(3))
+    settings = search_profile("smoke", dscd_K=7).dscd_settings
+    opt = DSCD([x], torch.optim.Adam([x]), total_steps=10, seed=0, **settings.kwargs())
+    assert opt._engine.K == 7 and opt._engine.T == settings.T == 5
+
+
+def test_a_new_proposal_is_one_class():
+    """The engine takes any Proposal: a uniform one (phi always 0) draws anywhere in the box."""
+    from dscd.optim import DSCDEngine
+    from dscd.proposals import BetaAnnealing
+
+    class Uniform:
+        def concentration(self, step, total_steps):
+            return 0.0
+
+        def sample(self, x, lo, hi, phi, rngs):
+            return np.array([rng.uniform(a, b) for rng, a, b in zip(rngs, lo, hi, strict=True)])
+
+    engine = DSCDEngine(np.zeros((2, 3)), -1.0, 1.0, total_steps=100, T=1, K=2, seeds=0, proposal=Uniform())
+    engine.is_global[:] = True
+    x = engine.propose()
+    assert engine.phi == 0.0 and ((x >= -1) & (x <= 1)).all() and (x != 0).sum() == 2  # one coordinate per lane
+    default = DSCDEngine(np.zeros((1, 3)), -1.0, 1.0, total_steps=100, seeds=0)
+    assert isinstance(default.proposal, BetaAnnealing)
