@@ -272,3 +272,17 @@ def test_the_documentation_builds_without_a_warning(tmp_path):
     assert (tmp_path / "html" / "notebooks" / "02_dscd_search.html").is_file()
     api = (tmp_path / "html" / "reference" / "api.html").read_text()
     assert "collapse_time_claims" in api and "DSCDEngine" in api
+
+
+def test_the_headline_states_the_scale_a_bottom_line_and_a_key_to_table_1():
+    from dscd.paper.report import TABLE1_KEY, headline, results_page
+
+    text = headline(ROOT)
+    assert "Scale: searches on CIFAR-10 at 8x8, 50 images per class, C = 4, 5 cells" in text
+    assert "do not compare with the paper's 97 %" in text
+    assert "**Bottom line**" in text and "*DSCD delays FairDARTS' collapse*: **" in text
+    assert TABLE1_KEY in text and "*Search Test*" in TABLE1_KEY
+    if (ROOT / "results" / "smoke" / "reproduce.json").is_file():
+        page = results_page(ROOT)
+        smoke = page[page.index("## The `smoke` profile"):]
+        assert smoke.split("\n\n")[1].startswith("**Plumbing only**")

@@ -288,12 +288,57 @@ def _test_text(test: dict[str, Any] | None) -> str:
     return f"; {test.get('name', 'test')}, p = {float(test['p_value']):.3g}" + (f" ({'; '.join(more)})" if more else "")
 
 
-def _claim_lines(folder: Path) -> str:
+#: The key to Table 1's columns, beside it in the README.
+TABLE1_KEY = ("*Final Arch. valid*: seeds whose final cell is a valid architecture; *Search Test*: the supernet's "
+              "test accuracy (%) at the search's end; *kept edges*: edges of each seed's discretised cell; "
+              "*Eval. Test*: the valid cells trained from scratch (%); *runs*: the run folders kept in "
+              "`results/<profile>/runs`; *y_best refreshed*: this package's DSCD variant that re-evaluates its "
+              "record at each switch to global steps.")
+
+
+def _scale(profile: str) -> str:
+    """One sentence: the data and network sizes of ``profile``'s searches and final trainings."""
+    from dscd.search import search_profile
+    from dscd.train import train_profile
+
+    s, t = search_profile(profile), train_profile(profile)
+
+    def data(c: Any) -> str:
+        source = "sklearn's digits" if c.data == "digits" else "CIFAR-10"
+        per_class = "all images" if c.per_class is None else f"{c.per_class} images per class"
+        return f"{source} at {c.image_size}x{c.image_size}, {per_class}"
+
+    return (f"Scale: searches on {data(s)}, C = {s.channels}, {s.layers} cells; final trainings on {data(t)}, "
+            f"C = {t.channels}, {t.layers} cells, {t.epochs} epochs"
+            + (". Accuracies at this scale do not compare with the paper's 97 %." if profile != "paper" else "."))
+
+
+def _bottom_line(claims: Sequence[tuple[str, dict[str, Any]]], profile: str) -> str:
+    """The study's bottom line, in the verdicts of its two central claims (notebook 02), or ``""``."""
+    verdicts = {c.get("id"): c["verdict"] for _, c in claims}
+    delays, prevents = verdicts.get("dscd_delays_collapse"), verdicts.get("dscd_prevents_collapse")
+    if delays is None or prevents is None:
+        return ""
+    return (f"**Bottom line** (the DARTS space at `{profile}`): *DSCD delays FairDARTS' collapse*: **{delays}**; "
+            f"*DSCD keeps every seed valid*: **{prevents}**.\n")
+
+
+def _claim_lines(claims: Sequence[tuple[str, dict[str, Any]]], summarise_ablations: bool = True) -> str:
+    """A bullet per claim; with ``summarise_ablations`` (the README), one line per ablation notebook instead
+    of its claims (its verdicts, by id)."""
+    from dscd.paper.reproduce import ABLATIONS
+
     lines = []
-    for notebook, c in _claims(folder):
+    ablations: dict[str, list[str]] = {}
+    for notebook, c in claims:
+        if summarise_ablations and notebook in ABLATIONS:
+            ablations.setdefault(notebook, []).append(f"{c.get('id', '?')} {c['verdict']}")
+            continue
         paper = f" ({c['paper']})" if c.get("paper") else ""
         lines.append(f"- *{c.get('claim', c.get('id', '?'))}*{paper}: **{c['verdict']}**. "
                      f"{c.get('evidence', '')}{_test_text(c.get('test'))} [notebook {notebook}]")
+    lines += [f"- Ablation, notebook {n}: {', '.join(v)} (each prediction with its counts: "
+              "[docs/results.md](docs/results.md))" for n, v in sorted(ablations.items())]
     return "\n".join(lines) + "\n" if lines else "No claim is recorded.\n"
 
 
@@ -360,7 +405,6 @@ def search_cost(root: Path, profile: str, link_prefix: str = "") -> str:
 def headline(root: str | Path) -> str:
     """The README's headline: Table 1, the paper's claims with their verdicts and one figure, from the
     largest profile published under ``root/results``."""
-    from dscd.profiles import PROFILES
 
     root = Path(root)
     profiles = _published_profiles(root)
@@ -368,13 +412,17 @@ def headline(root: str | Path) -> str:
         return "No regeneration has been published yet: run `make figures`, then `dscd reproduce --publish`.\n"
     profile = profiles[0]
     folder = root / "results" / profile
+    claims = _claims(folder)
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
-             f"(every result: [docs/results.md](docs/results.md)). Profile `{profile}` ({PROFILES[profile].summary}); "
-             "its budgets, seeds and configuration: [profiles](docs/guide/profiles.md).\n"]
+             f"(every result: [docs/results.md](docs/results.md); budgets, seeds and configuration: "
+             f"[profiles](docs/guide/profiles.md)). {_scale(profile)}\n"]
+    bottom = _bottom_line(claims, profile)
+    if bottom:
+        parts.append(bottom)
     table = _table1(folder)
     if table:
-        parts.append(f"Table 1 (`{table[0]}`):\n\n{table[1]}")
-    parts.append("The paper's claims, as the notebooks judge them:\n\n" + _claim_lines(folder))
+        parts.append(f"Table 1 (`{table[0]}`): {TABLE1_KEY}\n\n{table[1]}")
+    parts.append("The paper's claims, as the notebooks judge them:\n\n" + _claim_lines(claims))
     for figure in _HEADLINE_FIGURES:
         if (folder / figure).is_file():
             parts.append(f"![{Path(figure).stem}](results/{profile}/{figure})\n")
@@ -444,8 +492,11 @@ def results_page(root: str | Path, link_prefix: str = "../") -> str:
     for profile in _published_profiles(root):
         folder = root / "results" / profile
         cost = regeneration_cost(root, profile, link_prefix)
-        parts.append(f"## The `{profile}` profile\n\n" + _minutes(folder) + (f"\n{cost}" if cost else ""))
-        parts.append("\n### Claims\n\n" + _claim_lines(folder))
+        warning = ("**Plumbing only**: this profile checks that every code path runs, on tiny data; its verdicts "
+                   "say nothing about the paper.\n\n" if profile == "smoke" else "")
+        parts.append(f"## The `{profile}` profile\n\n{warning}{_scale(profile)}\n\n" + _minutes(folder)
+                     + (f"\n{cost}" if cost else ""))
+        parts.append("\n### Claims\n\n" + _claim_lines(_claims(folder), summarise_ablations=False))
         for table in sorted((folder / "tables").glob("*.md")):
             parts.append(f"\n### `{table.name}`\n\n" + table.read_text())
         figures = sorted((folder / "figures").glob("*.png"))
