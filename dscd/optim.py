@@ -603,7 +603,8 @@ class DSCD(torch.optim.Optimizer):
         if closure is None:
             raise ValueError("DSCD.step needs a closure that returns the objective (a scalar tensor), evaluated anew "
                              "at each call: a loop that calls loss.backward() then step() (DARTS' Architect, NASLib, "
-                             "NNI) passes step(lambda: objective(...)) instead, without its own backward")
+                             "NNI) passes step(lambda: objective(...)) instead, without its own backward (recipe: "
+                             "dscd.architect.DSCDArchitect)")
         for p in self._params:  # a closure that calls backward leaves gradients behind: checked after each call
             p.grad = None
         engine = self._engine

@@ -598,3 +598,14 @@ def test_a_closure_that_calls_backward_or_no_closure_is_one_clear_error():
     assert torch.equal(x.detach(), best) and opt.stats["step"] == steps and opt.next_step_is_global
     with pytest.raises(ValueError, match="passes step\\(lambda: objective"):
         opt.step()
+
+
+def test_the_architect_refuses_a_model_without_architecture_weights_and_step_without_closure():
+    from dscd.architect import DSCDArchitect
+
+    with pytest.raises(ValueError, match="arch_parameters"):
+        DSCDArchitect(torch.nn.Linear(2, 2), torch.nn.functional.cross_entropy, total_steps=10)
+    x = torch.nn.Parameter(torch.zeros(2))
+    opt = DSCD([x], torch.optim.Adam([x]), total_steps=10, seed=0)
+    with pytest.raises(ValueError, match="dscd.architect.DSCDArchitect"):
+        opt.step()
