@@ -124,6 +124,19 @@ def test_same_seed_same_numbers(tmp_path):
     assert (load_alphas(tmp_path / "a")[1] == load_alphas(tmp_path / "b")[1]).all()
 
 
+def kill_in_epoch_3(code, folder):
+    """Run ``code`` (a search into ``folder``) in a subprocess and SIGKILL it in the middle of epoch 3: it waits
+    on the folder's records, however slow the machine."""
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); {code}"], cwd=ROOT)
+    while proc.poll() is None:
+        if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _strip_times(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
@@ -134,16 +147,8 @@ def test_resume_after_sigkill_is_exact(tmp_path, optimizer):
     reference = run(tiny(**changes), tmp_path / "whole", progress=False)
 
     folder = tmp_path / "killed"
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_search import tiny; "
-              f"from dscd.search import run_search as run; run(tiny(**{changes!r}), {str(folder)!r}, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
-    while proc.poll() is None:  # kill it in the middle of epoch 3 (waits on the records, however slow the machine)
-        if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.02)
-    time.sleep(0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_in_epoch_3(f"from tests.test_search import tiny; from dscd.search import run_search as run; "
+                    f"run(tiny(**{changes!r}), {str(folder)!r}, progress=False)", folder)
     assert len(load_metrics(folder)) < 4, "the run finished before it could be killed"
 
     resumed = run(tiny(**changes), folder, resume=True, progress=False)

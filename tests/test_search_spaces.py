@@ -1,11 +1,6 @@
 """Search spaces as plug-ins: the registry, the relaxations, NAS-Bench-201's supernet and its searches."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +15,7 @@ from dscd.search import SearchConfig, load_metrics, run_search, search_profile
 from dscd.search_spaces import SPACES, get_space, space_of
 from dscd.survival import collapse_time, is_collapsed
 from tests.test_runfolder import _cli
+from tests.test_search import _strip_times, kill_in_epoch_3
 
 ROOT = Path(__file__).resolve().parents[1]
 NB201 = dict(space="nas-bench-201", epochs=3, per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3,
@@ -129,25 +125,13 @@ def test_a_nas_bench_201_search_records_its_cells_lookup_every_epoch(tmp_path, r
     assert is_collapsed(records[-1]) == (not Cell.from_string(records[-1]["genotype"]["cell"]).learns)
 
 
-def _strip_times(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
-
-
 @pytest.mark.parametrize("relaxation", ["sigmoid", "softmax"])
 def test_a_nas_bench_201_search_killed_resumes_exactly(tmp_path, relaxation):
     changes = dict(epochs=4, relaxation=relaxation, optimizer="dscd", dscd_T=2, checkpoint_minutes=1e-9)
     run_search(nb201(**changes), tmp_path / "whole", progress=False)
     folder = tmp_path / "killed"
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.test_search_spaces import nb201; "
-              f"from dscd.search import run_search; run_search(nb201(**{changes!r}), {str(folder)!r}, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
-    while proc.poll() is None:  # kill it in epoch 3, waiting on the records however slow the machine
-        if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.02)
-    time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_in_epoch_3(f"from tests.test_search_spaces import nb201; from dscd.search import run_search; "
+                    f"run_search(nb201(**{changes!r}), {str(folder)!r}, progress=False)", folder)
     assert len(load_metrics(folder)) < 4, "the run finished before it could be killed"
     run_search(nb201(**changes), folder, resume=True, progress=False)
     assert _strip_times(load_metrics(folder)) == _strip_times(load_metrics(tmp_path / "whole"))
