@@ -46,7 +46,8 @@ CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(100, 110))
 #: Candidate configurations per search space and profile: changes to that profile's search configuration
 #: of the space. In the DARTS space each makes a search cheaper in another way (smaller images, smaller
 #: batches, fewer cells); the zero-one loss and the 0.85 threshold are never changed. In NAS-Bench-201's,
-#: the profile's own scale (16x16, C = 8, N = 1, chosen by cost: ``benchmarks/bench_spaces.py``) and the
+#: the profile's own scale (16x16, C = 8, N = 1, chosen by cost: ``benchmarks/bench_spaces.py``), twice its
+#: depth (N = 2: DARTS' skip connections gain on parametric operations as the supernet deepens) and the
 #: benchmark's image size.
 CANDIDATES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "darts": {
@@ -54,7 +55,7 @@ CANDIDATES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "smoke": {"base": {}, "batch5": {"batch_size": 5}},
     },
     "nas-bench-201": {
-        "quick": {"base": {}, "32px": {"image_size": 32}},
+        "quick": {"base": {}, "6cells": {"layers": 6}, "32px": {"image_size": 32}},
         "smoke": {"base": {}},
     },
 }
