@@ -33,12 +33,18 @@ __all__ = ["METHODS", "METHOD_LABELS", "PROFILES", "Profile", "config_method", "
 #: record-window arms (DSCD with a record window of K = 15 or 3,000 steps, and K = 15 with T = 5; the
 #: window experiment of notebook 02, whose predictions ``results/quick/window-protocol.json`` registered).
 METHODS: dict[str, dict[str, Any]] = {
-    "fairdarts": {"optimizer": "adam"},
-    "dscd": {"optimizer": "dscd"},
-    "dscd-refresh": {"optimizer": "dscd", "dscd_refresh_best": True},
-    "dscd-k15": {"optimizer": "dscd", "dscd_K": 15, "dscd_T": 50},
-    "dscd-k3000": {"optimizer": "dscd", "dscd_K": 3000, "dscd_T": 50},
-    "dscd-k15-t5": {"optimizer": "dscd", "dscd_K": 15, "dscd_T": 5},
+    "fairdarts": {"space": "darts", "optimizer": "adam"},
+    "dscd": {"space": "darts", "optimizer": "dscd"},
+    "dscd-refresh": {"space": "darts", "optimizer": "dscd", "dscd_refresh_best": True},
+    "dscd-k15": {"space": "darts", "optimizer": "dscd", "dscd_K": 15, "dscd_T": 50},
+    "dscd-k3000": {"space": "darts", "optimizer": "dscd", "dscd_K": 3000, "dscd_T": 50},
+    "dscd-k15-t5": {"space": "darts", "optimizer": "dscd", "dscd_K": 15, "dscd_T": 5},
+    # NAS-Bench-201's four arms (notebook 06): DARTS and FairDARTS, each with Adam or DSCD on alpha. DSCD's
+    # time constants are the profile's for this space (Profile.spaces), fixed before any DSCD run there.
+    "nb201-darts": {"space": "nas-bench-201", "relaxation": "softmax", "optimizer": "adam"},
+    "nb201-darts-dscd": {"space": "nas-bench-201", "relaxation": "softmax", "optimizer": "dscd"},
+    "nb201-fairdarts": {"space": "nas-bench-201", "relaxation": "sigmoid", "optimizer": "adam"},
+    "nb201-fairdarts-dscd": {"space": "nas-bench-201", "relaxation": "sigmoid", "optimizer": "dscd"},
 }
 
 #: Each method's name in tables and figures (Table 1's row label, before the budget).
@@ -49,6 +55,10 @@ METHOD_LABELS: dict[str, str] = {
     "dscd-k15": "FairDARTS + DSCD, K=15",
     "dscd-k3000": "FairDARTS + DSCD, K=3000",
     "dscd-k15-t5": "FairDARTS + DSCD, K=15, T=5",
+    "nb201-darts": "DARTS",
+    "nb201-darts-dscd": "DARTS + DSCD",
+    "nb201-fairdarts": "FairDARTS",
+    "nb201-fairdarts-dscd": "FairDARTS + DSCD",
 }
 
 
@@ -79,7 +89,7 @@ def config_method(config: Mapping[str, Any]) -> str:
 
 
 #: What a configuration written before a field existed holds for it.
-_UNSET_DEFAULTS: dict[str, Any] = {"dscd_refresh_best": False}
+_UNSET_DEFAULTS: dict[str, Any] = {"dscd_refresh_best": False, "space": "darts"}
 
 
 def run_prefix(method: str) -> str:
@@ -167,6 +177,14 @@ class Profile:
 
 _FIGURE3 = {"dim": 10, "second_dim": 2, "runs": 20, "budget": 10000, "long_budget": 50000}
 
+def _nas_bench_201_arms(budget: int, long_budget: int, seeds: int, long_seeds: int) -> dict[str, dict[int, int]]:
+    """Notebook 06's searches: the four arms at ``budget`` with ``seeds`` seeds each, and the two DSCD arms
+    also at ``long_budget`` (at least twice it) with ``long_seeds``."""
+    return {"nb201-darts": {budget: seeds}, "nb201-fairdarts": {budget: seeds},
+            "nb201-darts-dscd": {budget: seeds, long_budget: long_seeds},
+            "nb201-fairdarts-dscd": {budget: seeds, long_budget: long_seeds}}
+
+
 #: Every profile, by name. ``paper`` is the paper's scale (a GPU); ``quick`` is calibrated for two CPU cores
 #: (FairDARTS ends valid at 60 epochs and invalid at 300 in at least 8 of 10 calibration seeds; see
 #: ``python -m dscd.paper.calibration``); ``smoke`` checks the plumbing in minutes.
@@ -178,7 +196,8 @@ PROFILES: dict[str, Profile] = {
                 "checkpoint_minutes": 5.0},
         train={"data": "digits", "per_class": 20, "test_per_class": 10, "image_size": 8, "channels": 4,
                "layers": 3, "batch_size": 10, "epochs": 2, "cutout": 4},
-        searches={"fairdarts": {2: 2, 3: 2}, "dscd": {3: 2, 4: 2}, "dscd-refresh": {3: 2}},
+        searches={"fairdarts": {2: 2, 3: 2}, "dscd": {3: 2, 4: 2}, "dscd-refresh": {3: 2},
+                  **_nas_bench_201_arms(3, 6, seeds=2, long_seeds=1)},
         compare_budget=3,
         notebooks={  # two worker processes for the seeds, as quick has on two cores
             "01": {"jobs": 2}, "02": {"jobs": 2},
@@ -193,9 +212,14 @@ PROFILES: dict[str, Profile] = {
         train={"per_class": 200, "test_per_class": 100, "image_size": 16, "channels": 8, "layers": 8,
                "batch_size": 64, "epochs": 20, "cutout": 8, "lr": 0.05},
         searches={"fairdarts": {60: 3, 300: 5}, "dscd": {300: 5, 600: 3}, "dscd-refresh": {300: 3},
-                  "dscd-k15": {300: 5}, "dscd-k15-t5": {300: 5}, "dscd-k3000": {600: 3}},
+                  "dscd-k15": {300: 5}, "dscd-k15-t5": {300: 5}, "dscd-k3000": {600: 3},
+                  **_nas_bench_201_arms(300, 600, seeds=5, long_seeds=3)},
         compare_budget=300,
-        spaces={"nas-bench-201": {"image_size": 16, "channels": 8, "layers": 3}},
+        # NAS-Bench-201 at quick: the scale chosen by cost (benchmarks/bench_spaces.py) and calibrated
+        # (results/calibration/quick-nas-bench-201.json); DSCD's record window K = 15 steps (3 epochs of 5 steps)
+        # and T = 5 steps (one epoch), fixed before any DSCD run in this space (results/quick/
+        # nas-bench-201-protocol.json says why)
+        spaces={"nas-bench-201": {"image_size": 16, "channels": 8, "layers": 3, "dscd_K": 15, "dscd_T": 5}},
         notebooks={
             "03": {"frames": 60, "fps": 12},
             "04": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the time
@@ -204,7 +228,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(
         "paper", "a GPU: the paper's networks, data and budgets (section 4, Table 1)",
         searches={"fairdarts": {50: 1, 75: 1, 250: 1, 500: 1, 3000: 1}, "dscd": {1500: 1, 2000: 1, 3000: 1},
-                  "dscd-refresh": {3000: 1}},
+                  "dscd-refresh": {3000: 1}, **_nas_bench_201_arms(50, 100, seeds=1, long_seeds=1)},
         compare_budget=3000,
         # NAS-Bench-201's own search setting (its section 5): C = 16, N = 5, 50 epochs, batch 64, SGD 0.025 to
         # 0.001 with weight decay 5e-4, Adam on alpha at 3e-4 with betas (0.5, 0.999) and weight decay 1e-3

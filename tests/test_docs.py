@@ -181,6 +181,11 @@ def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_pro
     assert "![01_figure1](results/quick/figures/01_figure1.png)" in text
     (tmp_path / "results" / "quick" / "figures" / "02_survival.png").write_bytes(b"\x89PNG fake")
     assert "![02_survival](results/quick/figures/02_survival.png)" in headline(tmp_path)  # the central claim's
+    assert "NAS-Bench-201" not in headline(tmp_path)  # no notebook 06 table published: no section
+    table = "| arm | seeds | collapsed |\n|---|---|---|\n| DARTS (300) | 5 | 0/5 |\n"
+    (tmp_path / "results" / "quick" / "tables" / "06_nas_bench_201.md").write_text(table)
+    text = headline(tmp_path)
+    assert "NAS-Bench-201 (notebook 06" in text and table in text and "12-epoch" in text
     page = results_page(tmp_path)
     assert "2.0 min in all" in page and "| 01 | 01_diagnosis.ipynb | ok | 1.5 |" in page
     assert "../results/quick/figures/01_figure1.png" in page

@@ -87,6 +87,11 @@ def test_calibration_jobs_are_seed_major_with_one_folder_per_candidate(tmp_path)
     assert jobs[1].config["batch_size"] == 5 and jobs[0].config["optimizer"] == "adam"
     with pytest.raises(ValueError, match="unknown candidate"):
         calibration_jobs("smoke", ["nope"], [4], [100], tmp_path)
+    # NAS-Bench-201's calibration runs DARTS (softmax, Adam), in folders named as the DARTS space's are
+    nb201 = calibration_jobs("quick", ["6cells"], [300], [102], tmp_path, space="nas-bench-201")
+    assert [j.folder.relative_to(tmp_path).as_posix() for j in nb201] == ["6cells/adam-300-s102"]
+    assert (nb201[0].config["space"], nb201[0].config["relaxation"], nb201[0].config["layers"]) == (
+        "nas-bench-201", "softmax", 6)
 
 
 @pytest.mark.slow
@@ -173,3 +178,22 @@ def test_the_protocol_rule_needs_8_of_10_each_way_and_never_reads_dscd():
     summary["candidates"]["8px"]["budgets"]["60"] = budget([False] * 8 + [True, True])
     chosen = choose_protocol(summary)["chosen"]
     assert chosen == {"candidate": "8px", "changes": {"image_size": 8}, "long_budget": 300, "short_budget": 60}
+    assert "finding" not in protocol  # 8px's 60-epoch short rule was still open: nothing is decided
+
+
+def test_when_every_candidate_fails_the_long_rule_the_protocol_says_so_with_its_counts():
+    from dscd.paper.calibration import choose_protocol
+
+    def budget(collapsed):
+        return {"runs": [{"seed": 100 + i, "collapsed": c} for i, c in enumerate(collapsed)]}
+
+    summary = {"profile": "quick", "space": "nas-bench-201", "candidates": {
+        "base": {"changes": {}, "budgets": {"60": budget([False] * 10), "300": budget([True] + [False] * 9)}},
+        "6cells": {"changes": {"layers": 6}, "budgets": {"300": budget([True, False, False, False])}}}}
+    protocol = choose_protocol(summary)
+    assert protocol["chosen"] is None
+    assert protocol["finding"] == ("no candidate meets the rule: DARTS (softmax, Adam) collapsed in base at 60 epochs "
+                                   "0/10; base at 300 epochs 1/10; 6cells at 300 epochs 1/4 calibration seeds, so no "
+                                   "budget run here collapses it in 8 of 10")
+    summary["candidates"]["6cells"]["budgets"]["300"] = budget([True, True])  # still open: no finding yet
+    assert "finding" not in choose_protocol(summary)

@@ -27,6 +27,7 @@ collapse there is documented, and the collapse is that space's (``collapsed`` of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -95,8 +96,9 @@ def calibration_jobs(profile: str, candidates: Sequence[str], budgets: Sequence[
     for seed in seeds:
         for epochs in budgets:
             for name in candidates:
-                jobs += search_jobs(profile, "adam", [epochs], Path(runs_dir) / name, {**method, **known[name]},
-                                    seeds=[seed])
+                for job in search_jobs(profile, "adam", [epochs], Path(runs_dir) / name, {**method, **known[name]},
+                                       seeds=[seed]):  # named as the calibration's own, whatever the method's id
+                    jobs.append(dataclasses.replace(job, folder=Path(runs_dir) / name / f"adam-{epochs}-s{seed}"))
     return jobs
 
 
@@ -211,12 +213,29 @@ def choose_protocol(summary: dict[str, Any]) -> dict[str, Any]:
     order = list(CANDIDATES.get(summary.get("space", "darts"), {}).get(summary.get("profile", ""), {}))
     chosen = min(complete, key=lambda n: order.index(n) if n in order else len(order), default=None)
     method = "FairDARTS" if summary.get("space", "darts") == "darts" else CALIBRATED_METHOD[summary["space"]][0]
-    return {"rule": f"{method} collapsed at the long budget and not at the short one, each in at least "
-                    f"{REQUIRED_OF_SEEDS[0]} of {REQUIRED_OF_SEEDS[1]} calibration seeds",
-            "chosen": None if chosen is None else {"candidate": chosen, "changes": summary["candidates"][chosen][
-                "changes"], "long_budget": per_candidate[chosen]["long_budget"],
-                "short_budget": per_candidate[chosen]["short_budget"]},
-            "candidates": per_candidate}
+    protocol = {"rule": f"{method} collapsed at the long budget and not at the short one, each in at least "
+                        f"{REQUIRED_OF_SEEDS[0]} of {REQUIRED_OF_SEEDS[1]} calibration seeds",
+                "chosen": None if chosen is None else {"candidate": chosen, "changes": summary["candidates"][chosen][
+                    "changes"], "long_budget": per_candidate[chosen]["long_budget"],
+                    "short_budget": per_candidate[chosen]["short_budget"]},
+                "candidates": per_candidate}
+    finding = _no_collapse_finding(summary, per_candidate, method) if chosen is None else None
+    if finding:
+        protocol["finding"] = finding
+    return protocol
+
+
+def _no_collapse_finding(summary: dict[str, Any], per_candidate: dict[str, Any], method: str) -> str | None:
+    """When the long-budget rule has failed at every budget of every candidate that ran (decided, none
+    open): the sentence saying so, with each budget's collapse count. ``None`` while any is open."""
+    rules = [v for c in per_candidate.values() for v in c["long_budget_rule"].values()]
+    if not rules or any(v != "failed" for v in rules):
+        return None
+    counts = "; ".join(f"{name} at {epochs} epochs {sum(r['collapsed'] for r in budget['runs'])}/{len(budget['runs'])}"
+                       for name, candidate in summary["candidates"].items()
+                       for epochs, budget in sorted(candidate["budgets"].items(), key=lambda kv: int(kv[0])))
+    return (f"no candidate meets the rule: {method} collapsed in {counts} calibration seeds, so no budget run here "
+            f"collapses it in {REQUIRED_OF_SEEDS[0]} of {REQUIRED_OF_SEEDS[1]}")
 
 
 def recorded_runs(summary: dict[str, Any] | None) -> set[tuple[str, int, int]]:

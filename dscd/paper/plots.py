@@ -323,12 +323,14 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figu
     return fig
 
 
-def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = None) -> plt.Figure:
+def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = None,
+                  ylabel: str = "fraction of seeds with a valid normal cell") -> plt.Figure:
     """Time to collapse as Kaplan-Meier curves: per method, the fraction of seeds whose normal cell is
     still valid at each epoch (:func:`dscd.survival.kaplan_meier`), a step down at each collapse epoch.
     Censored runs (valid at the end of their budget) are marked with a ``+`` on their curve.
 
-    ``groups`` is ``[(label, [CollapseTime, ...]), ...]``. Each curve ends at its runs' last epoch (so a
+    ``groups`` is ``[(label, [CollapseTime, ...]), ...]``; ``ylabel`` names what survives (in NAS-Bench-201, a
+    cell that still learns). Each curve ends at its runs' last epoch (so a
     shorter budget's curve stops where its runs stopped); ``budget`` sets the x axis' end.
     """
     from dscd.survival import kaplan_meier
@@ -347,7 +349,7 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
         if censored:
             at = np.searchsorted(epochs, censored, side="right") - 1  # the curve's height at each censoring
             ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False)
-    ax.set(xlabel="epoch", ylabel="fraction of seeds with a valid normal cell", ylim=(-0.03, 1.05),
+    ax.set(xlabel="epoch", ylabel=ylabel, ylim=(-0.03, 1.05),
            xlim=(0, 1.02 * end),
            title="time to collapse (Kaplan-Meier; + censored: valid at the end)")
     ax.grid(alpha=0.3)

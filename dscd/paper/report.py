@@ -351,6 +351,23 @@ def _table1(folder: Path) -> tuple[str, str] | None:
     return None
 
 
+#: The key to the NAS-Bench-201 table, beside it in the README.
+NAS_BENCH_201_KEY = (
+    "one row per arm and budget; *CIFAR-10 test*: the found cells' accuracy looked up in NAS-Bench-201's "
+    "12-epoch table (published tables quote 200-epoch training: compare through ranks); *rank percentile*: "
+    "the share of all 15,625 cells that score no higher; *collapsed*: seeds whose cell learns nothing (no "
+    "convolution from input to output); *against Adam*: DSCD's cells against Adam's at the same budget and "
+    "relaxation, with the Holm-adjusted p of notebook 06's family.")
+
+
+def _nas_bench_201_table(folder: Path) -> str:
+    """Notebook 06's arm table with its key, or ``""`` when the profile has none."""
+    path = folder / "tables" / "06_nas_bench_201.md"
+    if not path.is_file():
+        return ""
+    return f"NAS-Bench-201 (notebook 06, `06_nas_bench_201.md`): {NAS_BENCH_201_KEY}\n\n{path.read_text()}"
+
+
 def _minutes(folder: Path) -> str:
     record = json.loads((folder / "reproduce.json").read_text())
     notebooks = record.get("notebooks") or {}
@@ -422,6 +439,9 @@ def headline(root: str | Path) -> str:
     table = _table1(folder)
     if table:
         parts.append(f"Table 1 (`{table[0]}`): {TABLE1_KEY}\n\n{table[1]}")
+    nas_bench_201 = _nas_bench_201_table(folder)
+    if nas_bench_201:
+        parts.append(nas_bench_201)
     parts.append("The paper's claims, as the notebooks judge them:\n\n" + _claim_lines(claims))
     for figure in _HEADLINE_FIGURES:
         if (folder / figure).is_file():
@@ -469,6 +489,8 @@ def _calibration(root: Path, link_prefix: str) -> str:
             changes = ", ".join(f"{k}={v}" for k, v in (chosen.get("changes") or {}).items()) or "none"
             decision = (f"The rule ({protocol['rule']}) gives candidate `{chosen['candidate']}` (changes: {changes}), "
                         f"long budget {chosen['long_budget']} and short budget {chosen['short_budget']} epochs.\n")
+        elif protocol.get("finding"):
+            decision = f"The rule ({protocol['rule']}) gives no protocol: {protocol['finding']}.\n"
         elif protocol:
             decision = f"The rule ({protocol['rule']}) does not give a protocol yet.\n"
         else:
