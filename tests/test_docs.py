@@ -102,7 +102,8 @@ def _fake_outputs(folder: Path, status: str = "ok") -> Path:
         {"id": "lost", "claim": "FairDARTS loses validity", "verdict": "held", "evidence": "3/3 against 0/5",
          "test": {"name": "Fisher's exact test (two-sided)", "p_value": 0.017857}}]}))
     (folder / "figures" / "01_figure1.png").write_bytes(b"\x89PNG fake")
-    (folder / "figures" / "01_figure1.pdf").write_bytes(b"%PDF fake")  # not published: PNG only
+    (folder / "figures" / "01_figure1.pdf").write_bytes(b"%PDF fake")  # published: the vector copy for papers
+    (folder / "figures" / "01_figure1.svg").write_bytes(b"<svg/>")  # not published
     (folder / "tables" / "table1.md").write_text("| Method | valid |\n|---|---|\n| FairDARTS (300) | 1/10 |\n")
     (folder / "tables" / "table1.csv").write_text("Method,valid\nFairDARTS (300),1/10\n")
     (folder / "runs" / "checkpoint.pt").write_bytes(b"big")  # never published
@@ -116,7 +117,7 @@ def test_publish_copies_the_small_result_files_and_only_one_regeneration(tmp_pat
     (results / "tables" / "stale.md").write_text("from an older regeneration")
     written = publish(outputs, results)
     names = sorted(str(p.relative_to(results)) for p in written)
-    assert names == ["figures/01_diagnosis.json", "figures/01_figure1.png", "reproduce.json",
+    assert names == ["figures/01_diagnosis.json", "figures/01_figure1.pdf", "figures/01_figure1.png", "reproduce.json",
                      "tables/table1.csv", "tables/table1.md"]
     assert not (results / "tables" / "stale.md").exists()
     assert (results / "tables" / "table1.md").read_text() == (outputs / "tables" / "table1.md").read_text()
@@ -276,6 +277,37 @@ def test_the_documentation_builds_without_a_warning(tmp_path):
     assert (tmp_path / "html" / "notebooks" / "02_dscd_search.html").is_file()
     api = (tmp_path / "html" / "reference" / "api.html").read_text()
     assert "collapse_time_claims" in api and "DSCDEngine" in api
+    # intersphinx from the committed inventories, without the network: torch and Python types are links
+    assert 'href="https://docs.pytorch.org/docs/stable/tensors.html#torch.Tensor"' in api
+    assert 'href="https://docs.python.org/3/library/pathlib.html#pathlib.Path"' in api
+    assert "furo" in (tmp_path / "html" / "index.html").read_text()
+    # a notebook page shows the figures its notebook published, captioned, though the build runs no code
+    published = [p.stem for p in (ROOT / "results" / "quick" / "figures").glob("02_*.png")]
+    if published:
+        page = (tmp_path / "html" / "notebooks" / "02_dscd_search.html").read_text()
+        assert page.count("<img") >= len(published) and "figcaption" in page
+
+
+def test_every_published_figure_has_a_caption():
+    from dscd.paper.plots import figure_caption
+
+    figures = sorted(p.name for p in ROOT.glob("results/*/figures/*.png"))
+    assert figures, "no published figure to check"
+    assert [f for f in figures if figure_caption(f) is None] == []
+    assert figure_caption("02_genotype_dscd-300-s0.png").startswith("The discretised cells")
+    assert figure_caption("99_unknown.png") is None
+
+
+def test_notebook_figures_are_captioned_and_smoke_is_marked_plumbing_only(tmp_path):
+    from dscd.paper.report import notebook_figures
+
+    (tmp_path / "results" / "smoke" / "figures").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / "reproduce.json").write_text("{}")
+    assert notebook_figures(tmp_path, "02_dscd_search", "../../") == ""
+    (tmp_path / "results" / "smoke" / "figures" / "02_survival.png").write_bytes(b"png")
+    text = notebook_figures(tmp_path, "02_dscd_search", "../../")
+    assert "```{figure} ../../results/smoke/figures/02_survival.png" in text
+    assert "Kaplan-Meier" in text and "Plumbing only" in text
 
 
 def test_the_headline_states_the_scale_a_bottom_line_and_a_key_to_table_1():

@@ -5,6 +5,7 @@ Nothing here trains or searches; notebooks and the CLI call these functions.
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,59 @@ from scipy import stats
 
 from dscd.optim import DSCD_DEFAULTS, PHI_MAX, beta_params
 
-__all__ = ["animate_beta_annealing", "beta_density", "plot_beta_annealing", "plot_survival", "save_figure"]
+__all__ = ["FIGURE_CAPTIONS", "animate_beta_annealing", "beta_density", "figure_caption", "plot_beta_annealing",
+           "plot_survival", "save_figure"]
+
+#: The caption of each figure the notebooks save, by file-name pattern (``fnmatch``, without the suffix);
+#: the results page and the notebooks' documentation pages print them under the figures.
+FIGURE_CAPTIONS: dict[str, str] = {
+    "01_figure1": "Figure 1 (section 4.1): FairDARTS' cells over the search. Top: mean sigmoid(alpha) per cell "
+                  "type, the 0.85 threshold dotted; bottom: edges each cell keeps when discretised. Thin lines: one "
+                  "seed each, thick: their mean; grey bands: epochs whose discretised normal cell is invalid "
+                  "(darker: more seeds).",
+    "01_genotype_*": "FairDARTS' discretised cells (first seed) at the end of the budget in the file name: the "
+                     "edges whose sigmoid weight reaches 0.85.",
+    "02_figure2": "Figure 2 (section 4.2): FairDARTS + DSCD. Rows 1-2 as in Figure 1; row 3: epochs since x_best "
+                  "last changed (a dot: alpha sits exactly at x_best at the epoch's end); row 4: global phases "
+                  "begun (red) and those with an accepted proposal (green), cumulative.",
+    "02_dscd_steps": "DSCD over the search (thin: a seed; thick: the mean): proposals accepted per epoch in each cell "
+                     "type, and the alpha-step loss against y_best, the minimum of the last K observed losses that a "
+                     "proposal must beat (Algorithm 2).",
+    "02_survival": "Time to collapse: Kaplan-Meier fraction of seeds whose normal cell is still valid, per method "
+                   "and budget; + marks a run valid at its end (censored).",
+    "02_genotype_*": "The discretised cells of the run in the file name (first seed): its final cell.",
+    "03_beta_annealing": "Section 3.2: the Beta proposal density around a coordinate's value v as the concentration "
+                         "phi grows; the proposals narrow around v.",
+    "03_phi_schedule": "Appendix C: the cosine schedule of the concentration phi over a run's steps.",
+    "04_learning_curves": "Final trainings, one colour per genotype: training loss (left), train (dashed) and test "
+                          "(solid) accuracy (right) per epoch.",
+    "05_figure3": "Figure 3 (section 4.3): median gap to the global minimum against evaluations, shaded: 95 % "
+                  "confidence interval of the median over runs. Adam: one colour per learning rate, dashed alone, "
+                  "solid with DSCD.",
+    "05_figure3_*": "Figure 3 (section 4.3) at the setting in the file name (d2: the second dimension; rotated: the "
+                    "rotated functions): median gap to the global minimum against evaluations, 95 % interval shaded.",
+    "05_long_budget": "Figure 3's functions at a longer evaluation budget: median gap to the global minimum against "
+                      "evaluations, 95 % interval shaded.",
+    "06_found_cells": "NAS-Bench-201: the looked-up CIFAR-10 accuracy (12-epoch) of each arm's found cell, one point "
+                      "per seed, over the distribution of all 15,625 cells; dotted: the all-skip cell.",
+    "06_accuracy_over_search": "NAS-Bench-201: the discretised cell's looked-up CIFAR-10 accuracy at each epoch of "
+                               "the search, one line per seed.",
+    "06_survival": "NAS-Bench-201: Kaplan-Meier fraction of seeds whose cell still learns (has a convolution on a "
+                   "path from input to output), per arm; + marks a censored run.",
+    "07_record_window": "The record-window experiment: Kaplan-Meier fraction of seeds whose normal cell is still "
+                        "valid, per window K and phase length T, beside FairDARTS and DSCD at the defaults; + marks "
+                        "a censored run.",
+}
+
+
+def figure_caption(name: str) -> str | None:
+    """The caption of the figure file ``name`` (``02_survival.png`` or its stem) from :data:`FIGURE_CAPTIONS`:
+    an exact entry first, else the first matching pattern; ``None`` for a figure without one."""
+    stem = Path(name).stem
+    if stem in FIGURE_CAPTIONS:
+        return FIGURE_CAPTIONS[stem]
+    return next((caption for pattern, caption in FIGURE_CAPTIONS.items() if fnmatch.fnmatchcase(stem, pattern)),
+                None)
 
 
 def save_figure(fig: plt.Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:

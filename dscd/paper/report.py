@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["KEPT_RUN_FILES", "MARKER_END", "PUBLISHED_FILES", "REGIONS", "KeptRuns", "benchmark_record",
-           "benchmarks_page", "headline", "keep_runs", "profiles_page", "publish", "render", "render_text",
-           "restore_runs", "results_page", "search_cost", "write_benchmark"]
+           "benchmarks_page", "figure_markdown", "headline", "keep_runs", "notebook_figures", "profiles_page",
+           "publish", "render", "render_text", "restore_runs", "results_page", "search_cost", "write_benchmark"]
 
 #: The files of ``outputs/<profile>/`` that :func:`publish` copies, as glob patterns relative to it.
-PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "tables/*.md",
-                                    "tables/*.csv")
+PUBLISHED_FILES: tuple[str, ...] = ("reproduce.json", "figures/*.json", "figures/*.png", "figures/*.pdf",
+                                    "tables/*.md", "tables/*.csv")
 #: Profiles from the largest to the smallest: the README's headline shows the first one published.
 _PROFILE_ORDER: tuple[str, ...] = ("paper", "quick", "smoke")
 #: The figure the README shows, by profile-relative path, in order of preference: time to collapse (the
@@ -524,12 +524,40 @@ def results_page(root: str | Path, link_prefix: str = "../") -> str:
         figures = sorted((folder / "figures").glob("*.png"))
         if figures:
             parts.append("\n### Figures\n")
-            parts += [f"\n![{f.stem}]({link_prefix}results/{profile}/figures/{f.name})\n" for f in figures]
+            parts += [figure_markdown(f"{link_prefix}results/{profile}/figures/{f.name}") for f in figures]
         parts.append("\n")
     calibration = _calibration(root, link_prefix)
     if calibration:
         parts.append(calibration)
     return "".join(parts) if parts else "No regeneration has been published yet.\n"
+
+
+def figure_markdown(link: str) -> str:
+    """A published figure for the documentation: a MyST ``figure`` at ``link``, its caption from
+    :func:`dscd.paper.plots.figure_caption` (the file name where it has none)."""
+    from dscd.paper.plots import figure_caption
+
+    name = Path(link).name
+    caption = figure_caption(name) or name
+    return f"\n```{{figure}} {link}\n:alt: {Path(name).stem}\n\n{caption}\n```\n"
+
+
+def notebook_figures(root: str | Path, notebook: str, link_prefix: str) -> str:
+    """The figures a notebook (``"02_dscd_search"``) made in the largest published regeneration that has any,
+    as Markdown for its documentation page (which shows the code unexecuted); ``""`` when none is published.
+    The smoke profile's are marked as plumbing only."""
+    root = Path(root)
+    prefix = notebook[:3]
+    for profile in _published_profiles(root):
+        figures = sorted((root / "results" / profile / "figures").glob(f"{prefix}*.png"))
+        if figures:
+            warning = (" **Plumbing only**: the smoke profile runs every code path on tiny data; its figures say "
+                       "nothing about the paper." if profile == "smoke" else "")
+            return (f"## Figures as published (`{profile}` profile)\n\nWhat this notebook drew in the published "
+                    f"`{profile}` regeneration (`results/{profile}/figures/`); this page shows the code without "
+                    f"running it.{warning}\n" + "".join(figure_markdown(f"{link_prefix}results/{profile}/figures/"
+                                                                         f"{f.name}") for f in figures))
+    return ""
 
 
 def profiles_page(root: str | Path | None = None) -> str:
