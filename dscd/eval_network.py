@@ -107,9 +107,12 @@ class EvalNetwork(nn.Module):
         self.channels = channels
         self.layers = layers
         self.in_channels = in_channels
-        # what dscd.load_model knows of a saved network: its size, the image side it was trained at, its name
+        # what dscd.load_model knows of a saved network: its size, the image side it was trained at, the
+        # per-channel normalisation of its training images, its name
         self.size: NetworkSize | None = None
         self.image_size: int | None = None
+        self.mean: tuple[float, ...] | None = None
+        self.std: tuple[float, ...] | None = None
         self.name: str | None = None
         c_stem = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))

@@ -7,8 +7,11 @@ classes, input channels and size), as plain tensors and Python values, so
 
     from dscd import load_model
     net = load_model("runs/train-quick-DARTS_V2")       # EvalNetwork, eval mode
-    logits = net(images)                                 # (batch, classes)
-    print(net.genotype, net.size)
+    logits = net(preprocess(net, images))                # uint8 or [0, 1] images -> (batch, classes)
+    print(net.genotype, net.size, net.image_size, net.mean, net.std)
+
+The network expects images at ``net.image_size`` normalised with the training data's per-channel ``net.mean`` and
+``net.std`` (recorded in the file); :func:`preprocess` applies both.
 
 A training folder from before ``model.pt`` existed still loads, from its checkpoint.
 """
@@ -28,7 +31,7 @@ from dscd.eval_network import EvalNetwork, network_size
 from dscd.genotype import Genotype
 from dscd.runfolder import CHECKPOINT, UnsafeFileError, load_weights_only, read_summary, replace_atomic, write_atomic
 
-__all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "save_model"]
+__all__ = ["MIN_OPSET", "MODEL_FILE", "ModelFileError", "export_onnx", "load_model", "preprocess", "save_model"]
 
 MODEL_FILE = "model.pt"
 _FORMAT = "dscd.model/1"
@@ -47,11 +50,15 @@ class ModelFileError(ValueError):
 
 
 def save_model(net: EvalNetwork, path: str | Path, *, num_classes: int, in_channels: int, image_size: int,
-               name: str | None = None) -> Path:
-    """Write ``net`` (an :class:`EvalNetwork`) as a weights-only model file, atomically."""
+               name: str | None = None, mean: tuple[float, ...] | None = None,
+               std: tuple[float, ...] | None = None) -> Path:
+    """Write ``net`` (an :class:`EvalNetwork`) as a weights-only model file, atomically. ``mean`` and ``std``
+    are the per-channel normalisation of its training images (pixels in [0, 1])."""
     payload = {
         "format": _FORMAT, "name": name, "genotype": net.genotype.to_dict(), "channels": net.channels,
         "layers": net.layers, "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
+        "mean": None if mean is None else [float(m) for m in mean],
+        "std": None if std is None else [float(s) for s in std],
         "auxiliary": net.aux_head is not None,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
     }
@@ -114,8 +121,10 @@ def load_model(source: str | Path, genotype: Genotype | None = None, device: str
 
     Its ``forward`` returns the logits alone (the auxiliary head is used only in training);
     ``net.genotype`` is its genotype and ``net.size`` its :class:`~dscd.eval_network.NetworkSize`
-    at the size it was trained at. ``genotype``, when given, must be the one the model was
-    trained with (a check, e.g. before deploying a named architecture).
+    at the size it was trained at. ``net.image_size``, ``net.mean`` and ``net.std`` say what input it
+    expects (``mean``/``std`` are ``None`` for a file written before they were recorded); :func:`preprocess`
+    applies them. ``genotype``, when given, must be the one the model was trained with (a check, e.g.
+    before deploying a named architecture).
     """
     payload = _payload(Path(source))
     missing = [k for k in _PAYLOAD_KEYS if k not in payload]
@@ -145,8 +154,30 @@ def load_model(source: str | Path, genotype: Genotype | None = None, device: str
     net.eval()
     net.size = network_size(net, payload["image_size"], payload["in_channels"])
     net.image_size = payload["image_size"]
+    net.mean = None if payload.get("mean") is None else tuple(float(m) for m in payload["mean"])
+    net.std = None if payload.get("std") is None else tuple(float(s) for s in payload["std"])
     net.name = payload.get("name")
     return net.to(device)
+
+
+def preprocess(net: EvalNetwork, images: torch.Tensor) -> torch.Tensor:
+    """Images as ``net`` (from :func:`load_model`) expects them: ``images`` (batch, channels, height, width),
+    ``uint8`` in 0..255 or floating point in [0, 1], resized to ``net.image_size`` (bilinear, antialiased)
+    and normalised with ``net.mean`` and ``net.std``, on the network's device."""
+    mean, std, side = net.mean, net.std, net.image_size
+    if mean is None or std is None or side is None:
+        raise ModelFileError("this model's file records no input normalisation (written before dscd recorded "
+                             "it): normalise the images as its training did, e.g. with dscd.data.CIFAR10_MEAN/STD")
+    if images.ndim != 4 or images.shape[1] != len(mean):
+        raise ValueError(f"images must be (batch, {len(mean)}, height, width), got shape {tuple(images.shape)}")
+    device = next(net.parameters()).device
+    x = images.to(device)
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    if x.shape[-2:] != (side, side):
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear",
+                                            antialias=True, align_corners=False)
+    shape = (1, -1, 1, 1)
+    return (x - torch.tensor(mean, device=device).view(shape)) / torch.tensor(std, device=device).view(shape)
 
 
 #: The oldest ONNX opset the ``torch.export``-based exporter writes.

@@ -288,7 +288,8 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunWriter
     tested = [r["test_acc"] for r in records if r["test_acc"] is not None]
     paper = network_size(EvalNetwork(genotype, num_classes=train_data.num_classes, in_channels=in_channels))
     save_model(trainer.net, out / MODEL_FILE, num_classes=train_data.num_classes, in_channels=in_channels,
-               image_size=config.image_size, name=name)  # weights only: dscd.load_model, dscd export
+               image_size=config.image_size, name=name, mean=train_data.mean,
+               std=train_data.std)  # weights only: dscd.load_model, dscd export
     summary = {
         "name": name, "folder": str(out), "config": config.to_dict(), "genotype": genotype.to_dict(),
         "data_fingerprint": identity["data_fingerprint"],

@@ -41,12 +41,27 @@ def test_training_leaves_a_weights_only_model_that_loads_as_a_classifier(trained
         logits = net(x)
         assert logits.shape == (3, 10)  # eval mode: the logits alone, no auxiliary output
         torch.testing.assert_close(load_model(folder / MODEL_FILE)(x), logits)
+    # the file says what input the network expects, and preprocess applies it
+    from dscd.data import train_set
+    from dscd.model_files import preprocess
+
+    seen = train_set(train_profile("smoke", **TRAIN).data_config)  # the training images' own normalisation
+    assert net.image_size == 8 and net.mean == pytest.approx(seen.mean) and net.std == pytest.approx(seen.std)
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    x01 = torch.nn.functional.interpolate(pixels.float() / 255, size=(8, 8), mode="bilinear", antialias=True)
+    expected = (x01 - torch.tensor(seen.mean).view(1, 3, 1, 1)) / torch.tensor(seen.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(preprocess(net, pixels), expected)
+    torch.testing.assert_close(preprocess(net, pixels.float() / 255), expected)
+    with pytest.raises(ValueError, match=r"images must be \(batch, 3, height, width\)"):
+        preprocess(net, pixels[0])
     # the last checkpoint holds the same weights: a folder from before model.pt loads from it
     old = folder.parent / "old"
     shutil.copytree(folder, old)
     (old / MODEL_FILE).unlink()
     with torch.no_grad():
         torch.testing.assert_close(load_model(old)(x), logits)
+    with pytest.raises(ModelFileError, match="records no input normalisation"):
+        preprocess(load_model(old), pixels)
 
 
 def test_load_model_says_what_is_wrong(trained, tmp_path):
