@@ -171,6 +171,25 @@ def test_searches_are_kept_while_the_regeneration_runs_not_only_at_its_end(tmp_p
     assert keeping.kept == ["adam-3-s0"]  # and not twice
 
 
+def test_searches_are_kept_when_the_working_directory_changes_under_the_keeper(tmp_path, monkeypatch):
+    """papermill runs each notebook with the process' working directory changed: relative folders given to
+    the keeper (dscd reproduce's defaults) must still name the regeneration's folders."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "outputs" / "quick" / "runs" / "adam-3-s0"
+    with KeptRuns("outputs/quick", "results/quick", every=0.02) as keeping:
+        elsewhere = tmp_path / "notebooks"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)  # as papermill's cwd= does while a notebook runs
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+        (run / "summary.json").write_text("{}")
+        deadline = time.monotonic() + 600  # only a guard against a hang
+        while not keeping.kept and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert keeping.kept == ["adam-3-s0"]
+    assert (tmp_path / "results" / "quick" / "runs" / "adam-3-s0" / "summary.json").is_file()
+
+
 def test_the_headline_shows_table_1_the_verdicts_and_a_figure_of_the_largest_profile(tmp_path):
     publish(_fake_outputs(tmp_path / "outputs" / "quick"), tmp_path / "results" / "quick")
     text = headline(tmp_path)

@@ -115,7 +115,9 @@ class KeptRuns:
     def __init__(self, outputs: str | Path, results: str | Path, every: float = 60.0) -> None:
         import threading
 
-        self.outputs, self.results, self.every = Path(outputs), Path(results), every
+        # absolute now: papermill runs each notebook with the process' working directory changed (its cwd),
+        # so a relative path would name another folder while the thread runs
+        self.outputs, self.results, self.every = Path(outputs).resolve(), Path(results).resolve(), every
         self.kept: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="keep-runs", daemon=True)
