@@ -1,4 +1,4 @@
-"""`dscd reproduce`: all five notebooks under smoke, skipping of up-to-date notebooks, failures, index.html."""
+"""`dscd reproduce`: the default notebooks under smoke, skipping of up-to-date notebooks, failures, index.html."""
 
 import dataclasses
 import json
@@ -26,7 +26,7 @@ def _notebook(path: Path, *cells: str, parameters: str = "profile = 'x'\nfigures
 
 
 @pytest.mark.slow
-def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_path):
+def test_smoke_runs_every_default_notebook_writes_every_output_and_the_index(tmp_path):
     """What CI checks: every notebook runs under smoke and leaves every expected figure and table."""
     assert cli.main(["reproduce", "--profile", "smoke", "--outputs", str(tmp_path), "--quiet"]) == 0
     root = tmp_path / "smoke"
@@ -82,13 +82,13 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert "html/04_final_training.html" in index and "smoke" in index
     record = json.loads((root / "reproduce.json").read_text())
     assert {n: v["status"] for n, v in record["notebooks"].items()} == dict.fromkeys(
-        ("01", "02", "03", "04", "05"), "ok")
+        ("01", "02", "03", "04", "05", "06"), "ok")  # the ablation notebook, 07, runs with --all only
     assert record["version"] and record["machine"] and all(v["seconds"] > 0 for v in record["notebooks"].values())
 
     # a second call finds everything up to date: nothing runs, nothing is redone
     before = (root / "runs" / "adam-2-s0" / "summary.json").stat().st_mtime_ns
     runs = reproduce("smoke", outputs=tmp_path, progress=False)
-    assert [r.status for r in runs] == ["skipped"] * 5
+    assert [r.status for r in runs] == ["skipped"] * 6
     assert (root / "runs" / "adam-2-s0" / "summary.json").stat().st_mtime_ns == before
 
     # --publish (everything skipped) copies the result files, and the README's headline renders from them
@@ -96,7 +96,7 @@ def test_smoke_runs_all_five_notebooks_writes_every_output_and_the_index(tmp_pat
     assert cli.main(["reproduce", "--profile", "smoke", "--outputs", str(tmp_path), "--quiet", "--publish",
                      "--results", str(results)]) == 0
     assert (results / "smoke" / "tables" / "table1.md").read_text() == (tables / "table1.md").read_text()
-    assert not list((results / "smoke").glob("runs")) and not list((results / "smoke").glob("**/*.pdf"))
+    assert not list((results / "smoke").glob("runs")) and list((results / "smoke").glob("figures/*.pdf"))  # PDFs are published
     page = tmp_path / "repo" / "README.md"
     page.write_text("<!-- dscd report: headline -->\n<!-- dscd report end -->\n")
     assert cli.main(["report", "--root", str(tmp_path / "repo"), str(page)]) == 0
