@@ -472,14 +472,16 @@ _OP_COLOURS = {"max_pool_3x3": "#1f77b4", "avg_pool_3x3": "#17becf", "skip_conne
 def draw_genotype(genotype: Genotype, title: str | None = None):
     """Draw the two cells with matplotlib (no graphviz): inputs left, nodes in order, output right.
 
-    Several ops on one edge are drawn as parallel arcs; unreachable nodes are grey.
-    Returns the Figure.
+    Several ops on one edge are drawn as parallel arcs, coloured by op (the key below the cells);
+    unreachable nodes are grey and the edges leaving them faded. Returns the Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.0))
     n = genotype.nodes
+    used: set[str] = set()  # the ops drawn, for the colour key (labels on the arcs overlapped nodes and each other)
     for ax, cell in zip(axes, CELLS, strict=True):
         edges = genotype.cell(cell)
         reach = set(reachable_nodes(edges))
@@ -497,11 +499,7 @@ def draw_genotype(genotype: Genotype, title: str | None = None):
                                     mutation_scale=12, lw=1.6, color=_OP_COLOURS.get(op, "k"),
                                     alpha=1.0 if live else 0.3)
             ax.add_patch(arrow)
-            (x0, y0), (x1, y1) = pos[i], pos[j]
-            # midpoint of matplotlib's arc3 curve: chord midpoint + rad/2 * (dy, -dx)
-            lx, ly = (x0 + x1) / 2 + rad / 2 * (y1 - y0), (y0 + y1) / 2 - rad / 2 * (x1 - x0)
-            ax.text(lx, ly, op, fontsize=7, ha="center", va="center", color=_OP_COLOURS.get(op, "k"), zorder=5,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+            used.add(op)
         for node in reach:
             ax.add_patch(FancyArrowPatch(pos[node], pos["out"], arrowstyle="-|>", mutation_scale=10, lw=0.8,
                                          color="0.6", ls="--"))
@@ -512,11 +510,16 @@ def draw_genotype(genotype: Genotype, title: str | None = None):
             ax.text(x, y, f"${label}$" if place in (0, 1, "out") else label, ha="center", va="center", zorder=4,
                     fontsize=9)
         ax.set_xlim(-0.6, n + 1.6)
-        ax.set_ylim(-0.6, 1.6)
+        ax.set_ylim(-0.3, 1.3)
         ax.axis("off")
         validity = "" if reach else "  (invalid: nothing propagates)"
         ax.set_title(f"{cell} cell: {len(edges)} op(s){validity}", fontsize=10)
+    key = [Line2D([], [], color=_OP_COLOURS.get(op, "k"), lw=2) for op in sorted(used)]
+    labels = sorted(used)
+    key.append(Line2D([], [], color="0.6", lw=0.8, ls="--"))
+    labels.append("into the output (concatenated)")
+    fig.legend(key, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig

@@ -14,12 +14,16 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from scipy import stats
 
 from dscd.optim import DSCD_DEFAULTS, PHI_MAX, beta_params
 
-__all__ = ["FIGURE_CAPTIONS", "animate_beta_annealing", "beta_density", "figure_caption", "plot_beta_annealing",
-           "plot_survival", "save_figure"]
+__all__ = ["FIGURE_CAPTIONS", "animate_beta_annealing", "beta_density", "draw_first_genotypes", "figure_caption",
+           "plot_accuracy_over_search", "plot_benchmark", "plot_beta_annealing", "plot_cell_weights",
+           "plot_dscd_steps", "plot_found_cells", "plot_learning_curves", "plot_phi_schedule", "plot_survival",
+           "save_figure"]
 
 #: The caption of each figure the notebooks save, by file-name pattern (``fnmatch``, without the suffix);
 #: the results page and the notebooks' documentation pages print them under the figures.
@@ -29,7 +33,7 @@ FIGURE_CAPTIONS: dict[str, str] = {
                   "seed each, thick: their mean; grey bands: epochs whose discretised normal cell is invalid "
                   "(darker: more seeds).",
     "01_genotype_*": "FairDARTS' discretised cells (first seed) at the end of the budget in the file name: the "
-                     "edges whose sigmoid weight reaches 0.85.",
+                     "edges whose sigmoid weight reaches 0.85, coloured by operation (key below the cells).",
     "02_figure2": "Figure 2 (section 4.2): FairDARTS + DSCD. Rows 1-2 as in Figure 1; row 3: epochs since x_best "
                   "last changed (a dot: alpha sits exactly at x_best at the epoch's end); row 4: global phases "
                   "begun (red) and those with an accepted proposal (green), cumulative.",
@@ -38,15 +42,17 @@ FIGURE_CAPTIONS: dict[str, str] = {
                      "proposal must beat (Algorithm 2).",
     "02_survival": "Time to collapse: Kaplan-Meier fraction of seeds whose normal cell is still valid, per method "
                    "and budget; + marks a run valid at its end (censored).",
-    "02_genotype_*": "The discretised cells of the run in the file name (first seed): its final cell.",
+    "02_genotype_*": "The discretised cells of the run in the file name (first seed): its final cell, coloured "
+                     "by operation (key below the cells).",
     "03_beta_annealing": "Section 3.2: the Beta proposal density around a coordinate's value v as the concentration "
                          "phi grows; the proposals narrow around v.",
     "03_phi_schedule": "Appendix C: the cosine schedule of the concentration phi over a run's steps.",
-    "04_learning_curves": "Final trainings, one colour per genotype: training loss (left), train (dashed) and test "
-                          "(solid) accuracy (right) per epoch.",
+    "04_learning_curves": "Final trainings, one colour per genotype (key below): training loss (left), train (dashed) "
+                          "and test (solid) accuracy (right) per epoch.",
     "05_figure3": "Figure 3 (section 4.3): median gap to the global minimum against evaluations, shaded: 95 % "
-                  "confidence interval of the median over runs. Adam: one colour per learning rate, dashed alone, "
-                  "solid with DSCD.",
+                  "confidence interval of the median over runs. Adam: one colour per learning rate, "
+                  "dashed alone (thin, on top), solid with DSCD (wide, beneath): where DSCD accepts nothing the two "
+                  "coincide.",
     "05_figure3_*": "Figure 3 (section 4.3) at the setting in the file name (d2: the second dimension; rotated: the "
                     "rotated functions): median gap to the global minimum against evaluations, 95 % interval shaded.",
     "05_long_budget": "Figure 3's functions at a longer evaluation budget: median gap to the global minimum against "
@@ -143,6 +149,18 @@ def plot_beta_annealing(
     return fig
 
 
+def plot_phi_schedule(total: int = 1000) -> plt.Figure:
+    """The concentration phi over a run of ``total`` steps (:func:`dscd.proposals.phi_schedule`, Appendix C)."""
+    from dscd.proposals import phi_schedule
+
+    steps = np.arange(total + 1)
+    fig, ax = plt.subplots(figsize=(4.5, 2.8))
+    ax.plot(steps / total, [phi_schedule(int(s), total) for s in steps])
+    ax.set(xlabel="fraction of the step budget", ylabel=r"$\phi$", title="cosine schedule of the concentration")
+    fig.tight_layout()
+    return fig
+
+
 def animate_beta_annealing(
     out: str | Path,
     v: float = 0.75,
@@ -172,6 +190,7 @@ def animate_beta_annealing(
     steps = np.arange(frames)
     phis = np.minimum((1 - np.cos(np.pi * steps / (frames - 1))) / 2, phi_end)
     fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.17, top=0.9)  # fixed: every frame keeps its x label
 
     def draw(i: int) -> list:
         ax.clear()
@@ -195,6 +214,17 @@ def animate_beta_annealing(
 
 _ADAM_COLOURS = {"0.001": "tab:blue", "0.01": "tab:orange", "0.1": "tab:green", "schedule": "tab:red"}
 _OTHER_STYLE = {"cmaes": ("black", "-."), "random": ("tab:gray", ":"), "dual_annealing": ("tab:purple", "--")}
+
+
+#: Figure 3's function names as the paper writes them.
+_FUNCTION_TITLES = {"styblinski_tang": "Styblinski-Tang", "schwefel": "Schwefel"}
+
+
+def _function_title(name: str) -> str:
+    """``styblinski_tang`` -> ``Styblinski-Tang``, ``rotated_schwefel`` -> ``Schwefel (rotated)``."""
+    base = name.removeprefix("rotated_")
+    title = _FUNCTION_TITLES.get(base, base.replace("_", " "))
+    return f"{title} (rotated)" if base != name else title
 
 
 def _method_style(method: str) -> tuple[str, str]:
@@ -222,14 +252,18 @@ def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Fi
             lo = np.maximum(np.asarray(entry["ci_lower"]) - f_min, log_floor)
             hi = np.maximum(np.asarray(entry["ci_upper"]) - f_min, log_floor)
             evals = np.arange(1, med.size + 1)
-            ax.plot(evals, med, color=colour, ls=style, lw=1.4, label=entry["label"])
+            # alone (dashed) thin and on top, with DSCD (solid) wide and beneath: where DSCD never accepts a
+            # proposal the two curves coincide, and both must stay visible
+            alone = style == "--"
+            ax.plot(evals, med, color=colour, ls=style, lw=1.2 if alone else 2.6, alpha=1.0 if alone else 0.6,
+                    zorder=3 if alone else 2, label=entry["label"])
             ax.fill_between(evals, lo, hi, color=colour, alpha=0.12, lw=0)
         fn = summary["function"]
         ax.set_yscale("log")
         ax.set_xscale("log")
         ax.set_xlabel("function evaluations")
         ax.set_ylabel(r"median of $f(x_\mathrm{best}) - f_\mathrm{min}$")
-        title = fn["name"].replace("_", " ").replace("styblinski tang", "Styblinski-Tang").capitalize()
+        title = _function_title(fn["name"])
         ax.set_title(f"{title}, d = {fn['dim']} ({summary['config']['runs']} runs)")
         ax.grid(alpha=0.3, which="both", lw=0.5)
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -321,6 +355,11 @@ def plot_cell_weights(groups: Sequence[Group], threshold: float = 0.85) -> plt.F
         h, lab = ax.get_legend_handles_labels()
         handles += h
         labels += lab
+    handles.append(Patch(color="0.55", alpha=0.35, lw=0))
+    labels.append("grey: epochs with an invalid normal cell (darker: more seeds)")
+    if dscd:
+        handles.append(Line2D([], [], ls="none", marker=".", ms=6, color="tab:purple"))
+        labels.append("x_best age where alpha sits at x_best at the epoch's end (dense dots read as dashes)")
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout(rect=(0, 0.1 if rows == 2 else 0.06, 1, 1))
     return fig
@@ -356,7 +395,10 @@ def plot_dscd_steps(groups: Sequence[Group]) -> plt.Figure:
 def plot_learning_curves(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figure:
     """Final training, one line per genotype: training loss, and train (dashed) and test (solid)
     accuracy per epoch. ``runs`` is ``[(label, metrics records of dscd.train), ...]``."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ncol = max(1, min(3, len(runs)))
+    legend_rows = -(-len(runs) // ncol)
+    height = 3.8 + 0.22 * legend_rows  # room below the panels for the legend
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, height))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (label, records) in enumerate(runs):
         colour = colours[k % len(colours)]
@@ -371,8 +413,10 @@ def plot_learning_curves(runs: Sequence[tuple[str, Sequence[dict]]]) -> plt.Figu
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="test (solid) and training (dashed) accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+    # the legend below both panels: inside, ten genotypes' labels covered the test curves
+    handles, labels = ax_loss.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
     return fig
 
 
@@ -407,5 +451,43 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
            title="time to collapse (Kaplan-Meier; + censored: valid at the end)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_found_cells(points: Sequence[tuple[str, float]], table: np.ndarray, reference: tuple[str, float] | None = None,
+                     title: str = "found cells, one point per seed") -> plt.Figure:
+    """NAS-Bench-201's found cells over the table: ``table`` (every cell's looked-up accuracy, %) as a violin
+    with its quartiles, and one point per seed, ``points`` = ``[(arm label, accuracy), ...]``, per arm
+    (seaborn's strip plot); ``reference`` = ``(name, accuracy)`` draws a known cell (the all-skip cell) dotted."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    sns.violinplot(x=np.full(len(table), "all cells"), y=table, color="0.85", inner="quartile", ax=ax, cut=0)
+    arms = [label for label, _ in points]
+    sns.stripplot(x=arms, y=[value for _, value in points], hue=arms, size=7, jitter=0.15, ax=ax, legend=False)
+    if reference is not None:
+        name, value = reference
+        ax.axhline(value, color="0.4", ls=":", lw=1)
+        ax.text(0.02, value + 1, name, color="0.4", fontsize=8, transform=ax.get_yaxis_transform())
+    ax.set(ylabel="CIFAR-10 test % (NAS-Bench-201, 12-epoch)", title=title)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_over_search(groups: Sequence[tuple[str, Sequence[Sequence[float]]]]) -> plt.Figure:
+    """The discretised cell's looked-up accuracy at each search epoch: one colour per arm, one line per seed.
+    ``groups`` is ``[(arm label, [per-epoch accuracies of one seed, ...]), ...]``."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (label, seeds) in enumerate(groups):
+        for i, values in enumerate(seeds):
+            ax.plot(range(1, len(values) + 1), values, color=colours[k % len(colours)], lw=0.9, alpha=0.7,
+                    label=f"{label} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})" if i == 0 else None)
+    ax.set(xlabel="epoch", ylabel="found cell's CIFAR-10 test % (12-epoch)",
+           title="the discretised cell's looked-up accuracy over the search")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig

@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import dscd
-from dscd.optim import beta_params, phi_schedule, propose
-from dscd.paper.plots import animate_beta_annealing, plot_beta_annealing, save_figure
+from dscd.optim import beta_params, propose
+from dscd.paper.plots import animate_beta_annealing, plot_beta_annealing, plot_phi_schedule, save_figure
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -56,14 +56,7 @@ plt.show()
 # ## The concentration schedule over a run
 
 # %%
-total = 1000
-t = np.arange(total + 1)
-fig2, ax = plt.subplots(figsize=(4.5, 2.8))
-ax.plot(t / total, [phi_schedule(int(s), total) for s in t])
-ax.set_xlabel("fraction of the step budget")
-ax.set_ylabel(r"$\phi$")
-ax.set_title("cosine schedule of the concentration")
-fig2.tight_layout()
+fig2 = plot_phi_schedule()
 written += save_figure(fig2, out / "03_phi_schedule")
 plt.show()
 

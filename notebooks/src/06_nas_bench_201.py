@@ -28,9 +28,6 @@ overrides = {}  # configuration fields to change
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-import seaborn as sns
 from IPython.display import Markdown, display
 
 import dscd
@@ -39,7 +36,7 @@ from dscd.nas_bench_201 import lookup
 from dscd.paper.experiments import planned_searches
 from dscd.paper.nas_bench_201_study import (ALL_SKIP, ARMS, PUBLISHED, arm_rows, random_cell_reference,
                                             study_claims, study_run, table_distribution)
-from dscd.paper.plots import plot_survival, save_figure
+from dscd.paper.plots import plot_accuracy_over_search, plot_found_cells, plot_survival, save_figure
 from dscd.paper.tables import markdown_table, write_table
 from dscd.profiles import METHOD_LABELS, get_profile
 
@@ -130,31 +127,13 @@ display(Markdown(markdown_table(anchors)))
 # ## Figures: each arm's cells over the table's distribution, the accuracy over the search, time to collapse
 
 # %%
-scores = table_distribution("cifar10")
-fig, ax = plt.subplots(figsize=(7.2, 3.8))
-sns.violinplot(x=np.full(len(scores), "all cells"), y=scores, color="0.85", inner="quartile", ax=ax, cut=0)
 points = [(labels[m], r["cifar10 test"]) for m, group in at_budget.items() for r in group]
-sns.stripplot(x=[p[0] for p in points], y=[p[1] for p in points], hue=[p[0] for p in points], size=7,
-              jitter=0.15, ax=ax, legend=False)
-ax.axhline(skip.accuracy["cifar10-test"], color="0.4", ls=":", lw=1)
-ax.text(0.02, skip.accuracy["cifar10-test"] + 1, "all-skip cell", color="0.4", fontsize=8,
-        transform=ax.get_yaxis_transform())
-ax.set(ylabel="CIFAR-10 test % (NAS-Bench-201, 12-epoch)", title=f"found cells at B = {budget}, one point per seed")
-ax.tick_params(axis="x", labelsize=8)
-fig.tight_layout()
+fig = plot_found_cells(points, table_distribution("cifar10"), ("all-skip cell", skip.accuracy["cifar10-test"]),
+                       title=f"found cells at B = {budget}, one point per seed")
 save_figure(fig, out / "06_found_cells")
 
-fig, ax = plt.subplots(figsize=(7.2, 3.8))
-colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-for k, (method, group) in enumerate(at_budget.items()):
-    for i, r in enumerate(group):
-        ax.plot(range(1, len(r["cifar10 test per epoch"]) + 1), r["cifar10 test per epoch"], color=colours[k],
-                lw=0.9, alpha=0.7, label=labels[method] if i == 0 else None)
-ax.set(xlabel="epoch", ylabel="found cell's CIFAR-10 test % (12-epoch)",
-       title="the discretised cell's looked-up accuracy over the search, per seed")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8, frameon=False)
-fig.tight_layout()
+fig = plot_accuracy_over_search([(labels[m], [r["cifar10 test per epoch"] for r in group])
+                                 for m, group in at_budget.items() if group])
 save_figure(fig, out / "06_accuracy_over_search")
 
 fig = plot_survival([(labels[m], [r["_collapse"] for r in group]) for m, group in at_budget.items() if group],
