@@ -187,6 +187,9 @@ def parse_assignment(item: str) -> tuple[str, Any]:
 
 #: RunConfig fields that do not change what a run computes: a checkpoint is resumed whatever they say.
 NOT_COMPUTED = ("profile", "device", "test_every", "download", "tensorboard")
+#: RunConfig fields that a checkpoint matches by content instead: the data, by its digest (``data_fingerprint``)
+#: wherever the files lie, its name being only a label (:func:`dscd.data.recorded_source`).
+MATCHED_BY_CONTENT = ("data",)
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ class RunConfig:
         """This configuration with ``data`` set to the source it reads (``DSCD_DATA`` when ``data`` is null),
         so that a run folder records where its images came from. With ``download`` set, a
         ``cifar10[:DIR]`` source is fetched first (and ``download`` is cleared: the data is there)."""
-        source = self.data if self.data is not None else self.data_config.resolved_source()
+        source = self.data_config.resolved_source()
         if self.download:
             from dscd.data import download_cifar10
 
@@ -267,6 +270,13 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def recorded(self) -> dict[str, Any]:
+        """:meth:`to_dict` as run records store it (config.json, summary.json, checkpoints): ``data`` named by
+        :func:`dscd.data.recorded_source`, never by a machine's absolute path (resolved first)."""
+        from dscd.data import recorded_source
+
+        return {**self.to_dict(), "data": recorded_source(self.resolved_data)}
 
     @classmethod
     def field_names(cls) -> list[str]:

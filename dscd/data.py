@@ -16,6 +16,10 @@ Sources (argument ``source``, else the ``DSCD_DATA`` environment variable):
   such a folder, as the unpacked ``cifar10-jpg.zip``);
 * a ``.zip`` of such a tree, read in place (nothing is extracted).
 
+Run records name their source without the machine's paths (:func:`recorded_source`): a file or folder
+relative to ``DSCD_DATA_ROOT`` when set (and a relative source not found from the working directory is
+looked for there), by its name otherwise; the content digest beside it identifies the data.
+
 The search split halves the training set *per class* (the first half of each
 class's images trains the weights, the second half alpha); the reference halves
 CIFAR-10's training batches in file order, which gives the same sizes and, up to
@@ -38,8 +42,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "DataConfig", "DataError", "ImageLoader", "ImageSet", "load_split",
-           "search_split", "source_fingerprint", "test_set", "train_set"]
+__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "DATA_ROOT", "DataConfig", "DataError", "ImageLoader", "ImageSet",
+           "load_split", "recorded_source", "search_split", "source_fingerprint", "test_set", "train_set"]
 
 CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
 CIFAR10_STD = (0.24703233, 0.24348505, 0.26158768)
@@ -80,11 +84,45 @@ class DataConfig:
             raise DataError(f"image_size must be an integer >= 4, got {self.image_size!r}")
 
     def resolved_source(self) -> str:
+        """The source read: ``source``, else ``DSCD_DATA``; a relative path not found from here is looked
+        for under ``DSCD_DATA_ROOT`` (where :func:`recorded_source` names it from)."""
         source = self.source or os.environ.get("DSCD_DATA")
         if not source:
             raise DataError("no data source: pass source=... (--data) or set DSCD_DATA to a CIFAR-10 ImageFolder "
                             "folder or zip of one, 'cifar10:DIR' (torchvision's files), or 'digits'")
+        root = os.environ.get(DATA_ROOT)
+        path = Path(source).expanduser()
+        if (root and not _named_source(source) and not path.is_absolute() and not path.exists()
+                and (Path(root).expanduser() / path).exists()):
+            return str(Path(root).expanduser() / path)
         return source
+
+
+#: The environment variable naming the folder that run records name file sources from (:func:`recorded_source`).
+DATA_ROOT = "DSCD_DATA_ROOT"
+
+
+def _named_source(source: str) -> bool:
+    """``digits``, ``cifar10`` or ``cifar10:DIR``: a source named, not a file or folder."""
+    return source in ("digits", "cifar10") or source.startswith("cifar10:")
+
+
+def recorded_source(source: str) -> str:
+    """A data source as run records store it, the same on every machine: ``digits``; ``cifar10`` for
+    torchvision's files wherever they are cached; a file or folder by its path relative to ``DSCD_DATA_ROOT``
+    when it lies there, by its name alone otherwise. What identifies the data is its content
+    (:func:`source_fingerprint`, recorded beside it), so a run resumes or is reused on a machine that keeps
+    the same files elsewhere. Records written before this stored an absolute path; this maps it too."""
+    if _named_source(source):
+        return source.partition(":")[0]
+    path = Path(source).expanduser()
+    root = os.environ.get(DATA_ROOT)
+    if root:
+        try:
+            return path.resolve().relative_to(Path(root).expanduser().resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
 
 
 def download_cifar10(source: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from dscd.data import source_fingerprint
+from dscd.data import recorded_source, source_fingerprint
 from dscd.genotype import Genotype
 from dscd.runfolder import RunFolder, read_summary, recorded_config
 from dscd.search import SEARCH_LOGS, SearchConfig, run_search
@@ -33,8 +33,10 @@ def _finished(folder: Path, **expected: Any) -> bool:
     summary = read_summary(folder)
     if summary is None:
         return False
-    if isinstance(summary, dict) and "config" in summary and isinstance(expected.get("config"), dict):
+    if isinstance(summary.get("config"), dict) and isinstance(expected.get("config"), dict):
         summary["config"] = recorded_config(summary["config"], expected["config"])
+        if isinstance(summary["config"].get("data"), str):  # older records: a machine's path
+            summary["config"]["data"] = recorded_source(summary["config"]["data"])
     return all(summary.get(k) == v for k, v in expected.items())
 
 
@@ -68,10 +70,10 @@ def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
     config: SearchConfig | TrainConfig
     if job.genotype is None:
         config = SearchConfig.from_dict(job.config).with_data_resolved()
-        expected: dict[str, Any] = {"config": config.to_dict()}
+        expected: dict[str, Any] = {"config": config.recorded()}
     else:
         config = TrainConfig.from_dict(job.config).with_data_resolved()
-        expected = {"config": config.to_dict(), "genotype": job.genotype}
+        expected = {"config": config.recorded(), "genotype": job.genotype}
     expected["data_fingerprint"] = source_fingerprint(config.resolved_data)
     if _finished(job.folder, **expected):
         return read_summary(job.folder) or {}

@@ -29,7 +29,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number, check_sequence
+from dscd.config import (
+    MATCHED_BY_CONTENT,
+    NOT_COMPUTED,
+    RunConfig,
+    check_bool,
+    check_integer,
+    check_number,
+    check_sequence,
+)
 from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.epochs import EpochLoop
@@ -164,7 +172,7 @@ class SearchConfig(RunConfig):
 
 #: Fields that change the computation: a checkpoint must agree on them to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(SearchConfig)
-                    if f.name not in (*NOT_COMPUTED, "checkpoint_minutes")) + ("data_fingerprint",)
+                    if f.name not in (*NOT_COMPUTED, *MATCHED_BY_CONTENT, "checkpoint_minutes")) + ("data_fingerprint",)
 
 def search_steps_per_epoch(config: SearchConfig, classes: int = 10, available_per_class: int = 5000) -> int:
     """A search's iterations per epoch without loading its data: each half of the training set
@@ -314,7 +322,7 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     """
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    identity = {**config.to_dict(), "data_fingerprint": source_fingerprint(config.resolved_data)}
+    identity = {**config.recorded(), "data_fingerprint": source_fingerprint(config.resolved_data)}
 
     def opener() -> RunFolder:
         return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
@@ -379,7 +387,7 @@ class _SearchRun:
             self.epoch, self.start_batch, self.elapsed = state["epoch"], state["batch"], state["elapsed"]
             self.sums = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
         else:
-            folder.start(config.to_dict(), {**run_metadata(), "data": config.data,
+            folder.start(config.recorded(), {**run_metadata(), "data": self.identity["data"],
                                             "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
 
     def checkpoint(self, next_epoch: int, next_batch: int) -> None:
@@ -480,7 +488,7 @@ class _SearchRun:
         space = searcher.space
         final = folder.log("metrics").read()[-1]
         folder.write_json("genotype.json", final["genotype"])
-        summary = {"config": config.to_dict(), "data_fingerprint": self.identity["data_fingerprint"],
+        summary = {"config": config.recorded(), "data_fingerprint": self.identity["data_fingerprint"],
                    "folder": str(folder.path), "epochs": config.epochs, "seconds": self.elapsed, "final": final,
                    "valid": final["valid"], "genotype": final["genotype"]}
         summary.update({field: final[field] for field in space.summary_fields})

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dscd.config import NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number
+from dscd.config import MATCHED_BY_CONTENT, NOT_COMPUTED, RunConfig, check_bool, check_integer, check_number
 from dscd.data import ImageLoader, source_fingerprint, test_set, train_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.epochs import EpochLoop
@@ -120,7 +120,7 @@ class TrainConfig(RunConfig):
 
 #: Fields that change the computation: a checkpoint must agree on them (and on the genotype) to be resumed.
 _MUST_MATCH = tuple(f.name for f in dataclasses.fields(TrainConfig)
-                    if f.name not in NOT_COMPUTED) + ("genotype", "data_fingerprint")
+                    if f.name not in (*NOT_COMPUTED, *MATCHED_BY_CONTENT)) + ("genotype", "data_fingerprint")
 
 def train_profile(name: str, **changes: Any) -> TrainConfig:
     """The training configuration of profile ``name`` (:data:`dscd.profiles.PROFILES`) with ``changes`` applied."""
@@ -219,7 +219,7 @@ def train_genotype(config: TrainConfig, genotype: Genotype | str | Path, out: st
     check_trainable(genotype, name)
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    identity = {**config.to_dict(), "genotype": genotype.to_dict(),
+    identity = {**config.recorded(), "genotype": genotype.to_dict(),
                 "data_fingerprint": source_fingerprint(config.resolved_data)}
 
     def opener() -> RunFolder:
@@ -255,8 +255,8 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunWriter
         epoch, elapsed = state["epoch"], state["elapsed"]
         set_rng_state(state.get("rngs", [state["rng"]])[dist.rank])
     else:
-        folder.start(config.to_dict(), {**run_metadata(), "name": name, "device": str(device), "data": config.data,
-                                        "data_fingerprint": identity["data_fingerprint"]})
+        folder.start(config.recorded(), {**run_metadata(), "name": name, "device": str(device),
+                                         "data": identity["data"], "data_fingerprint": identity["data_fingerprint"]})
         folder.write_json("genotype.json", genotype.to_dict())
 
     loop = EpochLoop(folder, dist, config, f"train {name}", len(train_loader), epoch, 0, progress)
@@ -291,7 +291,7 @@ def _train(config: TrainConfig, genotype: Genotype, name: str, folder: RunWriter
                image_size=config.image_size, name=name, mean=train_data.mean,
                std=train_data.std)  # weights only: dscd.load_model, dscd export
     summary = {
-        "name": name, "folder": str(out), "config": config.to_dict(), "genotype": genotype.to_dict(),
+        "name": name, "folder": str(out), "config": config.recorded(), "genotype": genotype.to_dict(),
         "data_fingerprint": identity["data_fingerprint"],
         "epochs": config.epochs, "seconds": elapsed, "test_acc": final["test_acc"], "test_loss": final["test_loss"],
         "best_test_acc": max(tested), "train_acc": final["train_acc"], "size": size.as_dict(),

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import torch
 from PIL import Image
 
 from dscd import cli
-from dscd.data import DataConfig, DataError, load_split, source_fingerprint
-from dscd.runfolder import JsonLines, RunFolder, RunFolderError, RunFolderWarning
+from dscd.data import DATA_ROOT, DataConfig, DataError, load_split, recorded_source, source_fingerprint
+from dscd.runfolder import START_FILES_KEY, JsonLines, RunFolder, RunFolderError, RunFolderWarning
 from dscd.search import SearchConfig, SearchDiverged, Searcher, load_metrics, run_search, search_profile
 
 TINY = dict(epochs=2, per_class=10, test_per_class=4, batch_size=5, channels=2, layers=3, image_size=8)
@@ -155,19 +156,66 @@ def test_the_image_cache_sees_a_changed_image_inside_a_class_folder(tmp_path, mo
     assert int(first.max()) < 200 and int(second.max()) == 200
 
 
-def test_runs_record_the_resolved_data_and_refuse_changed_data(tmp_path, monkeypatch):
+def test_runs_record_the_data_by_name_and_refuse_changed_data(tmp_path, monkeypatch):
     _tree(tmp_path / "data")
     monkeypatch.setenv("DSCD_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DSCD_CACHE", str(tmp_path / "cache"))
     config = tiny(data=None, per_class=4, test_per_class=2, batch_size=2)
     run_search(config, tmp_path / "run", progress=False)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(tmp_path / "data")
+    for name in ("config.json", "meta.json", "summary.json"):  # no record holds the data's path on this machine
+        assert str(tmp_path / "data") not in (tmp_path / "run" / name).read_text(), name
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == "data"
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
-    assert meta["data_fingerprint"] == source_fingerprint(str(tmp_path / "data"))
+    assert meta["data"] == "data" and meta["data_fingerprint"] == source_fingerprint(str(tmp_path / "data"))
     (tmp_path / "run" / "summary.json").unlink()  # as if interrupted
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "data" / "train" / "b" / "3.png")
     with pytest.raises(RunFolderError, match="data_fingerprint"):
         run_search(config, tmp_path / "run", resume=True, progress=False)
+
+
+def test_data_sources_are_recorded_by_name_and_found_under_the_data_root(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_ROOT, raising=False)
+    assert recorded_source("digits") == "digits"
+    assert recorded_source("cifar10") == recorded_source(f"cifar10:{tmp_path}/c10") == "cifar10"
+    assert recorded_source(str(tmp_path / "sets" / "cifar10-jpg.zip")) == "cifar10-jpg.zip"
+    monkeypatch.setenv(DATA_ROOT, str(tmp_path))
+    assert recorded_source(str(tmp_path / "sets" / "cifar10-jpg.zip")) == "sets/cifar10-jpg.zip"
+    assert recorded_source("/elsewhere/cifar10-jpg.zip") == "cifar10-jpg.zip"  # outside the root: its name
+    _tree(tmp_path / "sets" / "tree")
+    monkeypatch.chdir(tmp_path / "sets")  # a relative source is read from here first
+    assert DataConfig(source="tree").resolved_source() == "tree"
+    monkeypatch.chdir(tmp_path.parent)  # not here: under the root, where the record named it from
+    assert DataConfig(source="sets/tree").resolved_source() == str(tmp_path / "sets" / "tree")
+
+
+def test_a_run_recorded_with_a_machines_absolute_path_still_resumes_and_is_reused(tmp_path, monkeypatch):
+    from dscd.executors import Job, run_job
+
+    _tree(tmp_path / "data")
+    monkeypatch.setenv("DSCD_CACHE", str(tmp_path / "cache"))
+    config = tiny(data=str(tmp_path / "data"), per_class=4, test_per_class=2, batch_size=2, epochs=2)
+    run = tmp_path / "run"
+    run_search(config.replace(epochs=2), run, progress=False)
+    # as an older dscd wrote it: config.json, summary.json and the checkpoint name the data by its path elsewhere
+    older = "/home/someone/datasets/data"
+    for name in ("config.json", "meta.json", "summary.json"):
+        record = json.loads((run / name).read_text())
+        (record["config"] if name == "summary.json" else record)["data"] = older
+        (run / name).write_text(json.dumps(record))
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    checkpoint["config"]["data"] = older
+    for name in ("config.json", "meta.json"):
+        checkpoint[START_FILES_KEY][name]["data"] = older
+    torch.save(checkpoint, run / "checkpoint.pt")
+    summary = json.loads((run / "summary.json").read_text())
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    assert run_job(Job(run, config.to_dict())) == summary  # reused: the same data by content
+    assert (run / "summary.json").stat().st_mtime_ns == stamp
+    (run / "summary.json").unlink()  # as if interrupted after its last checkpoint: the resume accepts it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunFolderWarning)  # nothing put back: the older files are its own
+        run_search(config, run, resume=True, progress=False)
+    assert json.loads((run / "summary.json").read_text())["config"]["data"] == "data"
 
 
 def test_damaged_data_names_the_member(tmp_path, capsys):

@@ -139,14 +139,15 @@ class KeptRuns:
 def _reused_here(summary: dict[str, Any]) -> bool:
     """Whether the notebooks here would reuse a kept search: its profile's configuration resolves to the same
     data source on this machine, with the same contents (else its folder would only be in the way)."""
-    from dscd.data import source_fingerprint
+    from dscd.data import recorded_source, source_fingerprint
     from dscd.profiles import get_profile
     from dscd.search import search_profile
 
     config = summary.get("config") or {}
     try:
         here = search_profile(get_profile(config.get("profile", "")).name).with_data_resolved().resolved_data
-        return here == config.get("data") and source_fingerprint(here) == summary.get("data_fingerprint")
+        return (recorded_source(here) == recorded_source(str(config.get("data")))
+                and source_fingerprint(here) == summary.get("data_fingerprint"))
     except (ValueError, OSError):  # an unknown profile, no data configured, a source missing here
         return False
 
