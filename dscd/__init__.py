@@ -11,8 +11,12 @@ Trained networks and genotypes by name::
     darts_v2 = load_genotype("DARTS_V2")              # shipped published genotypes
 """
 
+import logging
+
 from dscd.optim import DSCD, PHI_MAX, DSCDEngine, beta_params, phi_schedule, propose
 from dscd.version import __version__
+
+logging.getLogger("dscd").addHandler(logging.NullHandler())  # a library's messages show where its user asks
 
 
 def __getattr__(name: str):  # the network side is imported on first use: `import dscd` stays light

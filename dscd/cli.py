@@ -555,8 +555,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dscd.data import DataError
     from dscd.distributed import RanksLost
+    from dscd.livelog import log_to_stderr
     from dscd.runfolder import RunFolderError
 
+    log_to_stderr()  # the library's messages (plain progress lines) as the command's own
     try:
         return int(args.func(args))
     except UsageError as err:

@@ -1,8 +1,10 @@
 """What a running search or training shows while it runs: a progress bar or plain lines, and TensorBoard.
 
 * :class:`Progress`: a tqdm bar on a terminal or in a notebook; where stderr is neither (batch
-  jobs, Slurm logs, ``nohup``) one plain line per epoch instead, so logs stay readable; nothing
-  with ``enabled=False`` (``--quiet``).
+  jobs, Slurm logs, ``nohup``) one plain line per epoch instead, so logs stay readable, sent at
+  level INFO to the ``dscd`` logger (:mod:`logging`: the ``dscd`` command shows them on stderr; in
+  your own script, ``logging.basicConfig(level=logging.INFO)`` does); nothing with
+  ``enabled=False`` (``--quiet``).
 * :class:`TensorBoardLog`: per-epoch scalars and, for a search, the architecture weights of
   both cells as heatmap images, under ``<run folder>/tensorboard`` (``--tensorboard``; needs
   the ``tensorboard`` package, ``pip install 'dscd[tensorboard]'``). A resumed run purges
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +22,31 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Progress", "TensorBoardLog", "open_live_log"]
+__all__ = ["Progress", "TensorBoardLog", "log_to_stderr", "open_live_log"]
+
+logger = logging.getLogger("dscd")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when it writes (tests and notebooks replace it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # the base class sets it; the current stderr is always used
+        pass
+
+
+def log_to_stderr() -> None:
+    """Show the ``dscd`` logger's messages (INFO and above) on stderr, as bare lines; the ``dscd`` command does
+    this, once per process however often it is called."""
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 class Progress:
@@ -45,7 +72,7 @@ class Progress:
     def epoch(self, values: Mapping[str, Any]) -> None:
         """The end of an epoch: on the bar, or as one plain line."""
         if self.plain:
-            print(f"{self.desc}: " + ", ".join(f"{k} {v}" for k, v in values.items()), file=sys.stderr, flush=True)
+            logger.info("%s: %s", self.desc, ", ".join(f"{k} {v}" for k, v in values.items()))
         elif self.enabled:
             self.bar.set_postfix(values, refresh=True)
 

@@ -125,6 +125,9 @@ def test_tensorboard_logs_scalars_and_alpha_heatmaps(tmp_path):
 
 
 def test_without_a_terminal_progress_is_one_plain_line_per_epoch(capsys):
+    from dscd.livelog import log_to_stderr
+
+    log_to_stderr()  # as the dscd command does (the lines go through the dscd logger)
     bar = Progress(total=10, initial=0, desc="train x", plain=True)
     for epoch in (1, 2):
         bar.update(5)

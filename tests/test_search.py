@@ -232,3 +232,29 @@ def test_experiment_helpers(tmp_path):
     refresh = run_budgets("smoke", "dscd", [1], tmp_path, overrides={**overrides, "dscd_refresh_best": True},
                           seeds=[3], progress=False)
     assert [f.name for f in refresh] == ["dscd-refresh-1-s3"]
+
+
+def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_path, caplog, capsys):
+    """Library code reports through the ``dscd`` logger (a script chooses whether to see it); the ``dscd``
+    command shows its INFO lines on stderr, once each however many commands a process runs."""
+    import logging
+
+    from dscd.livelog import Progress, log_to_stderr
+
+    with caplog.at_level(logging.INFO, logger="dscd"):
+        bar = Progress(10, 0, "search adam", plain=True)
+        bar.epoch({"epoch": 1, "valid": True})
+        bar.close()
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("dscd", logging.INFO, "search adam: epoch 1, valid True")]
+    capsys.readouterr()
+    log_to_stderr()
+    log_to_stderr()  # a second command in the same process adds no second handler
+    bar = Progress(10, 0, "train DARTS_V2", plain=True)
+    bar.epoch({"epoch": 2})
+    bar.close()
+    assert capsys.readouterr().err == "train DARTS_V2: epoch 2\n"
+    assert cli.main(["search", "--profile", "smoke", "--set", "epochs=1", "--set", "per_class=6", "--set",
+                     "batch_size=8", "--set", "test_per_class=2", "--out", str(tmp_path / "run")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("search")]
+    assert len(lines) == 1 and "epoch 1" in lines[0]
