@@ -3,7 +3,8 @@
 A run folder holds one run and nothing else writes into it while it runs:
 
 * **one writer**: an exclusive lock (``fcntl.flock`` on the folder itself, which cannot be
-  deleted or swapped while it holds the run) for as long as the run is open; a second process
+  deleted or swapped while it holds the run; on Windows ``msvcrt.locking`` on ``.lock`` held open,
+  which Windows keeps from being deleted or replaced) for as long as the run is open; a second process
   meets a :class:`RunFolderError` naming the holder, whom ``.lock`` records (a ``.lock`` that is
   a link or not a regular file is refused, never written through);
 * **no write follows a link**: every file is written through a temporary created exclusively
@@ -217,10 +218,11 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 def acquire_lock(folder: Path, advice: str) -> Any:
     """Take ``folder``'s exclusive writer lock and return what holds it: the lock lasts until its ``close()``.
 
-    The lock is ``fcntl.flock`` on the folder itself, so deleting or replacing ``.lock`` cannot let a second
-    writer in. ``.lock`` only names the holder: it is written after the lock is held, never through a link,
-    and a ``.lock`` that is a link or not a regular file is refused. A held lock is :class:`RunFolderError`
-    naming the holder, followed by ``advice``."""
+    On POSIX the lock is ``fcntl.flock`` on the folder itself, so deleting or replacing ``.lock`` cannot let a
+    second writer in. On Windows (no ``fcntl``) it is ``msvcrt.locking`` on ``.lock``, held open, which Windows
+    does not let anyone delete or replace while it is open: the same guarantee. ``.lock`` names the holder: it
+    is written after the lock is held, never through a link, and a ``.lock`` that is a link or not a regular
+    file is refused. A held lock is :class:`RunFolderError` naming the holder, followed by ``advice``."""
     lock_path = folder / LOCK
     if lock_path.is_symlink() or (lock_path.exists() and not lock_path.is_file()):
         raise RunFolderError(f"{lock_path} is a link or not a regular file, so {folder} is not a run folder that dscd "
@@ -228,8 +230,7 @@ def acquire_lock(folder: Path, advice: str) -> Any:
     try:
         import fcntl  # POSIX; imported here so that the package imports everywhere
     except ImportError:
-        raise RunFolderError(f"cannot lock {folder}: run folders need POSIX file locks (fcntl.flock), which this "
-                             "system lacks; run dscd on Linux or macOS (or WSL)") from None
+        return _lock_with_msvcrt(folder, lock_path, advice)
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as err:
@@ -238,14 +239,52 @@ def acquire_lock(folder: Path, advice: str) -> Any:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        holder = _read_holder(lock_path) or "another process"
-        raise RunFolderError(f"{folder} is in use by {holder}: {advice}") from None
+        raise RunFolderError(f"{folder} is in use by {_read_holder(lock_path) or 'another process'}: {advice}"
+                             ) from None
     try:
-        write_atomic(lock_path, f"process {os.getpid()} on {os.uname().nodename}\n")
+        write_atomic(lock_path, _holder())
     except BaseException:
         os.close(fd)
         raise
     return _FolderLock(fd)
+
+
+#: Where Windows' lock sits in ``.lock``: one byte far past the holder's line, so that the line stays readable
+#: (``msvcrt.locking`` bars other processes from the bytes it locks; a lock may lie beyond the end of a file).
+_WINDOWS_LOCK_OFFSET = 1 << 20
+
+
+def _holder() -> str:
+    import platform
+
+    return f"process {os.getpid()} on {platform.node()}\n"
+
+
+def _lock_with_msvcrt(folder: Path, lock_path: Path, advice: str) -> _FolderLock:
+    """Windows: lock one byte of ``.lock`` (held open) and write the holder's line at its start."""
+    try:
+        import msvcrt
+    except ImportError:
+        raise RunFolderError(f"cannot lock {folder}: this system has neither POSIX (fcntl) nor Windows (msvcrt) "
+                             "file locks") from None
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+    except OSError as err:
+        raise RunFolderError(_describe_os_error(err, folder, "write into")) from None
+    try:
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        os.close(fd)
+        raise RunFolderError(f"{folder} is in use by {_read_holder(lock_path) or 'another process'}: {advice}"
+                             ) from None
+    line = _holder().encode()
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, line)
+    os.ftruncate(fd, len(line))
+    return _FolderLock(fd, unlock=lambda: (os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET),
+                                           msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)))  # type: ignore[attr-defined]
 
 
 def _read_holder(lock_path: Path) -> str:
@@ -263,15 +302,21 @@ def _read_holder(lock_path: Path) -> str:
 
 
 class _FolderLock:
-    """The descriptor of a locked folder; closing it releases the lock."""
+    """The descriptor that holds a folder's lock; closing it releases the lock (``unlock`` first, where the
+    platform's lock is released explicitly)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, unlock: Callable[[], Any] | None = None) -> None:
         self.fd: int | None = fd
+        self._unlock = unlock
 
     def close(self) -> None:
         if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+            try:
+                if self._unlock is not None:
+                    self._unlock()
+            finally:
+                os.close(self.fd)
+                self.fd = None
 
 
 def _plain(data: Any) -> Any:

@@ -314,12 +314,57 @@ def test_a_decompression_bomb_in_a_data_zip_is_one_line(tmp_path):
         load_split(DataConfig(source=str(archive), image_size=12), "train")
 
 
-def test_search_and_training_import_without_fcntl_and_locking_says_why_it_cannot(tmp_path):
-    script = ("import sys\nsys.modules['fcntl'] = None  # as on Windows\nimport dscd.search, dscd.train\n"
-              "from dscd.runfolder import RunFolderError, acquire_lock\n"
-              "try:\n    acquire_lock(__import__('pathlib').Path(sys.argv[1]), 'x')\n"
-              "except RunFolderError as err:\n    print(err)\n")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+_WINDOWS = """
+import errno, os, sys, types
+from pathlib import Path
+sys.modules["fcntl"] = None  # as on Windows
+held = {}
+
+def locking(fd, mode, nbytes):  # msvcrt.locking's contract: a byte range from the file position, per process
+    key = (os.fstat(fd).st_ino, os.lseek(fd, 0, os.SEEK_CUR), nbytes)
+    if mode == 2:  # LK_NBLCK
+        if key in held:
+            raise OSError(errno.EACCES, "Permission denied")
+        held[key] = fd
+    elif mode == 0:  # LK_UNLCK
+        held.pop(key)
+
+import dscd.search, dscd.train
+from dscd.runfolder import RunFolderError, acquire_lock
+from tests.test_runfolder import tiny
+# after the imports: the standard library takes a present msvcrt for Windows (subprocess imports _winapi)
+sys.modules["msvcrt"] = types.SimpleNamespace(LK_NBLCK=2, LK_UNLCK=0, locking=locking)
+
+folder = Path(sys.argv[1])
+first = acquire_lock(folder, "wait for it")
+print("holder:", (folder / ".lock").read_text().strip())
+try:
+    acquire_lock(folder, "wait for it")
+except RunFolderError as err:
+    print("refused:", err)
+first.close()
+acquire_lock(folder, "x").close()
+print("released:", not held)
+summary = dscd.search.run_search(tiny(), folder / "run", progress=False)
+print("search:", summary["epochs"], not held)
+sys.modules["msvcrt"] = None
+try:
+    acquire_lock(folder, "x")
+except RunFolderError as err:
+    print("neither:", err)
+"""
+
+
+def test_without_fcntl_run_folders_lock_with_windows_msvcrt_and_keep_the_guarantees(tmp_path):
+    """Windows has no fcntl: dscd.search and dscd.train import, and the folder lock is msvcrt's on ``.lock``
+    (simulated here with msvcrt.locking's contract; this machine is Linux): the holder is named, a second
+    writer is refused, closing releases, a whole search runs; with neither lock there is one line."""
+    done = subprocess.run([sys.executable, "-c", _WINDOWS, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
-    assert "run folders need POSIX file locks" in done.stdout
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert lines["holder"].startswith("process ") and " on " in lines["holder"]
+    assert lines["refused"] == f"{tmp_path} is in use by {lines['holder']}: wait for it"
+    assert lines["released"] == "True"
+    assert lines["search"] == f"{tiny().epochs} True"
+    assert "neither POSIX (fcntl) nor Windows (msvcrt) file locks" in lines["neither"]
