@@ -79,6 +79,7 @@ def check_bool(config: Any, name: str) -> None:
 
 
 def check_device(device: Any) -> None:
+    """ValueError in one line unless ``device`` is ``auto``, ``cpu`` or ``cuda[:N]``."""
     if not isinstance(device, str) or (device not in ("auto", "cpu") and not device.startswith("cuda")):
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {shown(device)}")
 
@@ -249,6 +250,7 @@ class RunConfig:
 
     @property
     def data_config(self) -> Any:
+        """The :class:`dscd.data.DataConfig` of this run's images (source, counts, size, seed)."""
         from dscd.data import DataConfig
 
         return DataConfig(source=self.data, per_class=self.per_class, test_per_class=self.test_per_class,
@@ -268,6 +270,7 @@ class RunConfig:
         return self.replace(data=source, download=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (tuples as lists); :meth:`from_dict` reads it back."""
         d = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
@@ -280,6 +283,7 @@ class RunConfig:
 
     @classmethod
     def field_names(cls) -> list[str]:
+        """The names of the configuration's fields, in declaration order."""
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
@@ -303,6 +307,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """A configuration from a dict of fields (others keep their defaults); an unknown field is
+        ValueError listing the known ones."""
         if not isinstance(data, dict):
             raise ValueError(f"a {cls.__name__} is a mapping of fields, got {type(data).__name__}")
         cls._check_known(data)
@@ -332,6 +338,7 @@ class RunConfig:
             raise ValueError(f"{path}: {err}") from None
 
     def save(self, path: str | Path) -> None:
+        """Write the configuration to ``path``, YAML for ``.yaml``/``.yml``, JSON otherwise (atomically)."""
         from dscd.run_common import write_json, write_text
 
         path = Path(path)

@@ -171,11 +171,13 @@ class ImageSet:
         return self.images.shape[0]
 
     def subset(self, index: torch.Tensor | np.ndarray) -> ImageSet:
+        """The images and labels at ``index`` (same classes)."""
         index = torch.as_tensor(index, dtype=torch.long)
         return replace(self, images=self.images[index], labels=self.labels[index])
 
     @property
     def num_classes(self) -> int:
+        """The number of classes."""
         return len(self.classes)
 
 
@@ -455,6 +457,7 @@ class ImageLoader:
         return g
 
     def order(self, epoch: int) -> torch.Tensor:
+        """The order of the images in ``epoch``: a seeded permutation, or the file order without shuffling."""
         n = len(self.data)
         return torch.randperm(n, generator=self._generator(epoch)) if self.shuffle else torch.arange(n)
 

@@ -102,10 +102,12 @@ class Distributed:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the one that writes the run folder."""
         return self.rank == 0
 
     @property
     def active(self) -> bool:
+        """Whether more than one rank takes part."""
         return self.world_size > 1
 
     def device(self, requested: torch.device) -> torch.device:
@@ -115,6 +117,7 @@ class Distributed:
         return requested
 
     def check_batch(self, batch_size: int) -> None:
+        """ValueError in one line unless the global ``batch_size`` divides by the number of ranks."""
         if batch_size % self.world_size:
             raise ValueError(f"batch_size {batch_size} is the global batch and must divide by the {self.world_size} "
                              f"ranks: choose a multiple of {self.world_size}")
@@ -137,6 +140,7 @@ class Distributed:
         return tensor
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks in place (all-reduce) and return it; a no-op on one rank."""
         if self.active:
             import torch.distributed as dist
 
@@ -237,6 +241,7 @@ class Distributed:
         return self._object_device() or torch.device("cpu")
 
     def close(self) -> None:
+        """Destroy the process group this object started, if any."""
         if self.active and self.owns_group:
             import torch.distributed as dist
 
@@ -248,9 +253,11 @@ class NoRecords:
     """A :class:`dscd.runfolder.RecordLog` that keeps nothing: a follower rank's logs."""
 
     def append(self, record: dict[str, Any]) -> None:
+        """Drop ``record``."""
         pass
 
     def read(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """No records."""
         return []
 
 
@@ -262,15 +269,19 @@ class FollowerFolder:
         self.path, self.state = path, state
 
     def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Nothing: rank 0 records the run."""
         pass
 
     def log(self, name: str) -> NoRecords:
+        """A log that keeps nothing (:class:`NoRecords`)."""
         return NoRecords()
 
     def write_json(self, name: str, data: Any) -> None:
+        """Nothing: rank 0 writes the files."""
         pass
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Nothing: rank 0 writes the checkpoint."""
         pass
 
 

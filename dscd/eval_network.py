@@ -158,6 +158,8 @@ class NetworkSize:
     flops_m: float
 
     def as_dict(self) -> dict[str, float]:
+        """The sizes as a JSON-ready dict (millions of parameters, with and without the auxiliary head, and of
+        multiply-adds)."""
         return {"params_m": self.params_m, "params_with_aux_m": self.params_with_aux_m, "flops_m": self.flops_m}
 
 

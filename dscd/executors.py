@@ -101,6 +101,8 @@ class Executor:
     :class:`JobResult` per job, in order, whatever failed; it never raises for a failed run."""
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:  # pragma: no cover - interface
+        """Run every job and return one :class:`JobResult` per job, in order; a failed job is a result with
+        its error, never an exception that loses the others."""
         raise NotImplementedError
 
 
@@ -130,6 +132,8 @@ class LocalExecutor(Executor):
         self.progress = progress
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """Run the jobs here: in this process for one job or ``jobs=1``, else in worker processes (one
+        torch thread each unless ``threads`` says otherwise, each on its GPU when ``devices`` is given)."""
         jobs = list(jobs)
         if self.devices is None and (self.jobs == 1 or len(jobs) <= 1):
             before = torch.get_num_threads()
@@ -220,6 +224,7 @@ class RayExecutor(Executor):
         self.init_kwargs = init_kwargs or {}
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """Run the jobs as Ray tasks (starting a local Ray, and shutting it down after, when none is running)."""
         import ray
 
         jobs = list(jobs)

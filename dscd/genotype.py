@@ -93,16 +93,20 @@ class Genotype:
             topological_edges(getattr(self, cell), cell)  # raises on a cycle
 
     def cell(self, name: str) -> tuple[Edge, ...]:
+        """The edges ``(op, from, to)`` of cell ``name`` (``normal`` or ``reduce``)."""
         if name not in CELLS:
             raise ValueError(f"cell must be 'normal' or 'reduce', got {name!r}")
         return getattr(self, name)
 
     def to_dict(self) -> dict[str, Any]:
+        """The genotype as a JSON-ready dict; :meth:`from_dict` reads it back."""
         return {"style": self.style, "nodes": self.nodes,
                 "normal": [list(e) for e in self.normal], "reduce": [list(e) for e in self.reduce]}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "genotype") -> Genotype:
+        """A genotype from :meth:`to_dict`'s dict; every malformed field is a :class:`GenotypeError` naming
+        ``where``."""
         if not isinstance(data, dict):
             raise GenotypeError(f"{where}: expected an object with 'normal' and 'reduce', got {type(data).__name__}")
         missing = [k for k in CELLS if k not in data]
@@ -121,13 +125,16 @@ class Genotype:
             raise GenotypeError(f"{where}: {err}") from None
 
     def to_json(self) -> str:
+        """The genotype as a JSON string."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> Genotype:
+        """A genotype from :meth:`to_json`'s string."""
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
+        """Write the genotype as JSON to ``path``."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
 
     def to_darts(self) -> str:
@@ -163,6 +170,7 @@ class Genotype:
         return next(iter(genotypes.values()))
 
     def is_valid(self) -> bool:
+        """Whether both cells propagate their input (:func:`check_validity`)."""
         return check_validity(self).valid
 
 
@@ -219,6 +227,7 @@ class Validity:
     reasons: dict[str, str]
 
     def message(self) -> str:
+        """``valid``, or each invalid cell with its reason."""
         if self.valid:
             return "valid"
         return "; ".join(f"{cell} cell: {why}" for cell, why in self.reasons.items())

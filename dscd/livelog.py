@@ -30,7 +30,7 @@ logger = logging.getLogger("dscd")
 class _StderrHandler(logging.StreamHandler):
     """A handler that writes to whatever ``sys.stderr`` is when it writes (tests and notebooks replace it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -62,6 +62,7 @@ class Progress:
                         dynamic_ncols=True)
 
     def update(self, steps: int = 1) -> None:
+        """Advance the bar by ``steps`` iterations."""
         self.bar.update(steps)
 
     def show(self, values: Mapping[str, Any]) -> None:
@@ -77,6 +78,7 @@ class Progress:
             self.bar.set_postfix(values, refresh=True)
 
     def close(self) -> None:
+        """Close the bar."""
         self.bar.close()
 
 
@@ -107,6 +109,7 @@ class TensorBoardLog:
         self.writer.add_image(tag, image[None], epoch, dataformats="CHW")
 
     def close(self) -> None:
+        """Flush and close the event file."""
         self.writer.flush()
         self.writer.close()
 

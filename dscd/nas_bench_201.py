@@ -195,6 +195,7 @@ class Lookup:
     percentile: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
+        """The lookup as a JSON-ready dict (accuracies, ranks, percentiles and the cell's structure)."""
         return {"benchmark": "NAS-Bench-201, 12-epoch", "index": self.index, "cell": self.cell.to_string(),
                 "accuracy": self.accuracy, "rank": self.rank, "percentile": self.percentile,
                 "parameterised_edges": self.cell.parameterised_edges, "empty": self.cell.empty,

@@ -130,9 +130,11 @@ class OpSpec:
     zero: bool = False
 
     def starts_with_relu(self, stride: int) -> bool:
+        """Whether the operation begins with a ReLU at ``stride`` (the reference's ReLU-Conv-BN order)."""
         return stride in self.relu_first_at
 
     def parameter_free(self, stride: int) -> bool:
+        """Whether the operation has no learnable parameter at ``stride``."""
         return stride in self.parameter_free_at
 
 

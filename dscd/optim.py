@@ -113,10 +113,12 @@ class DSCDCounters:
 
     @classmethod
     def zeros(cls, lanes: int) -> DSCDCounters:
+        """Every counter at zero for ``lanes`` lanes."""
         return cls(**{name: np.zeros(lanes, dtype=np.int64) for name in cls.names()})
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
+        """The counters' names, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def lane(self, lane: int) -> dict[str, int]:
@@ -214,6 +216,7 @@ class DSCDEngine:
     # -- reading -----------------------------------------------------------------
     @property
     def lanes(self) -> int:
+        """The number of independent lanes (parameter groups) the engine steps at once."""
         return self.x_best.shape[0]
 
     @property
@@ -228,6 +231,7 @@ class DSCDEngine:
 
     @property
     def local_steps(self) -> np.ndarray:
+        """The local (gradient) steps taken so far, per lane."""
         return self.step_count - self.global_steps
 
     @property
@@ -237,6 +241,7 @@ class DSCDEngine:
 
     @property
     def rejected(self) -> np.ndarray:
+        """The global proposals rejected so far, per lane."""
         return self.global_steps - self.accepted
 
     def best_value(self) -> np.ndarray:
@@ -380,6 +385,8 @@ class DSCDEngine:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state (all or nothing): a missing key, a shape or a schedule that
+        differs is ValueError, and nothing is changed."""
         keys = list(self._ARRAYS) + ["window_pos", "step_count", "rng_states", "K", "T",
                                                                "total_steps", "phi_max"]
         missing = [k for k in keys if k not in state]
@@ -667,6 +674,7 @@ class DSCD(torch.optim.Optimizer):
 
     @property
     def next_step_is_global(self) -> bool:
+        """Whether the next :meth:`step` is a global one (a Beta proposal, Algorithm 2), not a local gradient step."""
         return bool(self._engine.is_global[0])
 
     @property

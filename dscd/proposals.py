@@ -140,10 +140,13 @@ class BetaAnnealing:
     phi_max: float = PHI_MAX
 
     def concentration(self, step: int, total_steps: int) -> float:
+        """The concentration phi at ``step`` of ``total_steps`` (:func:`phi_schedule`)."""
         return phi_schedule(step, total_steps, self.phi_max)
 
     def sample(self, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, phi: float,
                rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """One proposal per lane around ``x`` in ``[lo, hi]`` at concentration ``phi``, each lane from its own
+        generator (section 3.2)."""
         def draw(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
             return np.array([rng.beta(a, b) for rng, a, b in zip(rngs, alpha, beta, strict=True)])
 

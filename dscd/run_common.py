@@ -71,6 +71,7 @@ def git_commit() -> str | None:
 
 
 def run_metadata() -> dict[str, Any]:
+    """What ``meta.json`` records of the machine: dscd's version and commit, torch, Python, the platform."""
     from dscd.version import __version__
 
     return {"version": __version__, "commit": git_commit(), "torch": torch.__version__,
@@ -109,10 +110,12 @@ class EpochSums:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, name: str, value: torch.Tensor) -> None:
+        """Add ``value`` (a tensor, summed on the device: no synchronisation per step) to the sum ``name``."""
         value = value.detach().float()
         self.sums[name] = self.sums[name] + value if name in self.sums else value
 
     def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the count ``name``."""
         self.counts[name] = self.counts.get(name, 0) + int(n)
 
     def nonfinite(self) -> list[str]:
@@ -128,6 +131,7 @@ class EpochSums:
         return float(self.sums[name]) / self.counts[per]
 
     def state(self) -> dict[str, Any]:
+        """The sums (on the CPU) and counts, for a checkpoint."""
         return {"sums": {k: v.cpu() for k, v in self.sums.items()}, "counts": dict(self.counts)}
 
     def reduced(self, dist: Any) -> EpochSums:
@@ -145,6 +149,7 @@ class EpochSums:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: torch.device) -> EpochSums:
+        """Sums from :meth:`state`'s dict, on ``device``."""
         return cls({k: v.to(device) for k, v in state["sums"].items()}, dict(state["counts"]))
 
 

@@ -376,9 +376,11 @@ class RecordLog(Protocol):
     """What the run loops write their per-epoch records into: :class:`JsonLines`, or on a rank other
     than 0 under torchrun a log that keeps nothing (``dscd.distributed``)."""
 
-    def append(self, record: dict[str, Any]) -> None: ...
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record."""
 
-    def read(self, limit: int | None = None) -> list[dict[str, Any]]: ...
+    def read(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The records so far (the first ``limit`` only, when given)."""
 
 
 @runtime_checkable
@@ -389,13 +391,17 @@ class RunWriter(Protocol):
     path: Path
     state: dict[str, Any] | None
 
-    def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None: ...
+    def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Record a new run: its configuration and metadata."""
 
-    def log(self, name: str) -> RecordLog: ...
+    def log(self, name: str) -> RecordLog:
+        """The log ``name``."""
 
-    def write_json(self, name: str, data: Any) -> Path | None: ...
+    def write_json(self, name: str, data: Any) -> Path | None:
+        """Write ``data`` as JSON to ``name``; returns the path written (``None`` where nothing is written)."""
 
-    def save_checkpoint(self, state: dict[str, Any]) -> Path | None: ...
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
+        """Save ``state`` as the checkpoint; returns the path written (``None`` where nothing is written)."""
 
 
 class RunFolder:
@@ -420,6 +426,7 @@ class RunFolder:
 
     @property
     def run_kind_name(self) -> str:
+        """The run's kind in words (``search run``, ``training run``), for messages."""
         return {"train": "training run"}.get(self.kind, f"{self.kind} run")
 
     # -- opening ----------------------------------------------------------------------------
@@ -459,6 +466,7 @@ class RunFolder:
         return folder
 
     def existing_run_files(self) -> list[str]:
+        """The run files (:data:`RUN_FILES`) that the folder holds."""
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
     def computed_files(self) -> list[str]:
@@ -625,9 +633,11 @@ class RunFolder:
         self.write_json("meta.json", meta)
 
     def log(self, name: str) -> JsonLines:
+        """The JSON-lines log ``name`` (one of those the folder was opened with)."""
         return self.logs[name]
 
     def write_json(self, name: str, data: Any) -> Path:
+        """Write ``data`` as JSON to the file ``name`` in the folder, atomically; returns its path."""
         path = self.path / name
         write_atomic(path, json.dumps(data, indent=2) + "\n")
         return path

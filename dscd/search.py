@@ -229,6 +229,7 @@ class Searcher:
             return self.net(x.to(memory_format=self.memory_format)).float()
 
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The search objective on a batch (cross-entropy plus the relaxation's regulariser) and the logits."""
         logits = self._forward(x)
         return self.relaxation.objective(F.cross_entropy(logits, y), self.alphas, self.config.w01), logits
 
@@ -269,6 +270,7 @@ class Searcher:
         return lr
 
     def accuracy(self, loader: ImageLoader) -> float:
+        """The supernet's accuracy over ``loader`` (one pass, eval mode; train mode restored)."""
         self.net.eval()
         try:
             return evaluate(self._forward, loader.epoch(0))[0]
@@ -276,10 +278,12 @@ class Searcher:
             self.net.train()
 
     def state_dict(self) -> dict[str, Any]:
+        """The supernet's and both optimisers' states, for a checkpoint."""
         return {"net": self.net.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
                 "w_opt": self.w_opt.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state."""
         self.net.load_state_dict(state["net"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.w_opt.load_state_dict(state["w_opt"])

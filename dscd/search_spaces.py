@@ -84,7 +84,7 @@ class SearchSpace(Protocol):
 # ------------------------------------------------------------------------------------ DARTS
 
 
-class DartsSpace:
+class DartsSpace(SearchSpace):
     """The DARTS cell space of the paper, searched by FairDARTS (sigmoid) or DARTS (softmax).
 
     Rules (:data:`dscd.genotype.DISCRETISATION_RULES`): ``fairdarts`` (the paper's: per node the two
@@ -145,7 +145,7 @@ class DartsSpace:
 # ------------------------------------------------------------------------------------ NAS-Bench-201
 
 
-class NasBench201Space:
+class NasBench201Space(SearchSpace):
     """NAS-Bench-201's space: one cell of 6 edges, each one of its 5 operations.
 
     ``layers`` is the number of cells, ``3N`` (N per stage: the benchmark's 15 is N = 5), and

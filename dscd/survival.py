@@ -46,6 +46,7 @@ class CollapseTime:
     collapsed: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The collapse time as a JSON-ready dict."""
         return {"epoch": self.epoch, "collapsed": self.collapsed}
 
 
@@ -107,6 +108,8 @@ class LogRank:
     permutation_exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """The test as a claim record's ``test`` entry: name, statistic, p, counts and median collapse epochs
+        (and the exact permutation p when computed)."""
         out = {"name": "log-rank test (two-sided, scipy.stats.logrank)", "statistic": self.statistic,
                "p_value": self.pvalue, "collapsed": list(self.collapsed), "runs": list(self.runs),
                "median_collapse_epoch": list(self.medians)}

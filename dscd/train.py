@@ -154,6 +154,7 @@ class Trainer:
         self.autocast = config.amp and device.type == "cuda"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logits and the auxiliary logits (``None`` in eval mode or without the head) of ``x``, in float32."""
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             out = self.net(x.to(memory_format=self.memory_format))
         logits, aux = out if isinstance(out, tuple) else (out, None)  # eval mode: the logits alone
@@ -190,9 +191,11 @@ class Trainer:
             self.net.train()
 
     def state_dict(self) -> dict[str, Any]:
+        """The network's and the optimiser's states, for a checkpoint."""
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state."""
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
 

@@ -341,3 +341,32 @@ def test_the_headline_states_the_scale_a_bottom_line_and_a_key_to_table_1():
         page = results_page(ROOT)
         smoke = page[page.index("## The `smoke` profile"):]
         assert smoke.split("\n\n")[1].startswith("**Plumbing only**")
+
+
+def test_every_public_callable_has_a_docstring():
+    """Each name in a module's ``__all__`` that is a function or class, and each public method or property of
+    such a class, says what it does (inherited from the protocol it implements counts)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import dscd
+
+    missing = []
+    for info in pkgutil.walk_packages(dscd.__path__, "dscd."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)) or obj.__module__ != module.__name__:
+                continue
+            if not inspect.getdoc(obj) or (inspect.isclass(obj) and obj.__doc__ is None):
+                missing.append(f"{info.name}.{name}")
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+                    if (not attr.startswith("_") and inspect.isfunction(function)
+                            and not inspect.getdoc(getattr(obj, attr)) and not getattr(value, "__doc__", None)):
+                        missing.append(f"{info.name}.{name}.{attr}")
+    assert not missing, f"{len(missing)} public callables without a docstring: {', '.join(missing)}"

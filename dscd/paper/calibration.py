@@ -291,6 +291,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dscd.paper.calibration``: run the calibration searches (finished ones reused) and write
+    the summary JSON; returns the exit status."""
     args = build_parser().parse_args(argv)
     known = CANDIDATES[args.space].get(args.profile, {})
     if not known:

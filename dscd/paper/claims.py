@@ -180,9 +180,11 @@ class SearchOutcome:
 
     @property
     def normal_weight_fell(self) -> bool:
+        """Whether the normal cell's mean weight ended lower than it started."""
         return self.mean_weight_normal_last < self.mean_weight_normal_first
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome as a JSON-ready dict (the claims' records list one per run)."""
         return {"run": self.folder.name, "label": self.label, "method": self.method, "seed": self.seed,
                 "epochs": self.epochs,
                 "valid": self.valid, "normal_cell_empty": self.normal_empty, "search_test": self.search_test,
