@@ -15,6 +15,7 @@ which decodes the data, left out). Then:
 - notebook 02: the DSCD and ``dscd-refresh`` plans (FairDARTS at ``B`` is 01's, reused);
 - notebook 04: one training per planned search plus the published yardsticks (an upper bound:
   invalid genotypes are not trained);
+- notebook 06: the NAS-Bench-201 arms' plans (DARTS and FairDARTS, Adam and DSCD);
 
 each as CPU time and as wall time over ``--jobs`` workers (perfect packing: a lower bound on the
 wall time). Notebooks 03 and 05 are run and timed whole (``dscd reproduce --only 03 --only 05``
@@ -36,12 +37,15 @@ from pathlib import Path
 from dscd.executors import Job, LocalExecutor, execute
 from dscd.genotype import load_genotype
 from dscd.paper.report import benchmark_record, write_benchmark
-from dscd.profiles import METHODS, get_profile, method_changes
+from dscd.profiles import get_profile, method_changes
 from dscd.search import search_profile
 from dscd.train import train_profile
 
 #: seeds for timing runs: the calibration range, never a result seed
 TIMING_SEED = 100
+#: the methods whose searches a plain regeneration runs: notebooks 01 and 02 (DARTS space) and 06 (NAS-Bench-201)
+REGENERATED = ("fairdarts", "dscd", "dscd-refresh")
+NAS_BENCH_201_METHODS = ("nb201-darts", "nb201-darts-dscd", "nb201-fairdarts", "nb201-fairdarts-dscd")
 
 
 def seconds_per_epoch(folder: Path) -> float:
@@ -56,7 +60,7 @@ def measure(profile_name: str, search_epochs: int, train_epochs: int, jobs: int,
     """Seconds per epoch of each method's search and of one training, ``jobs`` runs at a time."""
     profile = get_profile(profile_name)
     runs: list[Job] = []
-    for method in (m for m in METHODS if profile.budgets(m)):
+    for method in (m for m in (*REGENERATED, *NAS_BENCH_201_METHODS) if profile.budgets(m)):
         config = search_profile(profile.name, **method_changes(method), epochs=search_epochs, seed=TIMING_SEED)
         runs.append(Job(work / method, config.to_dict()))
     train = train_profile(profile.name, epochs=train_epochs, seed=TIMING_SEED)
@@ -95,7 +99,8 @@ def main() -> None:
     def plan_epochs(method: str) -> int:
         return sum(epochs * len(seeds) for epochs, seeds in profile.plan(method))
 
-    searches = sum(len(seeds) for m in METHODS for _, seeds in profile.plan(m))
+    # notebook 04 trains what 01 and 02 found (DARTS space); 07's record-window arms run only with --all
+    searches = sum(len(seeds) for m in ("fairdarts", "dscd", "dscd-refresh") for _, seeds in profile.plan(m))
     trainings = searches + len(profile.notebook_parameters("04").get("published_names", []))
     train_epochs = train_profile(profile.name).epochs
     parts = [
@@ -104,6 +109,8 @@ def main() -> None:
          sum(plan_epochs(m) * per_epoch[m] for m in ("dscd", "dscd-refresh") if m in per_epoch)),
         ("04", f"{trainings} final trainings of {train_epochs} epochs (at most)",
          trainings * train_epochs * per_epoch["train"]),
+        ("06", "NAS-Bench-201 searches (four arms, DSCD at 2B too)",
+         sum(plan_epochs(m) * per_epoch[m] for m in NAS_BENCH_201_METHODS if m in per_epoch)),
     ]
     rows = [[n, what, cpu / 3600, cpu / args.jobs / 60, "estimate"] for n, what, cpu in parts]
     rows += [[n, "run whole", None, s / 60, "measured"] for n, s in whole.items()]

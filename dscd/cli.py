@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default=None, metavar="0,1,...",
                    help="GPUs to spread runs over, one run per GPU at a time")
     p.add_argument("--publish", action="store_true",
-                   help="then copy the regeneration's result files (claims, tables, PNG figures, reproduce.json) "
-                        "into <results>/<profile>, for committing and for dscd report")
+                   help="then copy the regeneration's result files (claims, tables, figures as PNG and PDF, "
+                        "reproduce.json) into <results>/<profile>, for committing and for dscd report")
     p.add_argument("--results", default="results", help="root of the published results (default: ./results)")
     p.add_argument("--keep-runs", action="store_true",
                    help="copy every finished search's records (no checkpoints) into <results>/<profile>/runs, every "
