@@ -343,6 +343,19 @@ def test_the_headline_states_the_scale_a_bottom_line_and_a_key_to_table_1():
         assert smoke.split("\n\n")[1].startswith("**Plumbing only**")
 
 
+def test_the_nas_bench_201_bottom_line_gives_each_claim_per_relaxation():
+    from dscd.paper.report import _nas_bench_201_bottom_line
+
+    claims = [("06", {"id": "darts_dscd_more_accurate", "verdict": "not held"}),
+              ("06", {"id": "fairdarts_dscd_more_accurate", "verdict": "inconclusive"}),
+              ("06", {"id": "darts_dscd_avoids_collapse", "verdict": "held"}),
+              ("02", {"id": "dscd_delays_collapse", "verdict": "held"})]
+    assert _nas_bench_201_bottom_line(claims, "quick") == (
+        "**Bottom line** (NAS-Bench-201 at `quick`, DSCD against Adam at the same budget): *more accurate cells*: "
+        "DARTS **not held**, FairDARTS **inconclusive**; *the collapse avoided more often*: DARTS **held**.\n")
+    assert _nas_bench_201_bottom_line(claims[3:], "quick") == ""
+
+
 def test_every_public_callable_has_a_docstring():
     """Each name in a module's ``__all__`` that is a function or class, and each public method or property of
     such a class, says what it does (inherited from the protocol it implements counts)."""

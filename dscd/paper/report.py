@@ -326,6 +326,27 @@ def _bottom_line(claims: Sequence[tuple[str, dict[str, Any]]], profile: str) -> 
             f"*DSCD keeps every seed valid*: **{prevents}**.\n")
 
 
+#: Notebook 06's claims per relaxation, by the end of their id (``darts_dscd_more_accurate``), in words.
+_NAS_BENCH_201_CLAIMS = (("dscd_more_accurate", "more accurate cells"),
+                         ("dscd_avoids_collapse", "the collapse avoided more often"),
+                         ("dscd_collapses_later", "a later collapse"))
+
+
+def _nas_bench_201_bottom_line(claims: Sequence[tuple[str, dict[str, Any]]], profile: str) -> str:
+    """Notebook 06's bottom line: each claim of DSCD against Adam with its verdict per relaxation, or ``""``."""
+    verdicts = {c.get("id"): c["verdict"] for notebook, c in claims if notebook.startswith("06")}
+    parts = []
+    for suffix, words in _NAS_BENCH_201_CLAIMS:
+        found = [(name, verdicts[f"{relaxation}_{suffix}"]) for relaxation, name in
+                 (("darts", "DARTS"), ("fairdarts", "FairDARTS")) if f"{relaxation}_{suffix}" in verdicts]
+        if found:
+            parts.append(f"*{words}*: " + ", ".join(f"{name} **{verdict}**" for name, verdict in found))
+    if not parts:
+        return ""
+    return (f"**Bottom line** (NAS-Bench-201 at `{profile}`, DSCD against Adam at the same budget): "
+            + "; ".join(parts) + ".\n")
+
+
 def _claim_lines(claims: Sequence[tuple[str, dict[str, Any]]], summarise_ablations: bool = True) -> str:
     """A bullet per claim; with ``summarise_ablations`` (the README), one line per ablation notebook instead
     of its claims (its verdicts, by id)."""
@@ -436,9 +457,9 @@ def headline(root: str | Path) -> str:
     parts = [f"From the last `{profile}` regeneration, published in [results/{profile}](results/{profile}) "
              f"(every result: [docs/results.md](docs/results.md); budgets, seeds and configuration: "
              f"[profiles](docs/guide/profiles.md)). {_scale(profile)}\n"]
-    bottom = _bottom_line(claims, profile)
-    if bottom:
-        parts.append(bottom)
+    for bottom in (_bottom_line(claims, profile), _nas_bench_201_bottom_line(claims, profile)):
+        if bottom:
+            parts.append(bottom)
     table = _table1(folder)
     if table:
         parts.append(f"Table 1 (`{table[0]}`): {TABLE1_KEY}\n\n{table[1]}")
