@@ -299,18 +299,20 @@ TABLE1_KEY = ("*Final Arch. valid*: seeds whose final cell is a valid architectu
               "record at each switch to global steps.")
 
 
+def _data_words(config: Any) -> str:
+    """A run configuration's images in words: ``CIFAR-10 at 8x8, 50 images per class``."""
+    source = "sklearn's digits" if config.data == "digits" else "CIFAR-10"
+    per_class = "all images" if config.per_class is None else f"{config.per_class} images per class"
+    return f"{source} at {config.image_size}x{config.image_size}, {per_class}"
+
+
 def _scale(profile: str) -> str:
     """One sentence: the data and network sizes of ``profile``'s searches and final trainings."""
     from dscd.search import search_profile
     from dscd.train import train_profile
 
     s, t = search_profile(profile), train_profile(profile)
-
-    def data(c: Any) -> str:
-        source = "sklearn's digits" if c.data == "digits" else "CIFAR-10"
-        per_class = "all images" if c.per_class is None else f"{c.per_class} images per class"
-        return f"{source} at {c.image_size}x{c.image_size}, {per_class}"
-
+    data = _data_words
     return (f"Scale: searches on {data(s)}, C = {s.channels}, {s.layers} cells; final trainings on {data(t)}, "
             f"C = {t.channels}, {t.layers} cells, {t.epochs} epochs"
             + (". Accuracies at this scale do not compare with the paper's 97 %." if profile != "paper" else "."))
@@ -349,14 +351,21 @@ def _nas_bench_201_bottom_line(claims: Sequence[tuple[str, dict[str, Any]]], pro
 
 def _claim_lines(claims: Sequence[tuple[str, dict[str, Any]]], summarise_ablations: bool = True) -> str:
     """A bullet per claim; with ``summarise_ablations`` (the README), one line per ablation notebook instead
-    of its claims (its verdicts, by id)."""
+    of its claims (its verdicts, by id), and one line for notebook 06's, whose verdicts its bottom line gives."""
     from dscd.paper.reproduce import ABLATIONS
 
     lines = []
     ablations: dict[str, list[str]] = {}
+    nas_bench_201 = 0
     for notebook, c in claims:
         if summarise_ablations and notebook in ABLATIONS:
             ablations.setdefault(notebook, []).append(f"{c.get('id', '?')} {c['verdict']}")
+            continue
+        if summarise_ablations and notebook == "06":
+            nas_bench_201 += 1
+            if nas_bench_201 == 1:
+                lines.append("- NAS-Bench-201, notebook 06: the verdicts of its bottom line above (each claim with its "
+                             "counts, effect and Holm-adjusted test: [docs/results.md](docs/results.md))")
             continue
         paper = f" ({c['paper']})" if c.get("paper") else ""
         lines.append(f"- *{c.get('claim', c.get('id', '?'))}*{paper}: **{c['verdict']}**. "
@@ -385,11 +394,17 @@ NAS_BENCH_201_KEY = (
 
 
 def _nas_bench_201_table(folder: Path) -> str:
-    """Notebook 06's arm table with its key, or ``""`` when the profile has none."""
+    """Notebook 06's arm table with its scale and key, or ``""`` when the profile has none."""
+    from dscd.profiles import method_changes
+    from dscd.search import search_profile
+
     path = folder / "tables" / "06_nas_bench_201.md"
     if not path.is_file():
         return ""
-    return f"NAS-Bench-201 (notebook 06, `06_nas_bench_201.md`): {NAS_BENCH_201_KEY}\n\n{path.read_text()}"
+    c = search_profile(folder.name, **method_changes("nb201-darts"))
+    scale = f"searched on {_data_words(c)}, C = {c.channels}, {c.layers} cells (N = {c.layers // 3} per stage)"
+    return (f"NAS-Bench-201 (notebook 06, `06_nas_bench_201.md`; {scale}): {NAS_BENCH_201_KEY}\n\n"
+            f"{path.read_text()}")
 
 
 def _minutes(folder: Path) -> str:
