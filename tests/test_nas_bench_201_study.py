@@ -81,6 +81,23 @@ def test_worse_dscd_is_not_held_and_no_collapse_is_nothing_to_delay():
     assert study_claims(close, LABELS, 300)[0]["verdict"] == "inconclusive"
 
 
+def test_a_claim_whose_direction_goes_against_it_is_not_held_whatever_p():
+    """The registered rule: no test can make a claim held whose sample points the other way, and it is not
+    left inconclusive either; one in its favour but not significant after Holm is inconclusive."""
+    runs = {"nb201-darts": _runs([70, 72, 74], [None, None, 250]),  # one late collapse
+            "nb201-darts-dscd": _runs([69, 71, 73], [None, None, 200])}  # slightly worse, an earlier collapse
+    claims = {c["id"]: c for c in study_claims(runs, LABELS, 300)}
+    for name in ("darts_dscd_more_accurate", "darts_dscd_collapses_later"):
+        assert claims[name]["test"]["p_value"] > 0.05 and claims[name]["verdict"] == "not held", name
+        assert claims[name]["test"]["significant_verdict"] is None
+    assert claims["darts_dscd_avoids_collapse"]["verdict"] == "not held"  # 2/3 against 2/3
+    favour = {"nb201-darts": _runs([69, 71, 73], [None, None, 200]),
+              "nb201-darts-dscd": _runs([70, 72, 74], [None, None, 250])}
+    claims = {c["id"]: c for c in study_claims(favour, LABELS, 300)}
+    assert claims["darts_dscd_more_accurate"]["verdict"] == "inconclusive"
+    assert claims["darts_dscd_collapses_later"]["verdict"] == "inconclusive"
+
+
 def test_the_table_references_are_the_shipped_table_s():
     scores = table_distribution("cifar10")
     assert scores.shape == (15_625,)
