@@ -40,13 +40,15 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def log_to_stderr() -> None:
-    """Show the ``dscd`` logger's messages (INFO and above) on stderr, as bare lines; the ``dscd`` command does
-    this, once per process however often it is called."""
+    """Show the ``dscd`` logger's messages (INFO and above) on stderr, as bare lines, and only there (not passed
+    on to the root logger's handlers, which Ray, for one, installs); the ``dscd`` command does this, once per
+    process however often it is called."""
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class Progress:

@@ -234,22 +234,42 @@ def test_experiment_helpers(tmp_path):
     assert [f.name for f in refresh] == ["dscd-refresh-1-s3"]
 
 
-def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_path, caplog, capsys):
+def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_path, capsys):
     """Library code reports through the ``dscd`` logger (a script chooses whether to see it); the ``dscd``
     command shows its INFO lines on stderr, once each however many commands a process runs."""
     import logging
 
     from dscd.livelog import Progress, log_to_stderr
 
-    with caplog.at_level(logging.INFO, logger="dscd"):
+    records = []
+    collect = logging.Handler(logging.INFO)
+    collect.emit = records.append  # what a user's handler on the dscd logger receives
+    logger = logging.getLogger("dscd")
+    logger.addHandler(collect)
+    level, logger.level = logger.level, logging.INFO
+    try:
         bar = Progress(10, 0, "search adam", plain=True)
         bar.epoch({"epoch": 1, "valid": True})
         bar.close()
-    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    assert [(r.name, r.levelno, r.getMessage()) for r in records] == [
         ("dscd", logging.INFO, "search adam: epoch 1, valid True")]
     capsys.readouterr()
-    log_to_stderr()
-    log_to_stderr()  # a second command in the same process adds no second handler
+    root = logging.StreamHandler(sys.stderr)  # as Ray installs on the root logger: the command's lines stay single
+    logging.getLogger().addHandler(root)
+    try:
+        log_to_stderr()
+        log_to_stderr()  # a second command in the same process adds no second handler
+        _progress_and_a_search(tmp_path, capsys)
+    finally:
+        logging.getLogger().removeHandler(root)
+
+
+def _progress_and_a_search(tmp_path, capsys):
+    from dscd.livelog import Progress
+
     bar = Progress(10, 0, "train DARTS_V2", plain=True)
     bar.epoch({"epoch": 2})
     bar.close()
