@@ -448,7 +448,7 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
             ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False)
     ax.set(xlabel="epoch", ylabel=ylabel, ylim=(-0.03, 1.05),
            xlim=(0, 1.02 * end),
-           title="time to collapse (Kaplan-Meier; + censored: valid at the end)")
+           title="time to collapse (Kaplan-Meier; +: censored, not collapsed at its end)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="lower left")
     fig.tight_layout()
