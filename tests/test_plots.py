@@ -114,6 +114,7 @@ def test_figure_3_titles_the_functions_as_the_paper_and_draws_adam_alone_above_d
     # identical curves (DSCD never accepted): the dashed one is drawn over the solid one, and is thinner
     assert alone.get_linestyle() == "--" and with_dscd.get_linestyle() == "-"
     assert alone.get_zorder() > with_dscd.get_zorder() and alone.get_linewidth() < with_dscd.get_linewidth()
+    assert lines["CMA-ES"].get_linewidth() == alone.get_linewidth()  # only Adam + DSCD is drawn wide
 
 
 def test_learning_curves_legend_sits_below_the_panels():

@@ -255,11 +255,11 @@ def plot_benchmark(summaries: Sequence[dict], log_floor: float = 1e-8) -> plt.Fi
             # small: every point is a vertex of a vector path)
             at = np.unique(np.geomspace(1, med.size, 500).round().astype(int)) - 1
             evals, med, lo, hi = at + 1, med[at], lo[at], hi[at]
-            # alone (dashed) thin and on top, with DSCD (solid) wide and beneath: where DSCD never accepts a
-            # proposal the two curves coincide, and both must stay visible
-            alone = style == "--"
-            ax.plot(evals, med, color=colour, ls=style, lw=1.2 if alone else 2.6, alpha=1.0 if alone else 0.6,
-                    zorder=3 if alone else 2, label=entry["label"])
+            # Adam alone (dashed) thin and on top, with DSCD (solid) wide and beneath: where DSCD never accepts
+            # a proposal the two curves coincide, and both must stay visible
+            wide = method.startswith("adam_") and "+" in method  # Adam with DSCD
+            ax.plot(evals, med, color=colour, ls=style, lw=2.6 if wide else 1.2, alpha=0.6 if wide else 1.0,
+                    zorder=2 if wide else 3, label=entry["label"])
             ax.fill_between(evals, lo, hi, color=colour, alpha=0.12, lw=0)
         fn = summary["function"]
         ax.set_yscale("log")
