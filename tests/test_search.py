@@ -234,7 +234,7 @@ def test_experiment_helpers(tmp_path):
     assert [f.name for f in refresh] == ["dscd-refresh-1-s3"]
 
 
-def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_path, capsys):
+def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_path, capsys, monkeypatch):
     """Library code reports through the ``dscd`` logger (a script chooses whether to see it); the ``dscd``
     command shows its INFO lines on stderr, once each however many commands a process runs."""
     import logging
@@ -257,6 +257,7 @@ def test_plain_progress_lines_go_through_logging_and_the_command_shows_them(tmp_
     assert [(r.name, r.levelno, r.getMessage()) for r in records] == [
         ("dscd", logging.INFO, "search adam: epoch 1, valid True")]
     capsys.readouterr()
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # a notebook test imported it: a bar, not lines
     root = logging.StreamHandler(sys.stderr)  # as Ray installs on the root logger: the command's lines stay single
     logging.getLogger().addHandler(root)
     try:
