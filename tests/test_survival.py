@@ -137,6 +137,7 @@ def test_the_survival_figure_draws_a_step_per_method_and_marks_censored_runs(tmp
     steps = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
     marks = [line for line in ax.get_lines() if line.get_marker() == "+"]
     assert len(steps) == 2 and len(marks) == 2
+    assert steps[1].get_linewidth() < steps[0].get_linewidth() and steps[1].get_zorder() > steps[0].get_zorder()
     assert list(steps[0].get_ydata()) == pytest.approx([1.0, 2 / 3, 1 / 3, 1 / 3])
     assert list(marks[1].get_xdata()) == [30, 30] and list(marks[1].get_ydata()) == pytest.approx([2 / 3, 2 / 3])
     assert "FairDARTS (2/3 collapsed)" in [t.get_text() for t in ax.get_legend().get_texts()]

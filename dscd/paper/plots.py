@@ -427,7 +427,8 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
                   ylabel: str = "fraction of seeds with a valid normal cell") -> plt.Figure:
     """Time to collapse as Kaplan-Meier curves: per method, the fraction of seeds whose normal cell is
     still valid at each epoch (:func:`dscd.survival.kaplan_meier`), a step down at each collapse epoch.
-    Censored runs (valid at the end of their budget) are marked with a ``+`` on their curve.
+    Censored runs (valid at the end of their budget) are marked with a ``+`` on their curve. Each curve is
+    drawn thinner than the one before, over it, so that curves which coincide stay visible.
 
     ``groups`` is ``[(label, [CollapseTime, ...]), ...]``; ``ylabel`` names what survives (in NAS-Bench-201, a
     cell that still learns). Each curve ends at its runs' last epoch (so a
@@ -444,11 +445,13 @@ def plot_survival(groups: Sequence[tuple[str, Sequence]], budget: int | None = N
         last = max((c.epoch for c in times), default=end)
         x, y = np.append(epochs, max(last, epochs[-1])), np.append(surviving, surviving[-1])
         collapsed = sum(c.collapsed for c in times)
-        ax.step(x, y, where="post", color=colour, lw=1.8, label=f"{label} ({collapsed}/{len(times)} collapsed)")
+        # each curve thinner than the one before and drawn over it: where curves coincide, all stay visible
+        ax.step(x, y, where="post", color=colour, lw=max(1.0, 3.4 - 0.7 * k), zorder=2 + k,
+                label=f"{label} ({collapsed}/{len(times)} collapsed)")
         censored = [c.epoch for c in times if not c.collapsed]
         if censored:
             at = np.searchsorted(epochs, censored, side="right") - 1  # the curve's height at each censoring
-            ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False)
+            ax.plot(censored, surviving[at], "+", color=colour, ms=10, mew=1.6, clip_on=False, zorder=20 + k)
     ax.set(xlabel="epoch", ylabel=ylabel, ylim=(-0.03, 1.05),
            xlim=(0, 1.02 * end),
            title="time to collapse (Kaplan-Meier; +: censored, not collapsed at its end)")
