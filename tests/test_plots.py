@@ -165,3 +165,9 @@ def test_nas_bench_201_figures_name_each_arm():
     fig = plots.plot_accuracy_over_search([("DARTS (300)", [[40, 50, 55], [30, 35]]), ("DARTS + DSCD (300)", [[60]])])
     assert _legend_texts(fig) == ["DARTS (300) (2 seeds)", "DARTS + DSCD (300) (1 seed)"]
     assert fig.axes[0].get_xlabel() == "epoch"
+
+
+def test_a_saved_pdf_records_no_creation_date(tmp_path):
+    """So the same figure gives the same bytes, and a republished regeneration changes only what changed."""
+    png, pdf = plots.save_figure(plots.plot_phi_schedule(total=20), tmp_path / "phi")
+    assert pdf.suffix == ".pdf" and b"/CreationDate" not in pdf.read_bytes()

@@ -80,13 +80,14 @@ def figure_caption(name: str) -> str | None:
 
 
 def save_figure(fig: plt.Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``path_stem.<fmt>`` for each format; returns the paths written."""
+    """Save ``fig`` as ``path_stem.<fmt>`` for each format; returns the paths written. A PDF records no creation
+    date, so the same figure gives the same bytes (a republished regeneration changes only what changed)."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
         paths.append(path)
     return paths
 
