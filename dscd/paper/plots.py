@@ -41,7 +41,8 @@ FIGURE_CAPTIONS: dict[str, str] = {
                      "type, and the alpha-step loss against y_best, the minimum of the last K observed losses that a "
                      "proposal must beat (Algorithm 2).",
     "02_survival": "Time to collapse: Kaplan-Meier fraction of seeds whose normal cell is still valid, per method "
-                   "and budget; + marks a run valid at its end (censored).",
+                   "and budget; + marks a run valid at its end (censored); each curve is thinner than the one "
+                   "before, so curves that coincide stay visible.",
     "02_genotype_*": "The discretised cells of the run in the file name (first seed): its final cell, coloured "
                      "by operation (key below the cells).",
     "03_beta_annealing": "Section 3.2: the Beta proposal density around a coordinate's value v as the concentration "
@@ -62,10 +63,11 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "06_accuracy_over_search": "NAS-Bench-201: the discretised cell's looked-up CIFAR-10 accuracy at each epoch of "
                                "the search, one line per seed.",
     "06_survival": "NAS-Bench-201: Kaplan-Meier fraction of seeds whose cell still learns (has a convolution on a "
-                   "path from input to output), per arm; + marks a censored run.",
+                   "path from input to output), per arm; + marks a censored run; each curve is thinner than the one "
+                   "before, so curves that coincide stay visible.",
     "07_record_window": "The record-window experiment: Kaplan-Meier fraction of seeds whose normal cell is still "
                         "valid, per window K and phase length T, beside FairDARTS and DSCD at the defaults; + marks "
-                        "a censored run.",
+                        "a censored run; each curve is thinner than the one before.",
 }
 
 
