@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from dscd.data import recorded_source, source_fingerprint
+from dscd.config import MATCHED_BY_CONTENT
+from dscd.data import source_fingerprint
 from dscd.genotype import Genotype
 from dscd.runfolder import RunFolder, read_summary, recorded_config
 from dscd.search import SEARCH_LOGS, SearchConfig, run_search
@@ -29,14 +30,19 @@ __all__ = ["EXECUTORS", "Executor", "Job", "JobResult", "LocalExecutor", "RayExe
 
 
 def _finished(folder: Path, **expected: Any) -> bool:
-    """Whether ``folder`` holds a finished run (``summary.json``) whose fields equal ``expected``."""
+    """Whether ``folder`` holds a finished run (``summary.json``) whose fields equal ``expected``; the data is
+    compared by content (``data_fingerprint``), not by name (:data:`dscd.config.MATCHED_BY_CONTENT`), as a
+    resume compares it, so records that named a machine's path are reused too."""
     summary = read_summary(folder)
     if summary is None:
         return False
+
+    def computed(config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if k not in MATCHED_BY_CONTENT}
+
     if isinstance(summary.get("config"), dict) and isinstance(expected.get("config"), dict):
-        summary["config"] = recorded_config(summary["config"], expected["config"])
-        if isinstance(summary["config"].get("data"), str):  # older records: a machine's path
-            summary["config"]["data"] = recorded_source(summary["config"]["data"])
+        summary["config"] = computed(recorded_config(summary["config"], expected["config"]))
+        expected = {**expected, "config": computed(expected["config"])}
     return all(summary.get(k) == v for k, v in expected.items())
 
 

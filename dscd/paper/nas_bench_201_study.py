@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dscd.paper.claims import HELD, INCONCLUSIVE, NOT_HELD, adjust_family, claim_record, compare_counts, mean_sd
+from dscd.paper.claims import HELD, INCONCLUSIVE, NOT_HELD, adjust_family, claim_record, compare_counts
 from dscd.runfolder import JsonLines, finished_summary
 
 __all__ = ["ALL_SKIP", "ARMS", "PUBLISHED", "Arm", "arm_rows", "random_cell_reference", "study_claims",
@@ -201,9 +201,3 @@ def study_claims(runs: Mapping[str, Sequence[dict[str, Any]]], labels: Mapping[s
         claims += _collapse_claims(relaxation, (labels[adam], [r["_collapse"] for r in runs[adam]]),
                                    (labels[dscd], [r["_collapse"] for r in runs[dscd]]), budget)
     return adjust_family(claims, "notebook 06")
-
-
-def summary_of(values: Sequence[float]) -> dict[str, Any]:
-    """Mean, sd and count of ``values`` (for the JSON beside the figures)."""
-    mean, sd, n = mean_sd(values)
-    return {"mean": mean, "sd": sd, "n": n}

@@ -137,17 +137,16 @@ class KeptRuns:
 
 
 def _reused_here(summary: dict[str, Any]) -> bool:
-    """Whether the notebooks here would reuse a kept search: its profile's configuration resolves to the same
-    data source on this machine, with the same contents (else its folder would only be in the way)."""
-    from dscd.data import recorded_source, source_fingerprint
+    """Whether the notebooks here would reuse a kept search: its profile's configuration resolves to data with
+    the same contents on this machine, wherever they lie (else its folder would only be in the way)."""
+    from dscd.data import source_fingerprint
     from dscd.profiles import get_profile
     from dscd.search import search_profile
 
     config = summary.get("config") or {}
     try:
         here = search_profile(get_profile(config.get("profile", "")).name).with_data_resolved().resolved_data
-        return (recorded_source(here) == recorded_source(str(config.get("data")))
-                and source_fingerprint(here) == summary.get("data_fingerprint"))
+        return source_fingerprint(here) == summary.get("data_fingerprint")
     except (ValueError, OSError):  # an unknown profile, no data configured, a source missing here
         return False
 
@@ -312,8 +311,8 @@ def _scale(profile: str) -> str:
     from dscd.train import train_profile
 
     s, t = search_profile(profile), train_profile(profile)
-    data = _data_words
-    return (f"Scale: searches on {data(s)}, C = {s.channels}, {s.layers} cells; final trainings on {data(t)}, "
+    return (f"Scale: searches on {_data_words(s)}, C = {s.channels}, {s.layers} cells; final trainings on "
+            f"{_data_words(t)}, "
             f"C = {t.channels}, {t.layers} cells, {t.epochs} epochs"
             + (". Accuracies at this scale do not compare with the paper's 97 %." if profile != "paper" else "."))
 
