@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import math
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,14 @@ __all__ = [
     "DSCD",
     "DSCDCounters",
     "DSCDEngine",
+    "Backward",
     "DSCDSettings",
     "DSCD_DEFAULTS",
+    "Evaluate",
     "NonFiniteLoss",
     "StepResult",
     "beta_params",
+    "drive_stages",
     "phi_schedule",
     "propose",
 ]
@@ -435,6 +438,45 @@ def _rng_state_in(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "state": {k: int(v) for k, v in state["state"].items()}}
 
 
+@dataclass(frozen=True)
+class Evaluate:
+    """A step's request: the objective at the parameters as they now are, with autograd (``grad``) or
+    without (a global step's forward pass only)."""
+
+    grad: bool
+
+
+@dataclass(frozen=True)
+class Backward:
+    """A step's request: back-propagate ``loss`` into ``inputs`` (their ``.grad``), and nothing else."""
+
+    loss: torch.Tensor
+    inputs: Sequence[torch.Tensor]
+
+
+def drive_stages(stages: Generator[Evaluate | Backward, Any, torch.Tensor],
+                 evaluate: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run one optimiser step's :meth:`DSCD.stages`-style generator alone: each :class:`Evaluate` calls
+    ``evaluate()`` (under autograd when asked), each :class:`Backward` back-propagates; an exception
+    raised by ``evaluate`` is thrown into the step, which undoes itself. Returns the step's loss."""
+    reply: Any = None
+    while True:
+        try:
+            request = stages.send(reply)
+        except StopIteration as done:
+            return done.value
+        try:
+            with torch.enable_grad() if getattr(request, "grad", True) else torch.no_grad():
+                if isinstance(request, Evaluate):
+                    reply = evaluate()
+                else:
+                    request.loss.backward(inputs=list(request.inputs))
+                    reply = None
+        except BaseException as err:
+            stages.throw(err)  # the step restores itself and re-raises
+            raise  # pragma: no cover  (throw re-raises; kept for type checkers)
+
+
 class DSCD(torch.optim.Optimizer):
     """Adam-style local steps alternating with DSCD global steps (paper Algorithm 2).
 
@@ -588,6 +630,7 @@ class DSCD(torch.optim.Optimizer):
     def _read(self) -> np.ndarray:
         return torch.cat([p.detach().reshape(-1) for p in self._params]).cpu().numpy()
 
+    @torch.no_grad()
     def _write(self, flat: np.ndarray) -> None:
         flat_t = torch.from_numpy(np.ascontiguousarray(flat))
         offset = 0
@@ -612,6 +655,15 @@ class DSCD(torch.optim.Optimizer):
                              "at each call: a loop that calls loss.backward() then step() (DARTS' Architect, NASLib, "
                              "NNI) passes step(lambda: objective(...)) instead, without its own backward (recipe: "
                              "dscd.architect.DSCDArchitect)")
+        return drive_stages(self.stages(), lambda: self._evaluate(closure))
+
+    def stages(self) -> Generator[Evaluate | Backward, Any, torch.Tensor]:
+        """One step as a generator of what it needs from its caller, for drivers that evaluate many
+        optimisers' objectives in one pass (the batched search): it yields :class:`Evaluate` (set the
+        objective at the parameters as they now are, with autograd or not, and ``send`` it) and
+        :class:`Backward` (back-propagate that loss into ``inputs`` and ``send`` anything); an exception
+        ``throw``-n in leaves the optimiser as before the step. Returns the step's loss.
+        :meth:`step` drives it with a closure, and so does :func:`drive_stages`."""
         for p in self._params:  # a closure that calls backward leaves gradients behind: checked after each call
             p.grad = None
         engine = self._engine
@@ -620,10 +672,10 @@ class DSCD(torch.optim.Optimizer):
             try:
                 if self.refresh_best and int(engine.run_length[0]) == 0:  # the first step of a global phase
                     self._write(engine.x_best[0])
-                    engine.restart_window(self._value(self._evaluate(closure)))
+                    engine.restart_window(self._value((yield Evaluate(grad=False))))
                 x_prop = engine.propose()
                 self._write(x_prop[0])
-                loss = self._evaluate(closure)
+                loss = yield Evaluate(grad=False)
                 value = self._value(loss)
             except BaseException:  # the closure failed or was interrupted: as if this step had not begun
                 engine.restore(before)
@@ -633,19 +685,18 @@ class DSCD(torch.optim.Optimizer):
             self._write(engine.x_best[0])
         else:
             x_current = self._read()
-            with torch.enable_grad():
-                loss = self._evaluate(closure)
-                value = self._value(loss)
-                if not math.isfinite(value):
-                    raise NonFiniteLoss(
-                        f"DSCD local step {engine.step_count}: the objective is {value}; nothing was changed "
-                        "(parameters, x_best and the local optimiser's state are as before this step)"
-                    )
-                if not loss.requires_grad:
-                    raise ValueError("the DSCD closure's loss does not depend on the parameters (no autograd graph)")
-                for p in self._params:
-                    p.grad = None
-                loss.backward(inputs=self._params)
+            loss = yield Evaluate(grad=True)
+            value = self._value(loss)
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"DSCD local step {engine.step_count}: the objective is {value}; nothing was changed "
+                    "(parameters, x_best and the local optimiser's state are as before this step)"
+                )
+            if not loss.requires_grad:
+                raise ValueError("the DSCD closure's loss does not depend on the parameters (no autograd graph)")
+            for p in self._params:
+                p.grad = None
+            yield Backward(loss, self._params)
             result = engine.observe(value, x_current[None])
             self._sync_lr()
             self.local.step()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from dscd.data import ImageLoader, search_split, source_fingerprint, test_set
 from dscd.distributed import Distributed, ranks_and_folder
 from dscd.epochs import EpochLoop
 from dscd.livelog import TensorBoardLog
-from dscd.optim import DSCD, DSCD_DEFAULTS, DSCDSettings, NonFiniteLoss
+from dscd.optim import DSCD, DSCD_DEFAULTS, Backward, DSCDSettings, Evaluate, NonFiniteLoss, drive_stages
 from dscd.profiles import get_profile
 from dscd.relaxations import get_relaxation
 from dscd.run_common import (
@@ -57,8 +57,8 @@ from dscd.run_common import (
 from dscd.runfolder import CHECKPOINT, JsonLines, RunFolder, RunWriter
 from dscd.search_spaces import get_space
 
-__all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics",
-           "run_search", "search_profile", "search_steps_per_epoch"]
+__all__ = ["SearchConfig", "SearchDiverged", "Searcher", "load_alphas", "load_metrics", "open_search_folder",
+           "run_search", "search_identity", "search_profile", "search_steps_per_epoch"]
 
 OPTIMIZERS = ("adam", "dscd")
 #: The largest |bound| of ``dscd_domain``: proposals are drawn across the domain, so it must stay finite.
@@ -231,35 +231,55 @@ class Searcher:
     def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The search objective on a batch (cross-entropy plus the relaxation's regulariser) and the logits."""
         logits = self._forward(x)
-        return self.relaxation.objective(F.cross_entropy(logits, y), self.alphas, self.config.w01), logits
+        return self.loss(logits, y), logits
 
-    def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One Adam or DSCD step on a validation batch; returns (loss, logits) at the pre-step alpha."""
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The search objective of the network's ``logits`` on labels ``y``: cross-entropy plus the relaxation's
+        regulariser of this searcher's alpha."""
+        return self.relaxation.objective(F.cross_entropy(logits, y), self.alphas, self.config.w01)
+
+    def alpha_stages(self) -> Generator[Evaluate | Backward, Any, torch.Tensor]:
+        """One alpha step (Adam, or DSCD's local or global step) as the stages of :meth:`dscd.optim.DSCD.stages`:
+        what it asks of the objective and of autograd, so that one driver can serve many seeds."""
         if self.dscd is not None:
-            seen: dict[str, torch.Tensor] = {}
-
-            def closure() -> torch.Tensor:
-                loss, seen["logits"] = self.objective(x, y)
-                return self.dist.averaged_loss(loss)  # every rank accepts or rejects alike
-
-            loss = self.dscd.step(closure)
-            return loss.detach(), seen["logits"].detach()
+            return (yield from self.dscd.stages())
         self.alpha_opt.zero_grad(set_to_none=True)
-        loss, logits = self.objective(x, y)
-        loss.backward(inputs=self.alphas)
+        loss = yield Evaluate(grad=True)
+        yield Backward(loss, self.alphas)
         self.alpha_opt.step()
-        return loss.detach(), logits.detach()
+        return loss
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step on a training batch (the zero-one term is in the loss, as in the reference)."""
+    def weight_stages(self) -> Generator[Evaluate | Backward, Any, torch.Tensor]:
+        """One SGD step on the weights as stages (the zero-one term is in the loss, as in the reference)."""
         self.w_opt.zero_grad(set_to_none=True)
-        loss, logits = self.objective(x, y)
-        loss.backward(inputs=self.weights)
+        loss = yield Evaluate(grad=True)
+        yield Backward(loss, self.weights)
         self.dist.average_gradients(self.weights)
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
         self.w_opt.step()
-        return loss.detach(), logits.detach()
+        return loss
+
+    def _drive(self, stages: Generator[Evaluate | Backward, Any, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+               averaged: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run ``stages`` on the batch ``(x, y)``; returns (loss, logits) of its last evaluation. ``averaged``:
+        the loss's value averaged over the ranks (DSCD's decisions are then the same on every rank)."""
+        seen: dict[str, torch.Tensor] = {}
+
+        def evaluate() -> torch.Tensor:
+            loss, seen["logits"] = self.objective(x, y)
+            return self.dist.averaged_loss(loss) if averaged else loss
+
+        loss = drive_stages(stages, evaluate)
+        return loss.detach(), seen["logits"].detach()
+
+    def alpha_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Adam or DSCD step on a validation batch; returns (loss, logits) at the pre-step alpha."""
+        return self._drive(self.alpha_stages(), x, y, averaged=self.dscd is not None)
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on a training batch; returns (loss, logits) at the pre-step weights."""
+        return self._drive(self.weight_stages(), x, y, averaged=False)
 
     def set_lr(self, epoch: int) -> float:
         """Cosine from ``w_lr`` to ``w_lr_min`` over the epochs (the reference steps it per epoch)."""
@@ -326,14 +346,22 @@ def run_search(config: SearchConfig, out: str | Path, resume: bool = False, prog
     """
     config = config.with_data_resolved()
     device = resolve_device(config.device)
-    identity = {**config.recorded(), "data_fingerprint": source_fingerprint(config.resolved_data)}
-
-    def opener() -> RunFolder:
-        return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
-                              required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
-
-    with ranks_and_folder(config.device, config.batch_size, opener, out) as (dist, folder):
+    identity = search_identity(config)
+    with ranks_and_folder(config.device, config.batch_size, lambda: open_search_folder(out, resume, identity),
+                          out) as (dist, folder):
         return _search(config, folder, dist.device(device), identity, progress, dist)
+
+
+def search_identity(config: SearchConfig) -> dict[str, Any]:
+    """What defines a search (``config`` with its data resolved): its recorded configuration and its data's
+    fingerprint; every checkpoint stores it and a resume must agree with it."""
+    return {**config.recorded(), "data_fingerprint": source_fingerprint(config.resolved_data)}
+
+
+def open_search_folder(out: str | Path, resume: bool, identity: dict[str, Any]) -> RunFolder:
+    """The search folder ``out`` opened (locked; refused, new or resumed) for the search ``identity``."""
+    return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
+                          required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
 
 
 def _search(config: SearchConfig, folder: RunWriter, device: torch.device, identity: dict[str, Any],
@@ -368,7 +396,7 @@ class _SearchRun:
     the finishing step that :func:`_search` runs in an :class:`~dscd.epochs.EpochLoop`."""
 
     def __init__(self, config: SearchConfig, folder: RunWriter, device: torch.device, identity: dict[str, Any],
-                 dist: Distributed) -> None:
+                 dist: Distributed, batched: dict[str, Any] | None = None) -> None:
         self.config, self.folder, self.identity, self.dist = config, folder, identity, dist
         state = folder.state
         seed_everything(config.seed)
@@ -391,8 +419,11 @@ class _SearchRun:
             self.epoch, self.start_batch, self.elapsed = state["epoch"], state["batch"], state["elapsed"]
             self.sums = EpochSums.from_state(state.get("accumulators", [state["accumulator"]])[dist.rank], device)
         else:
-            folder.start(config.recorded(), {**run_metadata(), "data": self.identity["data"],
-                                            "data_fingerprint": identity["data_fingerprint"], "device": str(device)})
+            meta = {**run_metadata(), "data": self.identity["data"], "data_fingerprint": identity["data_fingerprint"],
+                    "device": str(device)}
+            if batched is not None:  # the one field by which a batched seed's folder differs (dscd.batched)
+                meta["batched"] = batched
+            folder.start(config.recorded(), meta)
 
     def checkpoint(self, next_epoch: int, next_batch: int) -> None:
         accumulators = self.dist.gather(self.sums.state())  # each rank's partial sums, so that a resume is exact
@@ -435,21 +466,7 @@ class _SearchRun:
                 bar.close()
                 raise self._diverged("alpha_loss", loop, b + 1) from None
             loss_w, logits_t = searcher.weight_step(xt, yt)
-            sums = self.sums
-            sums.add("alpha_loss", loss_a)
-            sums.add("weight_loss", loss_w)
-            sums.add("train_correct", correct_count(logits_t, yt))
-            sums.add("val_correct", correct_count(logits_v, yv))
-            sums.count("steps")
-            sums.count("train", yt.numel())
-            sums.count("val", yv.numel())
-            bar.update(1)
-            if progress and not bar.plain and (b % 10 == 0 or b == steps - 1):
-                post = {"epoch": epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
-                if searcher.dscd is not None:
-                    s = searcher.dscd.stats
-                    post.update(step=s["next_step"], accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
-                bar.show(post)
+            self.count_step(loop, b, (loss_a, logits_v, yv), (loss_w, logits_t, yt), progress)
             if loop.checkpoint_due(b):
                 self._stop_if_diverged(loop, b + 1)
                 self.elapsed += time.perf_counter() - epoch_start
@@ -458,6 +475,27 @@ class _SearchRun:
                 loop.saved()
         self._stop_if_diverged(loop, steps)
         self.elapsed += time.perf_counter() - epoch_start
+
+    def count_step(self, loop: EpochLoop, b: int, alpha: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                   weight: tuple[torch.Tensor, torch.Tensor, torch.Tensor], progress: bool) -> None:
+        """Add iteration ``b``'s (loss, logits, labels) of the alpha and the weight step to the epoch's sums,
+        and show them on the progress bar."""
+        (loss_a, logits_v, yv), (loss_w, logits_t, yt) = alpha, weight
+        sums, bar, searcher = self.sums, loop.bar, self.searcher
+        sums.add("alpha_loss", loss_a)
+        sums.add("weight_loss", loss_w)
+        sums.add("train_correct", correct_count(logits_t, yt))
+        sums.add("val_correct", correct_count(logits_v, yv))
+        sums.count("steps")
+        sums.count("train", yt.numel())
+        sums.count("val", yv.numel())
+        bar.update(1)
+        if progress and not bar.plain and (b % 10 == 0 or b == self.steps - 1):
+            post = {"epoch": loop.epoch + 1, "loss_a": f"{float(loss_a):.3f}", "loss_w": f"{float(loss_w):.3f}"}
+            if searcher.dscd is not None:
+                s = searcher.dscd.stats
+                post.update(step=s["next_step"], accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
+            bar.show(post)
 
     def record(self, loop: EpochLoop) -> tuple[dict[str, Any], dict[str, list]]:
         """The epoch's record (``metrics.jsonl``), and the alpha tensors as lists by cell (``alphas.jsonl``)."""

@@ -123,11 +123,10 @@ class SearchCell(nn.Module):
 
     def _sync_shared_statistics(self) -> None:
         """Copy the running statistics of each state's first-edge pool BatchNorms to its other edges."""
-        sources = [getattr(first, name) for first, _ in self._bn_siblings for name in _BN_BUFFERS]
-        targets = [getattr(other, name) for _, other in self._bn_siblings for name in _BN_BUFFERS]
-        if sources:
-            with torch.no_grad():
-                torch._foreach_copy_(targets, sources)
+        with torch.no_grad():  # one copy per buffer, not torch._foreach_copy_: vmap (dscd.batched) has no rule for it
+            for first, other in self._bn_siblings:
+                for name in _BN_BUFFERS:
+                    getattr(other, name).copy_(getattr(first, name))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
