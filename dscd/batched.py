@@ -36,6 +36,7 @@ from dscd.epochs import EpochLoop
 from dscd.optim import Backward, Evaluate
 from dscd.run_common import resolve_device
 from dscd.search import (
+    SEARCH_CHECKPOINT_KEYS,
     SearchConfig,
     SearchDiverged,
     Searcher,
@@ -202,11 +203,30 @@ def run_search_batched(configs: Sequence[SearchConfig], outs: Sequence[str | Pat
     with ExitStack() as stack:
         folders = [stack.enter_context(open_search_folder(out, resume, identity))
                    for out, identity in zip(outs, identities, strict=True)]
+        _align(folders)
         seeds = [c.seed for c in configs]
         dist = Distributed()
         runs = [_SearchRun(config, folder, device, identity, dist, batched={"seeds": seeds, "lane": k})
                 for k, (config, folder, identity) in enumerate(zip(configs, folders, identities, strict=True))]
         return _Lockstep(runs, progress).run()
+
+
+def _align(folders: Sequence[Any]) -> None:
+    """Bring resumed seeds to one common iteration: a kill between two seeds' checkpoints leaves some one
+    checkpoint ahead, and those go back to their previous one, so that every seed goes on in the same batch
+    as the uninterrupted search (a seed stepped alone rounds differently)."""
+    def where(folder: Any) -> tuple[int, int]:
+        return (folder.state["epoch"], folder.state["batch"]) if folder.state is not None else (0, 0)
+
+    behind = min(where(folder) for folder in folders)
+    for folder in folders:
+        if where(folder) > behind:
+            folder.rewind(SEARCH_CHECKPOINT_KEYS)
+
+
+def _label(config: SearchConfig) -> str:
+    """A seed's progress bar: ``search dscd seed 3``."""
+    return f"search {config.optimizer} seed {config.seed}"
 
 
 class _Lockstep:
@@ -217,8 +237,8 @@ class _Lockstep:
     def __init__(self, runs: Sequence[_SearchRun], progress: bool) -> None:
         self.runs, self.progress = list(runs), progress
         self.batch = SeedBatch([run.searcher for run in runs])
-        self.loops = [EpochLoop(run.folder, run.dist, run.config, f"search {run.config.optimizer} seed {run.config.seed}",
-                                run.steps, run.epoch, run.start_batch, progress) for run in runs]
+        self.loops = [EpochLoop(run.folder, run.dist, run.config, _label(run.config), run.steps, run.epoch,
+                                run.start_batch, progress) for run in runs]
         self.position = [run.epoch * run.steps + run.start_batch for run in runs]
         self.batches: list[Any] = [None] * len(runs)
         self.clock = [0.0] * len(runs)

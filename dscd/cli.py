@@ -307,18 +307,47 @@ def _configure(args: argparse.Namespace, config_class: type[RunConfig], choose: 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from dscd.search import SearchConfig, run_search, search_profile
-    from dscd.search_spaces import get_space
 
+    if args.seeds is not None and args.seed is not None:
+        raise UsageError("give --seed (one search) or --seeds (several in one process), not both")
     config = _configure(args, SearchConfig, search_profile, ("space", "relaxation", "optimizer", "epochs", "device",
                                                              "data", "seed", "download", "tensorboard"))
-    space = get_space(config.space)
     default_out = (f"runs/{config.profile}-{config.optimizer}-{config.epochs}" if config.space == "darts" else
                    f"runs/{config.profile}-{config.space}-{config.relaxation}-{config.optimizer}-{config.epochs}")
     out = args.out or default_out
     _output_path(out, "--out")
+    if args.seeds is not None:
+        return _search_seeds(args, config, out)
     summary = run_search(config, out, resume=args.resume, progress=not args.quiet)
     if summary is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
+    print(_search_line(out, summary))
+    return 0
+
+
+def _search_seeds(args: argparse.Namespace, config: Any, out: str) -> int:
+    """``dscd search --seeds``: the seeds of ``config`` in one process, each into ``<out>/seed-N``."""
+    from dscd.batched import parse_seeds, run_search_batched, seed_folder
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        configs = [config.replace(seed=seed) for seed in seeds]
+    except ValueError as err:
+        raise UsageError(f"--seeds: {err}") from None
+    outs = [seed_folder(out, seed) for seed in seeds]
+    for folder in outs:
+        _output_path(str(folder), "--out")
+    for folder, summary in zip(outs, run_search_batched(configs, outs, resume=args.resume, progress=not args.quiet),
+                               strict=True):
+        print(_search_line(str(folder), summary))
+    return 0
+
+
+def _search_line(out: str, summary: dict[str, Any]) -> str:
+    """The line ``dscd search`` prints of a finished search."""
+    from dscd.search_spaces import get_space
+
+    space = get_space(summary["config"].get("space", "darts"))
     final = summary["final"]
     test = "-" if final["test_acc"] is None else f"{100 * final['test_acc']:.2f}%"
     weights = ", ".join(f"{cell} {final[f'mean_weight_{cell}']:.3f}" for cell in space.cells)
@@ -327,9 +356,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cell = final["lookup"]
         found += (f" {cell['cell']}: NAS-Bench-201 (12-epoch) CIFAR-10 test {cell['accuracy']['cifar10-test']:.2f}%, "
                   f"rank {cell['rank']['cifar10']:,} of 15,625")
-    print(f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
-          f"val {100 * final['val_acc']:.2f}%, search test {test}; mean weight {weights}; {found}")
-    return 0
+    return (f"{out}: {summary['epochs']} epochs in {summary['seconds']:.0f} s; train {100 * final['train_acc']:.2f}%, "
+            f"val {100 * final['val_acc']:.2f}%, search test {test}; mean weight {weights}; {found}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -497,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sigmoid (FairDARTS, the default) or softmax (DARTS, 'none' among the operations)")
     p.add_argument("--optimizer", choices=("adam", "dscd"), help="optimiser of the architecture weights")
     p.add_argument("--epochs", type=int, help="search budget in epochs")
+    p.add_argument("--seeds", metavar="0-4|0,2,7",
+                   help="several seeds of this search in one process (batched: faster per seed), each into "
+                        "<out>/seed-N")
     _add_run_options(p, "override any configuration field",
                      "runs/<profile>-<optimizer>-<epochs>, or runs/<profile>-<space>-<relaxation>-<optimizer>-<epochs>")
     p.set_defaults(func=_cmd_search)

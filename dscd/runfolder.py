@@ -465,6 +465,23 @@ class RunFolder:
             raise
         return folder
 
+    def rewind(self, required: Sequence[str]) -> dict[str, Any] | None:
+        """Resume from the checkpoint before the newest (``checkpoint.prev.pt``), with the logs cut back to it:
+        for runs that must continue from one common point, such as the seeds of a batched search stopped
+        between their checkpoints. Both files stay (the next checkpoint rotates them as usual). Returns the new
+        state, or ``None`` (nothing changed) when there is no usable earlier checkpoint."""
+        path = self.path / PREVIOUS
+        if self.state is None or not path.is_file():
+            return None
+        try:
+            state = self._read_checkpoint(path, required)
+        except RunFolderError:
+            return None
+        self.state = state
+        for log in self.logs.values():
+            log.truncate(int(state["epoch"]))
+        return state
+
     def existing_run_files(self) -> list[str]:
         """The run files (:data:`RUN_FILES`) that the folder holds."""
         return [name for name in RUN_FILES if (self.path / name).exists()]

@@ -65,6 +65,8 @@ OPTIMIZERS = ("adam", "dscd")
 DSCD_DOMAIN_BOUND = 1000.0
 #: The JSON-lines logs of a search folder: one record per epoch in each.
 SEARCH_LOGS = ("metrics", "alphas")
+#: What a search checkpoint must hold to be resumed.
+SEARCH_CHECKPOINT_KEYS = ("epoch", "batch", "accumulator", "searcher", "elapsed")
 
 
 class SearchDiverged(FloatingPointError):
@@ -361,7 +363,7 @@ def search_identity(config: SearchConfig) -> dict[str, Any]:
 def open_search_folder(out: str | Path, resume: bool, identity: dict[str, Any]) -> RunFolder:
     """The search folder ``out`` opened (locked; refused, new or resumed) for the search ``identity``."""
     return RunFolder.open(out, "search", resume, identity, _MUST_MATCH, logs=SEARCH_LOGS,
-                          required=("epoch", "batch", "accumulator", "searcher", "elapsed"))
+                          required=SEARCH_CHECKPOINT_KEYS)
 
 
 def _search(config: SearchConfig, folder: RunWriter, device: torch.device, identity: dict[str, Any],

@@ -124,12 +124,13 @@ def test_same_seed_same_numbers(tmp_path):
     assert (load_alphas(tmp_path / "a")[1] == load_alphas(tmp_path / "b")[1]).all()
 
 
-def kill_in_epoch_3(code, folder):
-    """Run ``code`` (a search into ``folder``) in a subprocess and SIGKILL it in the middle of epoch 3: it waits
-    on the folder's records, however slow the machine."""
+def kill_in_epoch_3(code, folder, epoch=3):
+    """Run ``code`` (a search into ``folder``) in a subprocess and SIGKILL it in the middle of epoch 3 (or
+    ``epoch``): it waits on the folder's records, however slow the machine."""
     proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); {code}"], cwd=ROOT)
     while proc.poll() is None:
-        if (folder / "metrics.jsonl").is_file() and len((folder / "metrics.jsonl").read_text().splitlines()) >= 2:
+        records = folder / "metrics.jsonl"
+        if records.is_file() and len(records.read_text().splitlines()) >= epoch - 1:
             break
         time.sleep(0.02)
     time.sleep(0.3)
