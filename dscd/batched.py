@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.func import functional_call, vmap
 
 from dscd.distributed import Distributed
@@ -74,6 +75,33 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+class _PointwiseConv2d(nn.Conv2d):
+    """A 1x1 convolution as a matrix product: under vmap a batched matrix product, whose backward pass costs a
+    fraction of a stacked 1x1 convolution's (about a third of the batched search's time at ``quick``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bchw,oc->bohw", x, self.weight[:, :, 0, 0])
+
+
+class _GlobalMean(nn.AdaptiveAvgPool2d):
+    """Global average pooling as a mean (vmap has no batching rule for adaptive pooling's backward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def _vmap_friendly(skeleton: nn.Module) -> nn.Module:
+    """``skeleton`` with its 1x1 convolutions and global poolings computed as :class:`_PointwiseConv2d` and
+    :class:`_GlobalMean` do: the same functions with the same parameters, summed in another order."""
+    for module in skeleton.modules():
+        if (type(module) is nn.Conv2d and module.kernel_size == (1, 1) and module.stride == (1, 1)
+                and module.padding == (0, 0) and module.groups == 1 and module.bias is None):
+            module.__class__ = _PointwiseConv2d
+        elif type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
+            module.__class__ = _GlobalMean
+    return skeleton
+
+
 class SeedBatch:
     """The searchers of N seeds, evaluated in one vmapped pass.
 
@@ -86,7 +114,7 @@ class SeedBatch:
     def __init__(self, searchers: Sequence[Searcher]) -> None:
         self.searchers = list(searchers)
         net = self.searchers[0].net
-        self._skeleton = copy.deepcopy(net).to("meta")  # the structure; vmap gives it each seed's tensors
+        self._skeleton = _vmap_friendly(copy.deepcopy(net).to("meta"))  # the structure; vmap gives it the tensors
         self._param_names = [name for name, _ in net.named_parameters()]
         self._buffer_names = [name for name, _ in net.named_buffers()]
         self._params = [[p for _, p in s.net.named_parameters()] for s in self.searchers]
