@@ -212,10 +212,11 @@ def _check_batch(configs: Sequence[SearchConfig], outs: Sequence[Path]) -> None:
         raise ValueError("a batched search runs in float32: set amp to false, or run the seeds separately")
 
 
-def run_search_batched(configs: Sequence[SearchConfig], outs: Sequence[str | Path], resume: bool = False,
-                       progress: bool = True) -> list[dict[str, Any]]:
+def run_search_batched(configs: Sequence[SearchConfig], outs: Sequence[str | Path],
+                       resume: bool | Sequence[bool] = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) the searches ``configs`` (one configuration, different seeds) into the folders ``outs``,
-    one per seed, in one process; returns their summaries in order.
+    one per seed, in one process; returns their summaries in order. ``resume``: for every folder, or one
+    flag per folder (the executors resume the interrupted seeds of a batch and start the others).
 
     Each folder is locked, refused or resumed exactly as :func:`dscd.search.run_search` does it (all are opened
     before any runs). A seed whose loss turns non-finite stops alone with its last good checkpoint; the others
@@ -229,8 +230,11 @@ def run_search_batched(configs: Sequence[SearchConfig], outs: Sequence[str | Pat
     device = resolve_device(configs[0].device)
     identities = [search_identity(c) for c in configs]
     with ExitStack() as stack:
-        folders = [stack.enter_context(open_search_folder(out, resume, identity))
-                   for out, identity in zip(outs, identities, strict=True)]
+        resumes = [resume] * len(outs) if isinstance(resume, bool) else [bool(r) for r in resume]
+        if len(resumes) != len(outs):
+            raise ValueError(f"resume needs one flag per folder: {len(outs)} folders, {len(resumes)} flags")
+        folders = [stack.enter_context(open_search_folder(out, again, identity))
+                   for out, again, identity in zip(outs, resumes, identities, strict=True)]
         _align(folders)
         seeds = [c.seed for c in configs]
         dist = Distributed()

@@ -10,6 +10,7 @@ folder after the others finished.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from dscd.search import SEARCH_LOGS, SearchConfig, run_search
 from dscd.train import TrainConfig, train_genotype
 
 __all__ = ["EXECUTORS", "Executor", "Job", "JobResult", "LocalExecutor", "RayExecutor", "RunsFailed", "check_devices",
-           "execute", "make_executor", "run_job"]
+           "execute", "make_executor", "run_job", "run_jobs_batched", "seed_batches"]
 
 
 def _finished(folder: Path, **expected: Any) -> bool:
@@ -102,6 +103,66 @@ def _attempt(job: Job, progress: bool = False) -> JobResult:
         return JobResult(job, error=f"{job.folder}: {type(err).__name__}: {err}")
 
 
+def run_jobs_batched(jobs: Sequence[Job], progress: bool = False) -> list[JobResult]:
+    """Run searches that differ only in their seed in one process (:func:`dscd.batched.run_search_batched`),
+    each job as :func:`run_job` would: a finished run reused, an interrupted one resumed, the others started.
+    Returns one result per job, in order; a failure is reported per job, never raised."""
+    from dscd.batched import run_search_batched
+
+    results: dict[int, JobResult] = {}
+    todo: list[tuple[int, SearchConfig]] = []
+    for i, job in enumerate(jobs):
+        try:
+            config = SearchConfig.from_dict(job.config).with_data_resolved()
+            if _finished(job.folder, config=config.recorded(),
+                         data_fingerprint=source_fingerprint(config.resolved_data)):
+                results[i] = JobResult(job, summary=read_summary(job.folder) or {})
+            else:
+                todo.append((i, config))
+        except Exception as err:  # noqa: BLE001 - reported with its folder
+            results[i] = JobResult(job, error=f"{job.folder}: {type(err).__name__}: {err}")
+    if todo:
+        folders = [jobs[i].folder for i, _ in todo]
+        try:
+            run_search_batched([c for _, c in todo], folders, progress=progress,
+                               resume=[RunFolder.holds_run_to_resume(f, "search", SEARCH_LOGS) for f in folders])
+            error = None
+        except Exception as err:  # noqa: BLE001 - the seeds that finished have their summaries
+            error = f"{type(err).__name__}: {err}"
+        for i, _ in todo:
+            summary = read_summary(jobs[i].folder) if error is not None else None
+            if error is None or summary is not None:
+                results[i] = JobResult(jobs[i], summary=summary or read_summary(jobs[i].folder) or {})
+            else:
+                results[i] = JobResult(jobs[i], error=f"{jobs[i].folder}: {error}")
+    return [results[i] for i in range(len(jobs))]
+
+
+def seed_batches(jobs: Sequence[Job], size: int) -> list[list[int]]:
+    """The jobs (by index) in units of work: searches whose configurations differ only in their seed in
+    batches of at most ``size`` (the seeds split evenly: 5 seeds at size 3 are 3 and 2), every other job
+    alone; ``size`` 0 or 1 leaves every job alone."""
+    if size <= 1:
+        return [[i] for i in range(len(jobs))]
+    groups: dict[str, list[int]] = {}
+    units: list[list[int]] = []
+    for i, job in enumerate(jobs):
+        if job.genotype is None:
+            key = json.dumps({k: v for k, v in job.config.items() if k != "seed"}, sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+        else:
+            units.append([i])
+    for members in groups.values():
+        count = -(-len(members) // size)
+        units += [members[k::count] for k in range(count)]
+    return sorted(units)
+
+
+def _attempt_unit(jobs: Sequence[Job], progress: bool = False) -> list[JobResult]:
+    """One unit of :func:`seed_batches`: one job as :func:`run_job`, several batched."""
+    return [_attempt(jobs[0], progress)] if len(jobs) == 1 else run_jobs_batched(jobs, progress)
+
+
 class Executor:
     """Where an experiment's independent runs execute. :meth:`map` runs every job and returns one
     :class:`JobResult` per job, in order, whatever failed; it never raises for a failed run."""
@@ -120,12 +181,15 @@ class LocalExecutor(Executor):
     ``devices=[0, 1, ...]`` gives each worker process one GPU of its own (it sees only that one,
     through ``CUDA_VISIBLE_DEVICES``); ``jobs`` is then the number of devices.
 
+    ``batch_seeds=N`` runs searches that differ only in their seed together, at most N to a process
+    (:func:`seed_batches`, :mod:`dscd.batched`); 0 (the default) runs every job alone.
+
     Each run is an ordinary run folder, so a killed call picks every run up again: finished
     ones are reused, interrupted ones resumed.
     """
 
     def __init__(self, jobs: int | None = None, threads: int | None = None, progress: bool = False,
-                 devices: Sequence[int] | None = None) -> None:
+                 devices: Sequence[int] | None = None, batch_seeds: int = 0) -> None:
         if devices is not None:
             devices = check_devices(devices)
             jobs = len(devices)
@@ -136,19 +200,24 @@ class LocalExecutor(Executor):
         self.devices = devices
         self.threads = threads if threads is not None else (1 if jobs > 1 else None)
         self.progress = progress
+        self.batch_seeds = _check_batch_seeds(batch_seeds)
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:
         """Run the jobs here: in this process for one job or ``jobs=1``, else in worker processes (one
         torch thread each unless ``threads`` says otherwise, each on its GPU when ``devices`` is given)."""
         jobs = list(jobs)
-        if self.devices is None and (self.jobs == 1 or len(jobs) <= 1):
+        units = seed_batches(jobs, self.batch_seeds)
+        done: dict[int, JobResult] = {}
+        if self.devices is None and (self.jobs == 1 or len(units) <= 1):
             before = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
             try:
-                return [_attempt(job, self.progress) for job in jobs]
+                for unit in units:
+                    done.update(zip(unit, _attempt_unit([jobs[i] for i in unit], self.progress), strict=True))
             finally:
                 torch.set_num_threads(before)
+            return [done[i] for i in range(len(jobs))]
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -158,22 +227,29 @@ class LocalExecutor(Executor):
             free_devices = context.Queue()
             for device in self.devices:
                 free_devices.put(device)
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)), mp_context=context,
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(units)), mp_context=context,
                                  initializer=_start_worker, initargs=(self.threads or 1, free_devices)) as pool:
-            submitted = {i: pool.submit(_attempt, jobs[i]) for i in _longest_first(jobs)}
-            futures = [submitted[i] for i in range(len(jobs))]
-            results = []
-            for job, future in zip(jobs, futures, strict=True):
+            submitted = [(units[u], pool.submit(_attempt_unit, [jobs[i] for i in units[u]]))
+                         for u in _longest_first(jobs, units)]
+            for unit, future in submitted:
                 try:
-                    results.append(future.result())
+                    done.update(zip(unit, future.result(), strict=True))
                 except Exception as err:  # noqa: BLE001 - a worker that died (killed, out of memory)
-                    results.append(JobResult(job, error=f"{job.folder}: the worker died ({type(err).__name__}: "
-                                                        f"{err}); run again to resume it"))
-        return results
+                    done.update({i: JobResult(jobs[i], error=f"{jobs[i].folder}: the worker died "
+                                                             f"({type(err).__name__}: {err}); run again to resume it")
+                                 for i in unit})
+        return [done[i] for i in range(len(jobs))]
 
 
-def _longest_first(jobs: Sequence[Job]) -> list[int]:
-    return sorted(range(len(jobs)), key=lambda i: -jobs[i].config.get("epochs", 0))
+def _check_batch_seeds(batch_seeds: Any) -> int:
+    if isinstance(batch_seeds, bool) or not isinstance(batch_seeds, int) or batch_seeds < 0:
+        raise ValueError(f"batch_seeds must be an integer >= 0 (0: every run alone), got {batch_seeds!r}")
+    return batch_seeds
+
+
+def _longest_first(jobs: Sequence[Job], units: Sequence[Sequence[int]]) -> list[int]:
+    """The units (indices into ``units``) with the most epochs first, so that the workers finish together."""
+    return sorted(range(len(units)), key=lambda u: -max(jobs[i].config.get("epochs", 0) for i in units[u]))
 
 
 def check_devices(devices: Sequence[int]) -> list[int]:
@@ -199,9 +275,9 @@ def _start_worker(threads: int, free_devices: Any = None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(free_devices.get())
 
 
-def _ray_task(job: Job, threads: int) -> JobResult:
+def _ray_task(jobs: list[Job], threads: int) -> list[JobResult]:
     torch.set_num_threads(threads)
-    return _attempt(job)
+    return _attempt_unit(jobs)
 
 
 class RayExecutor(Executor):
@@ -213,11 +289,11 @@ class RayExecutor(Executor):
     its run folder's last checkpoint, so run folders must be on storage that every node sees at
     the same path, with working ``flock`` (a shared POSIX file system: NFSv4, Lustre, GPFS, CephFS).
     A run that fails with an error is not retried: it is reported, as :class:`LocalExecutor` does.
-    Needs ``pip install 'dscd[ray]'``.
+    ``batch_seeds``: as :class:`LocalExecutor`'s (one task per batch). Needs ``pip install 'dscd[ray]'``.
     """
 
     def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
-                 max_retries: int = 3, init_kwargs: dict[str, Any] | None = None) -> None:
+                 max_retries: int = 3, init_kwargs: dict[str, Any] | None = None, batch_seeds: int = 0) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -228,6 +304,7 @@ class RayExecutor(Executor):
         self.address = address
         self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
         self.init_kwargs = init_kwargs or {}
+        self.batch_seeds = _check_batch_seeds(batch_seeds)
 
     def map(self, jobs: Sequence[Job]) -> list[JobResult]:
         """Run the jobs as Ray tasks (starting a local Ray, and shutting it down after, when none is running)."""
@@ -250,15 +327,17 @@ class RayExecutor(Executor):
         task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
                           retry_exceptions=False)(_ray_task)
         threads = max(1, int(self.num_cpus))
-        refs = {i: task.remote(jobs[i], threads) for i in _longest_first(jobs)}
-        results = []
-        for i, job in enumerate(jobs):
+        units = seed_batches(jobs, self.batch_seeds)
+        refs = {u: task.remote([jobs[i] for i in units[u]], threads) for u in _longest_first(jobs, units)}
+        done: dict[int, JobResult] = {}
+        for u, unit in enumerate(units):
             try:
-                results.append(ray.get(refs[i]))
+                done.update(zip(unit, ray.get(refs[u]), strict=True))
             except Exception as err:  # noqa: BLE001 - retries exhausted, node lost for good
-                results.append(JobResult(job, error=f"{job.folder}: the Ray task failed after {self.max_retries} "
-                                                    f"retries ({type(err).__name__}); run again to resume it"))
-        return results
+                done.update({i: JobResult(jobs[i], error=f"{jobs[i].folder}: the Ray task failed after "
+                                                         f"{self.max_retries} retries ({type(err).__name__}); run "
+                                                         "again to resume it") for i in unit})
+        return [done[i] for i in range(len(jobs))]
 
 
 #: Executors by name, as ``dscd reproduce --executor`` and the notebooks' ``executor`` parameter say them.
@@ -266,14 +345,15 @@ EXECUTORS = ("local", "ray")
 
 
 def make_executor(kind: str = "local", jobs: int | None = None, devices: Sequence[int] | None = None,
-                  address: str | None = None) -> Executor:
+                  address: str | None = None, batch_seeds: int = 0) -> Executor:
     """The executor a notebook's parameters describe: ``local`` (``jobs`` processes, or one per device
     in ``devices``) or ``ray`` (the cluster at ``address``, or a local one; one GPU per run when
-    ``devices`` is given, i.e. when the cluster has GPUs)."""
+    ``devices`` is given, i.e. when the cluster has GPUs); ``batch_seeds``: seeds of one search per process
+    (0: every run alone; see :func:`seed_batches`)."""
     if kind == "local":
-        return LocalExecutor(jobs, devices=devices)
+        return LocalExecutor(jobs, devices=devices, batch_seeds=batch_seeds)
     if kind == "ray":
-        return RayExecutor(address, num_gpus=1 if devices else 0)
+        return RayExecutor(address, num_gpus=1 if devices else 0, batch_seeds=batch_seeds)
     raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
 
 

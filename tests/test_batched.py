@@ -17,7 +17,7 @@ from tests.test_search import _strip_times, kill_in_epoch_3, tiny
 SEEDS = (0, 1)
 #: DSCD with short phases, so that both seeds take local and global steps and one's global phase meets the
 #: other's local one within the first epochs; a checkpoint every step, so that a kill lands mid-epoch.
-CHANGES = dict(epochs=2, optimizer="dscd", dscd_T=2, dscd_K=3, checkpoint_minutes=1e-9)
+CHANGES = dict(epochs=2, per_class=6, optimizer="dscd", dscd_T=2, dscd_K=3, checkpoint_minutes=1e-9)
 #: How far a batched seed's numbers may be from its separate run's after two epochs: a stacked convolution
 #: sums in another order (about 1e-7 relative per loss at first), and the difference grows as training goes.
 ROUNDING = 1e-4
@@ -144,3 +144,21 @@ def test_seeds_of_different_configurations_are_refused(tmp_path):
     with pytest.raises(ValueError, match="its own run folder"):
         run_search_batched([tiny(seed=0), tiny(seed=1)], [tmp_path / "a", tmp_path / "a"], progress=False)
     assert not any(tmp_path.iterdir())  # refused before any folder was made
+
+
+def test_the_executor_batches_seeds_of_one_search_and_reuses_them(tmp_path):
+    from dscd.executors import Job, LocalExecutor, execute, seed_batches
+
+    jobs = [Job(tmp_path / f"s{seed}", tiny(seed=seed, epochs=1, per_class=6).to_dict()) for seed in (0, 1, 2)]
+    other = Job(tmp_path / "other", tiny(seed=0, epochs=1, channels=4).to_dict())
+    assert seed_batches([*jobs, other], 2) == [[0, 2], [1], [3]]  # 3 seeds at most 2 to a batch: 2 and 1
+    assert seed_batches([*jobs, other], 0) == [[0], [1], [2], [3]]
+    summaries = execute(jobs[:2], LocalExecutor(jobs=1, batch_seeds=2))
+    for job, summary in zip(jobs[:2], summaries, strict=True):
+        assert json.loads((job.folder / "meta.json").read_text())["batched"]["seeds"] == [0, 1]
+        assert summary["folder"] == str(job.folder)
+    stamps = [(job.folder / "summary.json").stat().st_mtime_ns for job in jobs[:2]]
+    execute(jobs[:2], LocalExecutor(jobs=1, batch_seeds=2))  # finished: reused, not run again
+    assert stamps == [(job.folder / "summary.json").stat().st_mtime_ns for job in jobs[:2]]
+    with pytest.raises(ValueError, match="batch_seeds must be an integer >= 0"):
+        LocalExecutor(batch_seeds=-1)
