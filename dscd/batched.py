@@ -181,12 +181,11 @@ class SeedBatch:
                     logits = self.logits(members, [batches[k][0] for k in members])
                     for k, row in zip(members, logits.unbind(0), strict=True):
                         replies[k], seen[k] = self.searchers[k].loss(row, batches[k][1]), row
-        backward = [k for k, r in requests.items() if isinstance(r, Backward)]
-        if backward:
-            asked = [requests[k] for k in backward]
-            total = sum(r.loss for r in asked)  # type: ignore[union-attr]
-            total.backward(inputs=[p for r in asked for p in r.inputs])  # type: ignore[union-attr]
-            replies.update(dict.fromkeys(backward))
+        asked = {k: r for k, r in requests.items() if isinstance(r, Backward)}
+        if asked:
+            total = torch.stack([r.loss for r in asked.values()]).sum()  # d total / d loss_k = 1: each seed's own
+            total.backward(inputs=[p for r in asked.values() for p in r.inputs])
+            replies.update(dict.fromkeys(asked))
 
 
 def _check_batch(configs: Sequence[SearchConfig], outs: Sequence[Path]) -> None:
@@ -223,18 +222,19 @@ def run_search_batched(configs: Sequence[SearchConfig], outs: Sequence[str | Pat
     go on, and at the end :class:`~dscd.search.SearchDiverged` names the seeds that stopped.
     """
     configs = [c.with_data_resolved() for c in configs]
-    outs = [Path(o) for o in outs]
-    if len(outs) != len(configs):
-        raise ValueError(f"a batched search needs one folder per seed: {len(configs)} seeds, {len(outs)} folders")
-    _check_batch(configs, outs)
+    paths = [Path(o) for o in outs]
+    if len(paths) != len(configs):
+        raise ValueError(f"a batched search needs one folder per seed: {len(configs)} seeds, {len(paths)} "
+                         "folders")
+    _check_batch(configs, paths)
     device = resolve_device(configs[0].device)
     identities = [search_identity(c) for c in configs]
     with ExitStack() as stack:
-        resumes = [resume] * len(outs) if isinstance(resume, bool) else [bool(r) for r in resume]
-        if len(resumes) != len(outs):
-            raise ValueError(f"resume needs one flag per folder: {len(outs)} folders, {len(resumes)} flags")
+        resumes = [resume] * len(paths) if isinstance(resume, bool) else [bool(r) for r in resume]
+        if len(resumes) != len(paths):
+            raise ValueError(f"resume needs one flag per folder: {len(paths)} folders, {len(resumes)} flags")
         folders = [stack.enter_context(open_search_folder(out, again, identity))
-                   for out, again, identity in zip(outs, resumes, identities, strict=True)]
+                   for out, again, identity in zip(paths, resumes, identities, strict=True)]
         _align(folders)
         seeds = [c.seed for c in configs]
         dist = Distributed()
