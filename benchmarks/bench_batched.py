@@ -1,7 +1,8 @@
 """Seeds in one process (``dscd search --seeds``) against one process per seed: seed-epochs per CPU-second.
 
     python benchmarks/bench_batched.py [--profile quick] [--spaces darts,nas-bench-201] [--seeds 1,2,3,5,8]
-                                       [--threads 1,2] [--rounds 3] [--optimizer adam] [--out FILE]
+                                       [--threads 1,2] [--rounds 3] [--optimizer adam] [--device cpu|cuda]
+                                       [--pack-seeds 5] [--out FILE]
 
 For each search space and thread count, N searchers of the profile's search (calibration seeds 100 and up,
 random images of the profile's shape) take search iterations (an alpha step and a weight step) two ways,
@@ -30,6 +31,14 @@ import torch
 FIRST_SEED = 100
 
 
+DEVICE = {"name": "cpu"}  # --device: where the searchers and their batches live
+
+
+def _sync() -> None:
+    if DEVICE["name"].startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def _setup(profile: str, space: str, optimizer: str, n: int) -> tuple[list[Any], Any, int]:
     from dscd.batched import SeedBatch
     from dscd.run_common import seed_everything
@@ -39,7 +48,8 @@ def _setup(profile: str, space: str, optimizer: str, n: int) -> tuple[list[Any],
     for k in range(n):
         config = search_profile(profile, space=space, optimizer=optimizer, seed=FIRST_SEED + k)
         seed_everything(config.seed)
-        searchers.append(Searcher(config, 10, 3, search_steps_per_epoch(config) * config.epochs, torch.device("cpu")))
+        searchers.append(Searcher(config, 10, 3, search_steps_per_epoch(config) * config.epochs,
+                                  torch.device(DEVICE["name"])))
         searchers[-1].net.train()
     return searchers, SeedBatch(searchers), search_steps_per_epoch(searchers[0].config)
 
@@ -49,8 +59,8 @@ def _batches(searchers: list[Any], round_: int) -> dict[int, tuple[tuple[torch.T
     for k, s in enumerate(searchers):
         g = torch.Generator().manual_seed(1000 * round_ + k)
         size, batch = s.config.image_size, s.config.batch_size
-        out[k] = tuple((torch.randn(batch, 3, size, size, generator=g), torch.randint(0, 10, (batch,), generator=g))
-                       for _ in range(2))
+        out[k] = tuple((torch.randn(batch, 3, size, size, generator=g).to(DEVICE["name"]),
+                        torch.randint(0, 10, (batch,), generator=g).to(DEVICE["name"])) for _ in range(2))
     return out
 
 
@@ -75,8 +85,10 @@ def interleaved(profile: str, space: str, optimizer: str, n: int, threads: int, 
         data = _batches(separate_nets, round_)
         order = ("separate", "batched") if round_ % 2 else ("batched", "separate")
         for way in order:
+            _sync()
             start = time.perf_counter()
             _separate(separate_nets, data) if way == "separate" else _batched(batched_nets, batch, data)
+            _sync()
             if round_:  # round 0 warms up
                 seconds[way] += time.perf_counter() - start
     return {"steps": steps, **{way: s / rounds for way, s in seconds.items()}}
@@ -120,8 +132,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed iterations per way and N (after one warm-up)")
     parser.add_argument("--optimizer", default="adam", choices=("adam", "dscd"))
     parser.add_argument("--pack-seeds", type=int, default=5, help="N of the two-process packing rows (0: none)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the packing rows are CPU-only: --pack-seeds 0)")
     parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     args = parser.parse_args()
+    DEVICE["name"] = args.device
+    if args.device != "cpu" and args.pack_seeds:
+        parser.error("--pack-seeds measures CPU processes: give --pack-seeds 0 with --device cuda")
     started = time.perf_counter()
     rows, measurements = [], []
     for space in args.spaces.split(","):
@@ -155,9 +171,9 @@ def main() -> None:
              f"{args.rounds} timed iterations per way after a warm-up, separate and batched interleaved. The "
              "seconds are for all the row's seeds (both processes' wall time in the packing rows). "
              f"The benchmark took {(time.perf_counter() - started) / 60:.1f} min.")
-    record = benchmark_record("Seeds in one process against one process per seed", columns, rows,
+    record = benchmark_record("Seeds in one process against one process per seed", columns, rows, device=args.device,
                               measurements=measurements, notes=notes)
-    path = write_benchmark(record, "batched", args.profile, "cpu", args.out)
+    path = write_benchmark(record, "batched", args.profile, torch.device(args.device).type, args.out)
     print(f"wrote {path}")
 
 

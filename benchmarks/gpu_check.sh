@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (device tool): CUDA tests, the supernet benchmark, a timed search epoch
-# at the paper's network size with Adam and with DSCD, and final-training steps (fp32/bf16, NCHW/channels_last).
+# at the paper's network size with Adam and with DSCD, final-training steps (fp32/bf16, NCHW/channels_last) and
+# seeds in one process against one process per seed (bench_batched).
 # Installs nothing; runs from the source tree.
 #   run: bash benchmarks/gpu_check.sh     (results under $OUT, default ./gpu_results)
 set -uo pipefail
@@ -14,5 +15,7 @@ timeout 300 python3 benchmarks/bench_supernet.py --device cuda --configs paper12
     --out "$OUT/supernet.json" > "$OUT/supernet.txt" 2>&1
 timeout 240 python3 benchmarks/bench_search.py --device cuda --out "$OUT/search.json" > "$OUT/search.txt" 2>&1
 timeout 120 python3 benchmarks/bench_train.py --device cuda --out "$OUT/train.json" > "$OUT/train.txt" 2>&1
+timeout 150 python3 benchmarks/bench_batched.py --device cuda --spaces darts,nas-bench-201 --threads 1 --seeds 1,5,8 \
+    --rounds 3 --pack-seeds 0 --out "$OUT/batched.json" > "$OUT/batched.txt" 2>&1
 timeout 120 python3 benchmarks/bench_scaling.py --device cuda --ranks 1 --configs paper --out "$OUT/scaling.json" > "$OUT/scaling.txt" 2>&1
 tail -n 5 "$OUT"/*.txt

@@ -39,3 +39,16 @@ def test_a_tiny_final_training_runs_on_cuda(tmp_path, amp, channels_last):
     assert summary["device"].startswith("cuda") and 0.0 <= summary["test_acc"] <= 1.0
     resumed = train_genotype(config.replace(epochs=2), genotype, tmp_path / "t", resume=True, progress=False)
     assert resumed["test_acc"] == summary["test_acc"]
+
+
+def test_batched_seeds_on_cuda_match_separate_cuda_runs(tmp_path):
+    from dscd.batched import run_search_batched, seed_folder
+    from dscd.search import load_alphas
+
+    configs = [search_profile("smoke", device="cuda", epochs=2, optimizer="dscd", dscd_T=2, seed=s) for s in (0, 1)]
+    batched = run_search_batched(configs, [seed_folder(tmp_path / "b", c.seed) for c in configs], progress=False)
+    for config, summary in zip(configs, batched, strict=True):
+        alone = run_search(config, tmp_path / f"alone-{config.seed}", progress=False)
+        assert summary["final"]["alpha_loss"] == pytest.approx(alone["final"]["alpha_loss"], rel=1e-3)
+        assert abs(load_alphas(seed_folder(tmp_path / "b", config.seed))[1]
+                   - load_alphas(tmp_path / f"alone-{config.seed}")[1]).max() < 1e-3
