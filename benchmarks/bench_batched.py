@@ -39,6 +39,13 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def _steps(profile: str, space: str) -> int:
+    """Iterations per search epoch of ``profile`` in ``space``."""
+    from dscd.search import search_profile, search_steps_per_epoch
+
+    return search_steps_per_epoch(search_profile(profile, space=space))
+
+
 def _setup(profile: str, space: str, optimizer: str, n: int) -> tuple[list[Any], Any, int]:
     from dscd.batched import SeedBatch
     from dscd.run_common import seed_everything
@@ -51,7 +58,7 @@ def _setup(profile: str, space: str, optimizer: str, n: int) -> tuple[list[Any],
         searchers.append(Searcher(config, 10, 3, search_steps_per_epoch(config) * config.epochs,
                                   torch.device(DEVICE["name"])))
         searchers[-1].net.train()
-    return searchers, SeedBatch(searchers), search_steps_per_epoch(searchers[0].config)
+    return searchers, SeedBatch(searchers), _steps(profile, space)
 
 
 def _batches(searchers: list[Any], round_: int) -> dict[int, tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
@@ -154,7 +161,7 @@ def main() -> None:
                 print(" | ".join(str(round(v, 4)) if isinstance(v, float) else str(v) for v in row), flush=True)
         n = args.pack_seeds
         if n:  # two one-thread processes, each with n seeds: batched, or one seed at a time
-            m = {"steps": interleaved(args.profile, space, args.optimizer, 1, 1, 1)["steps"]}
+            m = {"steps": _steps(args.profile, space)}
             for way, batched in (("separate", False), ("batched", True)):
                 m[way] = two_processes(args.profile, space, args.optimizer, n, batched, args.rounds) / args.rounds
             per_cpu = {way: 2 * n / (m[way] * 2) / m["steps"] for way in ("separate", "batched")}

@@ -2,7 +2,8 @@
 (every convolution grouped per seed, BatchNorm over N x C channels, each seed's own images and alphas), timed
 against N separate supernets, at the ``quick`` scale. A speed probe only: the stacked network has the
 supernet's shapes and operations (including the shared parameter-free operations) but its own initial
-weights, so it checks no equality; ``probe_batched_search.py`` checks the vmap route's.
+weights, so it checks no equality. The route taken, vmap over stacked parameters, is ``dscd.batched``, measured
+by ``benchmarks/bench_batched.py`` and checked against separate runs by ``tests/test_batched.py``.
 
     OMP_NUM_THREADS=1 python dev/probe_stacked_supernet.py [--seeds 1,2,3,5,8] [--steps 10]
 

@@ -34,7 +34,7 @@ from torch.func import functional_call, vmap
 
 from dscd.distributed import Distributed
 from dscd.epochs import EpochLoop
-from dscd.optim import Backward, Evaluate
+from dscd.optim import Backward, Evaluate, NonFiniteLoss
 from dscd.run_common import resolve_device
 from dscd.search import (
     SEARCH_CHECKPOINT_KEYS,
@@ -42,7 +42,6 @@ from dscd.search import (
     SearchDiverged,
     Searcher,
     _SearchRun,
-    _shown,
     open_search_folder,
     search_identity,
 )
@@ -140,13 +139,13 @@ class SeedBatch:
         return out
 
     def step(self, stages: Mapping[int, Stages], batches: Mapping[int, tuple[torch.Tensor, torch.Tensor]]
-             ) -> dict[int, tuple[torch.Tensor, torch.Tensor] | Exception]:
+             ) -> dict[int, tuple[torch.Tensor, torch.Tensor] | NonFiniteLoss]:
         """One optimiser step per seed: ``stages[k]`` (a searcher's ``alpha_stages()`` or ``weight_stages()``)
         on the batch ``batches[k] = (images, labels)``. Returns per seed (loss, logits) of its last evaluation,
-        or the exception by which its step refused (a non-finite loss), which stops that seed alone. Any other
+        or the :class:`~dscd.optim.NonFiniteLoss` by which its step refused, which stops that seed alone. Any other
         failure is thrown into every unfinished step (each undoes itself) and raised."""
         live, replies = dict(stages), dict.fromkeys(stages)
-        results: dict[int, tuple[torch.Tensor, torch.Tensor] | Exception] = {}
+        results: dict[int, tuple[torch.Tensor, torch.Tensor] | NonFiniteLoss] = {}
         seen: dict[int, torch.Tensor] = {}
         while live:
             requests: dict[int, Evaluate | Backward] = {}
@@ -156,7 +155,7 @@ class SeedBatch:
                 except StopIteration as done:
                     results[k] = (done.value.detach(), seen[k].detach())
                     del live[k]
-                except (ValueError, FloatingPointError) as err:  # this seed's own refusal (NonFiniteLoss)
+                except NonFiniteLoss as err:  # this seed's own refusal: its step changed nothing
                     results[k] = err
                     del live[k]
             try:
@@ -314,7 +313,7 @@ class _Lockstep:
         alpha = self.batch.step({k: self.runs[k].searcher.alpha_stages() for k in members},
                                 {k: data[k][1] for k in members})
         for k, result in alpha.items():
-            if isinstance(result, Exception):
+            if isinstance(result, NonFiniteLoss):
                 self.failed[k] = self.runs[k]._diverged("alpha_loss", self.loops[k], b + 1)
         members = [k for k in members if k not in self.failed]
         weight = self.batch.step({k: self.runs[k].searcher.weight_stages() for k in members},
@@ -327,11 +326,10 @@ class _Lockstep:
             self.position[k] += 1
             if b == run.steps - 1:
                 self._end_epoch(k)
-            elif loop.checkpoint_due(b):
-                if self._finite(k, b + 1):
-                    self._tick(k)
-                    run.checkpoint(epoch, b + 1)
-                    loop.saved()
+            elif loop.checkpoint_due(b) and self._finite(k, b + 1):
+                self._tick(k)
+                run.checkpoint(epoch, b + 1)
+                loop.saved()
 
     def _tick(self, k: int) -> None:
         """Add the time since seed ``k``'s clock last read to its ``seconds`` (the batch's wall time)."""
@@ -340,19 +338,17 @@ class _Lockstep:
         self.clock[k] = now
 
     def _finite(self, k: int, step: int) -> bool:
-        """Whether seed ``k``'s epoch sums are finite; if not, the seed stops here (its checkpoint is kept)."""
-        run, loop = self.runs[k], self.loops[k]
-        bad = run.sums.nonfinite()
-        if bad:
-            self.failed[k] = run._diverged(" and ".join(bad), loop, step)
-        return not bad
+        """Whether seed ``k``'s epoch sums are finite (the single search's check); if not, the seed stops here
+        with its last good checkpoint, and the others go on."""
+        try:
+            self.runs[k]._stop_if_diverged(self.loops[k], step)
+        except SearchDiverged as err:
+            self.failed[k] = err
+            return False
+        return True
 
     def _end_epoch(self, k: int) -> None:
-        run, loop = self.runs[k], self.loops[k]
         self.batches[k] = None
-        if not self._finite(k, run.steps):
-            return
-        self._tick(k)
-        record, alphas = run.record(loop)
-        run.alpha_log.append({"epoch": loop.epoch + 1, **alphas})
-        loop.end_epoch(record, _shown(record, run.searcher.space.cells), run.next_epoch, run.live_weights)
+        if self._finite(k, self.runs[k].steps):
+            self._tick(k)
+            self.runs[k].end_epoch(self.loops[k])

@@ -71,18 +71,25 @@ class RunsFailed(RuntimeError):
     """Some runs of an experiment failed; the others finished. The message names each failed folder."""
 
 
+def _expected(config: SearchConfig | TrainConfig, job: Job) -> dict[str, Any]:
+    """What a finished run of ``job`` (its ``config`` with the data resolved) records: the configuration, the
+    genotype of a training, and the data's fingerprint (what :func:`_finished` compares)."""
+    expected: dict[str, Any] = {"config": config.recorded(),
+                                "data_fingerprint": source_fingerprint(config.resolved_data)}
+    if job.genotype is not None:
+        expected["genotype"] = job.genotype
+    return expected
+
+
 def run_job(job: Job, progress: bool = False) -> dict[str, Any]:
     """Run ``job`` to its end: reuse a finished run of the same configuration (and data), resume an
     interrupted one, start a new one otherwise. Returns its summary."""
     config: SearchConfig | TrainConfig
     if job.genotype is None:
         config = SearchConfig.from_dict(job.config).with_data_resolved()
-        expected: dict[str, Any] = {"config": config.recorded()}
     else:
         config = TrainConfig.from_dict(job.config).with_data_resolved()
-        expected = {"config": config.recorded(), "genotype": job.genotype}
-    expected["data_fingerprint"] = source_fingerprint(config.resolved_data)
-    if _finished(job.folder, **expected):
+    if _finished(job.folder, **_expected(config, job)):
         return read_summary(job.folder) or {}
     if isinstance(config, SearchConfig):
         resume = RunFolder.holds_run_to_resume(job.folder, "search", SEARCH_LOGS)
@@ -110,31 +117,29 @@ def run_jobs_batched(jobs: Sequence[Job], progress: bool = False) -> list[JobRes
     from dscd.batched import run_search_batched
 
     results: dict[int, JobResult] = {}
-    todo: list[tuple[int, SearchConfig]] = []
+    todo: dict[int, tuple[SearchConfig, dict[str, Any]]] = {}
     for i, job in enumerate(jobs):
         try:
             config = SearchConfig.from_dict(job.config).with_data_resolved()
-            if _finished(job.folder, config=config.recorded(),
-                         data_fingerprint=source_fingerprint(config.resolved_data)):
-                results[i] = JobResult(job, summary=read_summary(job.folder) or {})
-            else:
-                todo.append((i, config))
+            expected = _expected(config, job)
         except Exception as err:  # noqa: BLE001 - reported with its folder
             results[i] = JobResult(job, error=f"{job.folder}: {type(err).__name__}: {err}")
+            continue
+        if _finished(job.folder, **expected):
+            results[i] = JobResult(job, summary=read_summary(job.folder))
+        else:
+            todo[i] = (config, expected)
+    error = "the run did not finish"
     if todo:
-        folders = [jobs[i].folder for i, _ in todo]
+        folders = [jobs[i].folder for i in todo]
         try:
-            run_search_batched([c for _, c in todo], folders, progress=progress,
+            run_search_batched([config for config, _ in todo.values()], folders, progress=progress,
                                resume=[RunFolder.holds_run_to_resume(f, "search", SEARCH_LOGS) for f in folders])
-            error = None
-        except Exception as err:  # noqa: BLE001 - the seeds that finished have their summaries
+        except Exception as err:  # noqa: BLE001 - the seeds that finished are kept; the others report it
             error = f"{type(err).__name__}: {err}"
-        for i, _ in todo:
-            summary = read_summary(jobs[i].folder) if error is not None else None
-            if error is None or summary is not None:
-                results[i] = JobResult(jobs[i], summary=summary or read_summary(jobs[i].folder) or {})
-            else:
-                results[i] = JobResult(jobs[i], error=f"{jobs[i].folder}: {error}")
+    for i, (_, expected) in todo.items():  # finished here is what counts, as a later call would reuse it
+        results[i] = (JobResult(jobs[i], summary=read_summary(jobs[i].folder)) if _finished(jobs[i].folder, **expected)
+                      else JobResult(jobs[i], error=f"{jobs[i].folder}: {error}"))
     return [results[i] for i in range(len(jobs))]
 
 

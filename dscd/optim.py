@@ -32,10 +32,10 @@ from dscd.proposals import PHI_MAX, BetaAnnealing, Proposal, _float64, beta_para
 
 __all__ = [
     "PHI_MAX",
+    "Backward",
     "DSCD",
     "DSCDCounters",
     "DSCDEngine",
-    "Backward",
     "DSCDSettings",
     "DSCD_DEFAULTS",
     "Evaluate",
@@ -466,7 +466,7 @@ def drive_stages(stages: Generator[Evaluate | Backward, Any, torch.Tensor],
         except StopIteration as done:
             return done.value
         try:
-            with torch.enable_grad() if getattr(request, "grad", True) else torch.no_grad():
+            with torch.set_grad_enabled(isinstance(request, Backward) or request.grad):
                 if isinstance(request, Evaluate):
                     reply = evaluate()
                 else:

@@ -375,9 +375,7 @@ def _search(config: SearchConfig, folder: RunWriter, device: torch.device, ident
     run.searcher.net.train()
     for _ in loop:
         run.epoch_body(loop, progress)
-        record, alphas = run.record(loop)
-        run.alpha_log.append({"epoch": loop.epoch + 1, **alphas})
-        loop.end_epoch(record, _shown(record, run.searcher.space.cells), run.next_epoch, run.live_weights)
+        run.end_epoch(loop)
     return run.finish() if loop.finish() else None
 
 
@@ -498,6 +496,12 @@ class _SearchRun:
                 s = searcher.dscd.stats
                 post.update(step=s["next_step"], accept=f"{s['accepted'] / max(1, s['global_steps']):.2f}")
             bar.show(post)
+
+    def end_epoch(self, loop: EpochLoop) -> None:
+        """Close the epoch: its record and alpha tensors appended, its line shown, the checkpoint written."""
+        record, alphas = self.record(loop)
+        self.alpha_log.append({"epoch": loop.epoch + 1, **alphas})
+        loop.end_epoch(record, _shown(record, self.searcher.space.cells), self.next_epoch, self.live_weights)
 
     def record(self, loop: EpochLoop) -> tuple[dict[str, Any], dict[str, list]]:
         """The epoch's record (``metrics.jsonl``), and the alpha tensors as lists by cell (``alphas.jsonl``)."""

@@ -162,3 +162,20 @@ def test_the_executor_batches_seeds_of_one_search_and_reuses_them(tmp_path):
     assert stamps == [(job.folder / "summary.json").stat().st_mtime_ns for job in jobs[:2]]
     with pytest.raises(ValueError, match="batch_seeds must be an integer >= 0"):
         LocalExecutor(batch_seeds=-1)
+
+
+def test_a_seed_whose_loss_turns_non_finite_stops_alone(tmp_path, monkeypatch):
+    from dscd.search import SearchDiverged, Searcher
+
+    original = Searcher.loss
+
+    def poisoned(self, logits, y):
+        loss = original(self, logits, y)
+        return loss * float("nan") if self.config.seed == 1 else loss
+
+    monkeypatch.setattr(Searcher, "loss", poisoned)
+    outs = [seed_folder(tmp_path, s) for s in SEEDS]
+    with pytest.raises(SearchDiverged, match=r"seed 1: non-finite .* in epoch 1.*\(the other seeds finished\)"):
+        run_search_batched(configs(optimizer="adam", epochs=1), outs, progress=False)
+    assert (outs[0] / "summary.json").is_file() and not (outs[1] / "summary.json").exists()
+    assert len(load_metrics(outs[0])) == 1 and load_metrics(outs[1]) == []
