@@ -21,6 +21,7 @@ indistinguishable from a single-seed run's except for ``meta.json``'s ``batched`
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -79,7 +80,73 @@ class _PointwiseConv2d(nn.Conv2d):
     fraction of a stacked 1x1 convolution's (about a third of the batched search's time at ``quick``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bchw,oc->bohw", x, self.weight[:, :, 0, 0])
+        batch, channels, height, width = x.shape
+        pixels = x.transpose(0, 1).reshape(channels, batch * height * width)
+        return torch.mm(self.weight[:, :, 0, 0], pixels).view(-1, batch, height, width).transpose(0, 1)
+
+
+_GEOMETRY: dict[tuple[Any, ...], Any] = {}
+
+
+def _taps(size: tuple[int, int], kernel: int, stride: int, padding: int, dilation: int,
+          device: torch.device) -> tuple[torch.Tensor, int, int]:
+    """A ``kernel`` x ``kernel`` window sliding over an image of ``size``: which of its taps joins each (input pixel,
+    output pixel) pair (``kernel**2`` where none does) as an ``(input pixels, output pixels)`` table, with the
+    output's height and width. Computed once per geometry."""
+    key = ("taps", size, kernel, stride, padding, dilation, device)
+    if key not in _GEOMETRY:
+        height, width = size
+        out_h = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+        out_w = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+        table = torch.full((height * width, out_h * out_w), kernel * kernel, dtype=torch.long)
+        for i, j, y, x in itertools.product(range(kernel), range(kernel), range(out_h), range(out_w)):
+            row, col = y * stride - padding + i * dilation, x * stride - padding + j * dilation
+            if 0 <= row < height and 0 <= col < width:
+                table[row * width + col, y * out_w + x] = i * kernel + j
+        _GEOMETRY[key] = (table.to(device), out_h, out_w)
+    return _GEOMETRY[key]
+
+
+class _SmallDepthwiseConv2d(nn.Conv2d):
+    """A depthwise convolution of a small image as a matrix product: each channel's kernel spread into the
+    (input pixels x output pixels) matrix it stands for. On CPU, a stacked depthwise convolution's backward pass
+    costs several times its forward pass for 5x5 and dilated kernels (oneDNN has no fast kernel for them), while
+    at 8x8 and below this matrix is small and the product's backward pass is cheap; the 3x3 undilated kernel
+    above 4x4 keeps the convolution, which is faster there (``benchmarks/bench_batched.py`` measures the whole).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        kernel, dilation = self.kernel_size[0], self.dilation[0]
+        if height * width > 64 or (kernel == 3 and dilation == 1 and height * width > 16):
+            return super().forward(x)
+        padding = self.padding[0]
+        assert isinstance(padding, int)  # _vmap_friendly swaps in only numeric paddings
+        table, out_h, out_w = _taps((height, width), kernel, self.stride[0], padding, dilation, x.device)
+        weights = torch.cat([self.weight.reshape(channels, kernel * kernel), self.weight.new_zeros(channels, 1)], 1)
+        matrix = weights[:, table.flatten()].view(channels, height * width, out_h * out_w)
+        pixels = x.reshape(batch, channels, height * width).transpose(0, 1)  # (channels, batch, pixels)
+        return torch.bmm(pixels, matrix).transpose(0, 1).reshape(batch, channels, out_h, out_w)
+
+
+class _SmallAvgPool2d(nn.AvgPool2d):
+    """Average pooling of an image of up to 16x16 as one product with the (input pixels x output pixels) matrix of
+    its weights: several times faster than the pooling's own kernels on CPU at these sizes, forward and back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        if height * width > 256:
+            return super().forward(x)
+        kernel, stride, padding = (v if isinstance(v, int) else v[0] for v in (self.kernel_size, self.stride,
+                                                                                self.padding))
+        key = ("average", (height, width), kernel, stride, padding, self.count_include_pad, x.device, x.dtype)
+        if key not in _GEOMETRY:
+            table, out_h, out_w = _taps((height, width), kernel, stride, padding, 1, x.device)
+            inside = (table < kernel * kernel).to(x.dtype)
+            divisor = kernel * kernel if self.count_include_pad else inside.sum(0, keepdim=True)
+            _GEOMETRY[key] = (inside / divisor, out_h, out_w)
+        matrix, out_h, out_w = _GEOMETRY[key]
+        return torch.mm(x.reshape(batch * channels, height * width), matrix).view(batch, channels, out_h, out_w)
 
 
 class _GlobalMean(nn.AdaptiveAvgPool2d):
@@ -90,12 +157,22 @@ class _GlobalMean(nn.AdaptiveAvgPool2d):
 
 
 def _vmap_friendly(skeleton: nn.Module) -> nn.Module:
-    """``skeleton`` with its 1x1 convolutions and global poolings computed as :class:`_PointwiseConv2d` and
+    """``skeleton`` with its 1x1 convolutions, depthwise convolutions, average poolings and global poolings
+    computed as :class:`_PointwiseConv2d`, :class:`_SmallDepthwiseConv2d`, :class:`_SmallAvgPool2d` and
     :class:`_GlobalMean` do: the same functions with the same parameters, summed in another order."""
     for module in skeleton.modules():
         if (type(module) is nn.Conv2d and module.kernel_size == (1, 1) and module.stride == (1, 1)
                 and module.padding == (0, 0) and module.groups == 1 and module.bias is None):
             module.__class__ = _PointwiseConv2d
+        elif (type(module) is nn.Conv2d and module.groups == module.in_channels == module.out_channels
+              and module.bias is None and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
+              and len(set(module.kernel_size)) == 1
+              and len(set(module.stride)) == len(set(module.padding)) == len(set(module.dilation)) == 1):
+            module.__class__ = _SmallDepthwiseConv2d
+        elif (type(module) is nn.AvgPool2d and not module.ceil_mode and module.divisor_override is None
+              and all(isinstance(v, int) or len(set(v)) == 1 for v in (module.kernel_size, module.stride,
+                                                                        module.padding))):
+            module.__class__ = _SmallAvgPool2d
         elif type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
             module.__class__ = _GlobalMean
     return skeleton
