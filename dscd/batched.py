@@ -122,9 +122,14 @@ class _SmallDepthwiseConv2d(nn.Conv2d):
             return super().forward(x)
         padding = self.padding[0]
         assert isinstance(padding, int)  # _vmap_friendly swaps in only numeric paddings
-        table, out_h, out_w = _taps((height, width), kernel, self.stride[0], padding, dilation, x.device)
-        weights = torch.cat([self.weight.reshape(channels, kernel * kernel), self.weight.new_zeros(channels, 1)], 1)
-        matrix = weights[:, table.flatten()].view(channels, height * width, out_h * out_w)
+        key = ("spread", (height, width), kernel, self.stride[0], padding, dilation, x.device, x.dtype)
+        if key not in _GEOMETRY:  # (taps, pixel pairs): 1 where the tap joins the pair
+            table, out_h, out_w = _taps((height, width), kernel, self.stride[0], padding, dilation, x.device)
+            taps = torch.arange(kernel * kernel, device=x.device).unsqueeze(1)
+            _GEOMETRY[key] = ((table.flatten() == taps).to(x.dtype), out_h, out_w)
+        spread, out_h, out_w = _GEOMETRY[key]
+        matrix = torch.mm(self.weight.reshape(channels, kernel * kernel), spread) \
+            .view(channels, height * width, out_h * out_w)  # a product with 0s and 1s: each weight exactly
         pixels = x.reshape(batch, channels, height * width).transpose(0, 1)  # (channels, batch, pixels)
         return torch.bmm(pixels, matrix).transpose(0, 1).reshape(batch, channels, out_h, out_w)
 
