@@ -17,27 +17,37 @@ which decodes the data, left out). Then:
   invalid genotypes are not trained);
 - notebook 06: the NAS-Bench-201 arms' plans (DARTS and FairDARTS, Adam and DSCD);
 
-each as CPU time and as wall time over ``--jobs`` workers (perfect packing: a lower bound on the
-wall time). Notebooks 03 and 05 are run and timed whole (``dscd reproduce --only 03 --only 05``
-into a temporary folder). Run it with nothing else on the machine; it prints a table and writes
-JSON (``results/benchmarks/regeneration-<profile>-<machine>.json``).
+each as CPU time and as wall time over ``--jobs`` workers: the plan's units of work (a search, or the
+seeds of one search batched in one process: the profile's ``batch_seeds``, :mod:`dscd.batched`) handed
+out as :class:`dscd.executors.LocalExecutor` hands them out, longest first, to the worker that frees
+first. The batched units are timed too: for every method and number of seeds a unit of the plan holds,
+one unit of that many calibration seeds, ``--jobs`` units at a time. So each notebook's wall time is given
+twice, as ``make figures`` runs it (batched where the profile says so) and with every seed in its own
+process, from runs of the same invocation. Notebooks 03 and 05 are run and timed whole (``dscd reproduce
+--only 03 --only 05`` into a temporary folder). Run it with nothing else on the machine; it prints a table
+and writes JSON (``results/benchmarks/regeneration-<profile>-<machine>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from dscd.executors import Job, LocalExecutor, execute
+import torch
+
+from dscd.executors import Job, LocalExecutor, execute, run_jobs_batched, seed_batches
 from dscd.genotype import load_genotype
+from dscd.paper.experiments import planned_searches
 from dscd.paper.report import benchmark_record, write_benchmark
-from dscd.profiles import get_profile, method_changes
+from dscd.profiles import config_method, get_profile, method_changes
 from dscd.search import search_profile
 from dscd.train import train_profile
 
@@ -69,6 +79,64 @@ def measure(profile_name: str, search_epochs: int, train_epochs: int, jobs: int,
     return {job.folder.name: seconds_per_epoch(job.folder) for job in runs}
 
 
+def _unit_sizes(profile_name: str, methods: Sequence[str], batch: int) -> dict[str, set[int]]:
+    """Per method, the numbers of seeds that the plan's batched units hold (at ``batch`` seeds a process)."""
+    sizes: dict[str, set[int]] = {}
+    for method in methods:
+        jobs = planned_searches(profile_name, method, "runs")
+        for unit in seed_batches(jobs, batch):
+            if len(unit) > 1:
+                sizes.setdefault(method, set()).add(len(unit))
+    return sizes
+
+
+def _run_unit(jobs: list[Job]) -> list[str]:
+    torch.set_num_threads(1)
+    return [r.error for r in run_jobs_batched(jobs) if r.error]
+
+
+def measure_batched(profile_name: str, sizes: dict[str, set[int]], search_epochs: int, jobs: int,
+                    work: Path) -> dict[str, dict[int, float]]:
+    """Seconds per epoch of batched units (``n`` seeds of a method's search in one process), ``jobs`` units
+    at a time in worker processes of one thread each, as the notebooks run them."""
+    units = []
+    for method, counts in sizes.items():
+        for n in sorted(counts):
+            config = search_profile(profile_name, **method_changes(method), epochs=search_epochs)
+            units.append([Job(work / f"{method}-x{n}" / f"seed-{seed}", config.replace(seed=seed).to_dict())
+                          for seed in range(TIMING_SEED, TIMING_SEED + n)])
+    with mp.get_context("spawn").Pool(jobs) as pool:
+        errors = [e for found in pool.imap(_run_unit, units) for e in found]
+    if errors:
+        raise RuntimeError("a timing unit failed: " + "; ".join(errors))
+    return {method: {n: seconds_per_epoch(work / f"{method}-x{n}" / f"seed-{TIMING_SEED}") for n in sorted(counts)}
+            for method, counts in sizes.items()}
+
+
+def packed_minutes(durations: Sequence[float], workers: int) -> float:
+    """Wall minutes of units of ``durations`` seconds (in the executor's order) handed to ``workers``
+    workers, each unit to the one that frees first."""
+    free = [0.0] * workers
+    for seconds in durations:
+        free[free.index(min(free))] += seconds
+    return max(free) / 60
+
+
+def notebook_wall(profile_name: str, methods: Sequence[str], batch: int, workers: int,
+                  single: dict[str, float], batched: dict[str, dict[int, float]]) -> float:
+    """Wall minutes of the planned searches of ``methods`` at ``batch`` seeds a process (0: each alone)."""
+    jobs = [job for method in methods for job in planned_searches(profile_name, method, "runs")]
+    units = seed_batches(jobs, batch)
+    units.sort(key=lambda unit: -max(jobs[i].config["epochs"] for i in unit))  # longest first, as the executor
+    durations = []
+    for unit in units:
+        job = jobs[unit[0]]
+        method = config_method(job.config)
+        per_epoch = single[method] if len(unit) == 1 else batched[method][len(unit)]
+        durations.append(job.config["epochs"] * per_epoch)
+    return packed_minutes(durations, workers)
+
+
 def notebook_seconds(profile_name: str, work: Path, numbers: list[str]) -> dict[str, float]:
     """Notebooks run whole by ``dscd reproduce`` into ``work``, and the seconds ``reproduce.json`` records."""
     command = [sys.executable, "-m", "dscd.cli", "reproduce", "--profile", profile_name, "--quiet",
@@ -86,14 +154,27 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=21, help="epochs of each timing search (default 21)")
     parser.add_argument("--train-epochs", type=int, default=6, help="epochs of the timing training (default 6)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once (default: one per core)")
+    parser.add_argument("--batch-seeds", default=None, metavar="SPACE=N,...",
+                        help="seeds of one search per process, per space, e.g. darts=5,nas-bench-201=5 (default: "
+                             "the profile's batch_seeds)")
     parser.add_argument("--out", default=None, help="JSON file (default: results/benchmarks/...)")
     args = parser.parse_args()
     profile = get_profile(args.profile)
+    batch = {space: profile.seeds_per_process(space) for space in ("darts", "nas-bench-201")}
+    for item in (args.batch_seeds.split(",") if args.batch_seeds else []):
+        space, _, n = item.partition("=")
+        if space not in batch or not n.isdigit():
+            parser.error(f"--batch-seeds takes SPACE=N pairs for darts and nas-bench-201, got {item!r}")
+        batch[space] = int(n)
     if search_profile(profile.name).data is None and not os.environ.get("DSCD_DATA"):
         parser.error(f"set DSCD_DATA to the {args.profile} profile's data source (make figures sets it)")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-regeneration-") as tmp:
         per_epoch = measure(args.profile, args.search_epochs, args.train_epochs, args.jobs, Path(tmp) / "runs")
+        sizes = {**_unit_sizes(profile.name, [m for m in REGENERATED if profile.budgets(m)], batch["darts"]),
+                 **_unit_sizes(profile.name, [m for m in NAS_BENCH_201_METHODS if profile.budgets(m)],
+                               batch["nas-bench-201"])}
+        batched = measure_batched(profile.name, sizes, args.search_epochs, args.jobs, Path(tmp) / "batched")
         whole = notebook_seconds(args.profile, Path(tmp) / "outputs", ["03", "05"])
 
     def plan_epochs(method: str) -> int:
@@ -103,32 +184,46 @@ def main() -> None:
     searches = sum(len(seeds) for m in ("fairdarts", "dscd", "dscd-refresh") for _, seeds in profile.plan(m))
     trainings = searches + len(profile.notebook_parameters("04").get("published_names", []))
     train_epochs = train_profile(profile.name).epochs
-    parts = [
-        ("01", "FairDARTS searches", plan_epochs("fairdarts") * per_epoch["fairdarts"]),
-        ("02", "DSCD and dscd-refresh searches",
-         sum(plan_epochs(m) * per_epoch[m] for m in ("dscd", "dscd-refresh") if m in per_epoch)),
-        ("04", f"{trainings} final trainings of {train_epochs} epochs (at most)",
-         trainings * train_epochs * per_epoch["train"]),
-        ("06", "NAS-Bench-201 searches (four arms, DSCD at 2B too)",
-         sum(plan_epochs(m) * per_epoch[m] for m in NAS_BENCH_201_METHODS if m in per_epoch)),
-    ]
-    rows = [[n, what, cpu / 3600, cpu / args.jobs / 60, "estimate"] for n, what, cpu in parts]
-    rows += [[n, "run whole", None, s / 60, "measured"] for n, s in whole.items()]
+    nb201 = [m for m in NAS_BENCH_201_METHODS if m in per_epoch]
+    training = trainings * train_epochs * per_epoch["train"]
+
+    def wall(methods: Sequence[str], seeds_a_process: int) -> float:
+        return notebook_wall(profile.name, methods, seeds_a_process, args.jobs, per_epoch, batched)
+
+    darts = {"01": ["fairdarts"], "02": [m for m in ("dscd", "dscd-refresh") if m in per_epoch]}
+    rows = [["01", "FairDARTS searches", plan_epochs("fairdarts") * per_epoch["fairdarts"] / 3600,
+             wall(darts["01"], 0), wall(darts["01"], batch["darts"]), "estimate"],
+            ["02", "DSCD and dscd-refresh searches", sum(plan_epochs(m) * per_epoch[m] for m in darts["02"]) / 3600,
+             wall(darts["02"], 0), wall(darts["02"], batch["darts"]), "estimate"],
+            ["04", f"{trainings} final trainings of {train_epochs} epochs (at most)", training / 3600,
+             training / args.jobs / 60, training / args.jobs / 60, "estimate (perfect packing)"],
+            ["06", "NAS-Bench-201 searches (four arms, DSCD at 2B too)",
+             sum(plan_epochs(m) * per_epoch[m] for m in nb201) / 3600, wall(nb201, 0),
+             wall(nb201, batch["nas-bench-201"]), "estimate"]]
+    rows += [[n, "run whole", None, s / 60, s / 60, "measured"] for n, s in whole.items()]
     rows.sort(key=lambda r: r[0])
-    rows.append(["all", f"{args.jobs} workers", sum(r[2] or 0.0 for r in rows), sum(r[3] for r in rows), "sum"])
-    print(f"{'notebook':8} {'what':45} {'CPU (h)':>8} {'wall (min)':>10}  how")
+    rows.append(["all", f"{args.jobs} workers", sum(r[2] or 0.0 for r in rows), sum(r[3] for r in rows),
+                 sum(r[4] for r in rows), "sum"])
+    columns = ["notebook", "what", "CPU (h)", "wall, one seed a process (min)", "wall (min)", "how"]
+    print(" | ".join(columns))
     for r in rows:
-        cpu = "-" if r[2] is None else f"{r[2]:.2f}"
-        print(f"{r[0]:8} {r[1]:45} {cpu:>8} {r[3]:10.1f}  {r[4]}")
-    print("seconds per epoch:", ", ".join(f"{k} {v:.2f}" for k, v in per_epoch.items()))
+        print(" | ".join("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in r))
+    print("seconds per epoch:", ", ".join(f"{k} {v:.2f}" for k, v in per_epoch.items()),
+          "| batched units:", ", ".join(f"{m} x{n} {v:.2f}" for m, by in batched.items() for n, v in by.items()))
     notes = (f"Seconds per epoch measured with {args.jobs} runs at a time (one thread each), as the notebooks run "
-             f"them: {', '.join(f'{k} {v:.2f} s' for k, v in per_epoch.items())}. Notebooks 01, 02 and 04 are those "
-             "times the profile's plan; the wall time assumes perfect packing over the workers. Notebooks 03 and 05 "
-             f"ran whole. The benchmark itself took {(time.perf_counter() - start) / 60:.1f} min.")
-    record = benchmark_record(f"What a {args.profile} regeneration costs, notebook by notebook",
-                              ["notebook", "what", "CPU (h)", "wall (min)", "how"], rows, notes=notes,
-                              profile=args.profile, jobs=args.jobs, seconds_per_epoch=per_epoch,
-                              notebook_seconds=whole, search_epochs=args.search_epochs,
+             f"them: {', '.join(f'{k} {v:.2f} s' for k, v in per_epoch.items())}; batched units of n seeds in one "
+             f"process, {args.jobs} at a time: "
+             f"{', '.join(f'{m} x{n} {v:.2f} s' for m, by in batched.items() for n, v in by.items())}. "
+             f"'wall (min)' is make figures' way (seeds of a search per process: DARTS {batch['darts'] or 'each alone'}, "
+             f"NAS-Bench-201 {batch['nas-bench-201'] or 'each alone'}), the column before it every seed in "
+             f"its own process: the plan's units handed to {args.jobs} workers longest first (04: perfect "
+             "packing, a lower bound). Notebooks 03 and 05 ran whole. "
+             f"The benchmark itself took {(time.perf_counter() - start) / 60:.1f} min.")
+    record = benchmark_record(f"What a {args.profile} regeneration costs, notebook by notebook", columns, rows,
+                              notes=notes, profile=args.profile, jobs=args.jobs, seconds_per_epoch=per_epoch,
+                              batched_seconds_per_epoch={m: {str(n): v for n, v in by.items()}
+                                                         for m, by in batched.items()},
+                              batch_seeds=batch, notebook_seconds=whole, search_epochs=args.search_epochs,
                               train_epochs=args.train_epochs)
     print("wrote", write_benchmark(record, "regeneration", args.profile, "cpu", args.out))
 

@@ -7,7 +7,8 @@ checkpoint) whose forward and backward passes are one: :class:`SeedBatch` stacks
 buffers and evaluates the network once under :func:`torch.func.vmap`, and each seed's optimisers then step
 alone. A seed in a DSCD global phase (a forward pass at a proposal) and one in a local phase (a forward and a
 backward pass) share a step: each optimiser says what it needs as the stages of :meth:`dscd.optim.DSCD.stages`,
-and the batch answers all the seeds' requests of one kind in one pass.
+and the batch answers all the seeds' requests of one kind in one pass. In the batch, the layers whose CPU
+kernels are slow on small stacked images are matrix products with the same parameters (:func:`_vmap_friendly`).
 
 What is exact and what is not: every seed takes the same decisions from the same streams (data order,
 proposals), but a stacked convolution sums in another order than a single one, so losses, alpha and weights

@@ -89,7 +89,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise UsageError("--executor ray needs Ray: pip install 'dscd[ray]'")
     elif args.address:
         raise UsageError("--address names a Ray cluster: use it with --executor ray")
-    execution = {"executor": args.executor, "address": args.address, "jobs": args.jobs, "devices": devices}
+    if args.batch_seeds is not None and args.batch_seeds < 0:
+        raise UsageError(f"--batch-seeds must be >= 0 (0: every search in its own process), got {args.batch_seeds}")
+    execution = {"executor": args.executor, "address": args.address, "jobs": args.jobs, "devices": devices,
+                 "batch_seeds": args.batch_seeds}
     outputs, kept = Path(args.outputs) / args.profile, Path(args.results) / args.profile
     if args.reuse_runs:
         from dscd.paper.report import restore_runs
@@ -471,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local runs at once (default: one per core; one per device with --devices)")
     p.add_argument("--devices", default=None, metavar="0,1,...",
                    help="GPUs to spread runs over, one run per GPU at a time")
+    p.add_argument("--batch-seeds", type=int, default=None, metavar="N",
+                   help="run up to N seeds of one search in one process (default: the profile's choice where that "
+                        "is faster, e.g. 5 for quick's DARTS searches; 0: every search in its own process)")
     p.add_argument("--publish", action="store_true",
                    help="then copy the regeneration's result files (claims, tables, figures as PNG and PDF, "
                         "reproduce.json) into <results>/<profile>, for committing and for dscd report")

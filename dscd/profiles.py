@@ -110,6 +110,10 @@ class Profile:
     ``notebooks``: extra parameters per notebook number (``"03"``: ``{"frames": 60}``).
     ``spaces``: per search space other than ``darts`` (:data:`dscd.search_spaces.SPACES`), the changes
     that replace ``search``'s network and data sizes for a search of that space at this scale.
+    ``batch_seeds``: per search space, how many seeds of one search the notebooks and ``dscd reproduce`` run
+    in one process (:mod:`dscd.batched`) at this scale, where that is faster (``benchmarks/bench_batched.py``);
+    a space not named runs each seed in its own process. It says how runs execute, not what they compute
+    (batched seeds agree with separate runs to float32 rounding), so it never makes a regeneration out of date.
     """
 
     name: str
@@ -120,6 +124,7 @@ class Profile:
     compare_budget: int | None = None
     notebooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     spaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    batch_seeds: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.searches if m not in METHODS]
@@ -130,6 +135,10 @@ class Profile:
                 if not (isinstance(epochs, int) and epochs >= 1 and isinstance(seeds, int) and seeds >= 1):
                     raise ValueError(f"profile {self.name!r}: {method} budgets must map epochs >= 1 to a number "
                                      f"of seeds >= 1, got {epochs!r}: {seeds!r}")
+        for space, seeds in self.batch_seeds.items():
+            if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 0:
+                raise ValueError(f"profile {self.name!r}: batch_seeds must map a search space to a number of seeds "
+                                 f">= 0 (0: each alone), got {space!r}: {seeds!r}")
         if self.compare_budget is not None:
             missing = [m for m in ("fairdarts", "dscd") if self.compare_budget not in self.searches.get(m, {})]
             if missing:
@@ -169,6 +178,10 @@ class Profile:
             return self.seeds(method, epochs) if epochs in self.searches.get(method, {}) else list(range(most))
 
         return [(int(e), seeds_of(int(e))) for e in chosen]
+
+    def seeds_per_process(self, space: str = "darts") -> int:
+        """How many seeds of one search in ``space`` run in one process at this scale (0: each alone)."""
+        return int(self.batch_seeds.get(space, 0))
 
     def notebook_parameters(self, number: str) -> dict[str, Any]:
         """The parameters this profile gives notebook ``number`` besides ``profile`` and its folders."""
@@ -220,6 +233,10 @@ PROFILES: dict[str, Profile] = {
         # and T = 5 steps (one epoch), fixed before any DSCD run in this space (results/quick/
         # nas-bench-201-protocol.json says why)
         spaces={"nas-bench-201": {"image_size": 16, "channels": 8, "layers": 3, "dscd_K": 15, "dscd_T": 5}},
+        # a DARTS search's seeds (3 or 5 here) in one process, two processes at once: about 2.5x the seed-epochs
+        # per CPU-second at 5 seeds (results/benchmarks/batched-quick-cpu2.json); NAS-Bench-201's quick search
+        # computes more than it calls, and batching it is slower, so its seeds run alone
+        batch_seeds={"darts": 5},
         notebooks={
             "03": {"frames": 60, "fps": 12},
             "04": {"published_names": ["DARTS_V2"]},  # one yardstick: the searches' genotypes fill the time

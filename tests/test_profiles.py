@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_adding_a_profile_is_one_entry(monkeypatch, tmp_path):
     tiny = Profile("tiny", "a test's own scale", search={**PROFILES["smoke"].search, "channels": 4},
                    train=dict(PROFILES["smoke"].train), searches={"fairdarts": {2: 3, 5: 1}, "dscd": {5: 2}},
-                   compare_budget=5, notebooks={"03": {"frames": 2}})
+                   compare_budget=5, notebooks={"03": {"frames": 2}}, batch_seeds={"darts": 3})
     monkeypatch.setitem(PROFILES, "tiny", tiny)
     assert search_profile("tiny").channels == 4 and search_profile("tiny").profile == "tiny"
     assert train_profile("tiny", epochs=1).epochs == 1
@@ -31,6 +31,8 @@ def test_adding_a_profile_is_one_entry(monkeypatch, tmp_path):
     args = cli.build_parser().parse_args(["reproduce", "--profile", "tiny"])  # the CLI's choices follow
     assert args.profile == "tiny"
     assert get_profile("tiny").notebook_parameters("03") == {"frames": 2}
+    assert get_profile("tiny").seeds_per_process("darts") == 3  # seeds per process: where named, else each alone
+    assert get_profile("tiny").seeds_per_process("nas-bench-201") == 0
 
 
 def test_a_profile_refuses_what_cannot_run():
@@ -40,6 +42,8 @@ def test_a_profile_refuses_what_cannot_run():
         Profile("x", "", searches={"adam": {9: 1}})
     with pytest.raises(ValueError, match="number of seeds >= 1"):
         Profile("x", "", searches={"fairdarts": {9: 0}})
+    with pytest.raises(ValueError, match="batch_seeds must map a search space to a number of seeds >= 0"):
+        Profile("x", "", batch_seeds={"darts": -1})
     with pytest.raises(ValueError, match="has no dscd search of 7 epochs"):
         get_profile("smoke").seeds("dscd", 7)
     with pytest.raises(ValueError, match="unknown profile 'huge': choose one of smoke, quick, paper"):

@@ -225,23 +225,27 @@ def test_animate_writes_a_gif_and_rejects_bad_values(tmp_path, capsys):
 def test_execution_parameters_reach_the_notebooks_that_take_them_and_never_make_them_stale(tmp_path):
     nbs, out = tmp_path / "nbs", tmp_path / "out"
     nbs.mkdir()
-    record = "from pathlib import Path\n(Path(figures_dir) / '{n}.json').write_text(repr((executor, jobs, devices)))"
+    record = ("from pathlib import Path\n"
+              "(Path(figures_dir) / '{n}.json').write_text(repr((executor, jobs, devices, batch_seeds)))")
     _notebook(nbs / "01_runs.ipynb", record.format(n="01"),
-              parameters="profile = 'x'\nfigures_dir = '.'\nexecutor = 'local'\njobs = None\ndevices = None")
+              parameters="profile = 'x'\nfigures_dir = '.'\nexecutor = 'local'\njobs = None\ndevices = None\n"
+                         "batch_seeds = None")
     _notebook(nbs / "03_none.ipynb", "pass")  # declares no execution parameters: gets none
     call = lambda **kw: _statuses(reproduce("smoke", outputs=out, notebooks_dir=nbs, progress=False, **kw))  # noqa: E731
-    assert call(execution={"executor": "local", "jobs": 1, "devices": [0, 1], "address": None}) == {
-        "01": "ran", "03": "ran"}
-    assert (out / "smoke" / "figures" / "01.json").read_text() == "('local', 1, [0, 1])"
+    assert call(execution={"executor": "local", "jobs": 1, "devices": [0, 1], "address": None,
+                           "batch_seeds": 3}) == {"01": "ran", "03": "ran"}
+    assert (out / "smoke" / "figures" / "01.json").read_text() == "('local', 1, [0, 1], 3)"
     saved = json.loads((out / "smoke" / "reproduce.json").read_text())["notebooks"]
     assert "jobs" not in saved["03"]["parameters"] and "address" not in saved["01"]["parameters"]
-    assert call(execution={"executor": "local", "jobs": 2}) == {"01": "skipped", "03": "skipped"}
+    assert "batch_seeds" not in saved["01"]["parameters"]
+    assert call(execution={"executor": "local", "jobs": 2, "batch_seeds": 0}) == {"01": "skipped", "03": "skipped"}
 
 
 def test_bad_execution_options_are_usage_errors(tmp_path, capsys, monkeypatch):
     for args, message in ((["--jobs", "0"], "--jobs must be >= 1"), (["--devices", "a,b"], "--devices takes GPU"),
                           (["--address", "auto"], "--address names a Ray cluster"),
-                          (["--publish", "--only", "03"], "--publish copies a whole regeneration")):
+                          (["--publish", "--only", "03"], "--publish copies a whole regeneration"),
+                          (["--batch-seeds", "-1"], "--batch-seeds must be >= 0")):
         with pytest.raises(SystemExit) as exc:
             cli.main(["reproduce", "--profile", "smoke", "--outputs", str(tmp_path), *args])
         assert exc.value.code == 2

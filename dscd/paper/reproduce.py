@@ -39,7 +39,7 @@ __all__ = ["ABLATIONS", "DEPENDS", "EXECUTION_PARAMETERS", "EXPECTED_OUTPUTS",
            "NotebookFailed", "NotebookRun", "default_notebooks_dir", "find_notebooks", "reproduce", "write_index"]
 
 #: Notebook parameters that say where runs execute, not what they compute (left out of the fingerprint).
-EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices")
+EXECUTION_PARAMETERS = ("executor", "address", "jobs", "devices", "batch_seeds")
 #: Notebook parameters that name folders under ``outputs/<profile>/`` (recorded relative to it).
 _FOLDER_PARAMETERS = ("figures_dir", "tables_dir", "runs_dir")
 
@@ -264,7 +264,7 @@ def reproduce(
     The ablation notebooks (:data:`ABLATIONS`) run only with ``ablations=True`` or when named in ``only``.
 
     ``execution`` says where the notebooks that launch runs (01, 02, 04) run them:
-    ``{"executor": "local" | "ray", "address": ..., "jobs": ..., "devices": [...]}`` (see
+    ``{"executor": "local" | "ray", "address": ..., "jobs": ..., "devices": [...], "batch_seeds": ...}`` (see
     :func:`dscd.executors.make_executor`); these change where runs execute, not what they
     compute, so they never make a notebook out of date. Up-to-date notebooks are skipped unless
     ``force``. Writes ``reproduce.json`` and

@@ -24,6 +24,7 @@ jobs = None  # searches run at once in worker processes (one torch thread each);
 executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
 address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
 devices = None  # GPU indices, e.g. [0, 1]: one run per GPU at a time
+batch_seeds = None  # seeds of one search run in one process (dscd.batched); None: the profile's choice, 0: each alone
 overrides = {}  # configuration fields to change, e.g. {"data": "cifar10:~/data/cifar10", "download": True}
 
 # %%
@@ -36,12 +37,15 @@ from IPython.display import Markdown, display
 import dscd
 from dscd.paper.claims import collapse_claims, group_by_method, search_outcome
 from dscd.executors import execute, make_executor
+from dscd.profiles import get_profile
 from dscd.paper.experiments import planned_searches, table1_by_budget, table1_rows
 from dscd.paper.plots import draw_first_genotypes, plot_cell_weights, save_figure
 from dscd.search import load_metrics, search_profile
 from dscd.paper.tables import markdown_table, write_table
 
-runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
+seeds_per_process = get_profile(profile).seeds_per_process("darts") if batch_seeds is None else batch_seeds
+runner = make_executor(executor, jobs=jobs, devices=devices, address=address,
+                       batch_seeds=seeds_per_process)  # runs every search and training below
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)

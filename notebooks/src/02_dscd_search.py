@@ -34,6 +34,7 @@ jobs = None  # searches run at once in worker processes (one torch thread each);
 executor = "local"  # where runs execute: "local" (worker processes) or "ray" (a Ray cluster; pip install 'dscd[ray]')
 address = None  # the Ray cluster's address (e.g. "auto"); None starts a local one
 devices = None  # GPU indices, e.g. [0, 1]: one run per GPU at a time
+batch_seeds = None  # seeds of one search run in one process (dscd.batched); None: the profile's choice, 0: each alone
 overrides = {}  # configuration fields to change
 
 # %%
@@ -52,7 +53,9 @@ from dscd.paper.plots import draw_first_genotypes, plot_cell_weights, plot_dscd_
 from dscd.search import load_metrics, search_profile
 from dscd.paper.tables import markdown_table, write_table
 
-runner = make_executor(executor, jobs=jobs, devices=devices, address=address)  # runs every search and training below
+seeds_per_process = get_profile(profile).seeds_per_process("darts") if batch_seeds is None else batch_seeds
+runner = make_executor(executor, jobs=jobs, devices=devices, address=address,
+                       batch_seeds=seeds_per_process)  # runs every search and training below
 
 out = Path(figures_dir)
 out.mkdir(parents=True, exist_ok=True)

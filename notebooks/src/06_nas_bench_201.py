@@ -22,6 +22,7 @@ jobs = None  # searches run at once in worker processes (one torch thread each);
 executor = "local"  # "local" (worker processes) or "ray"
 address = None  # the Ray cluster's address; None starts a local one
 devices = None  # GPU indices, e.g. [0, 1]
+batch_seeds = None  # seeds of one search run in one process (dscd.batched); None: the profile's choice, 0: each alone
 overrides = {}  # configuration fields to change
 
 # %%
@@ -55,8 +56,9 @@ for method, jobs_ in plan.items():
 # ## The searches (reused when finished, resumed when interrupted)
 
 # %%
+seeds_per_process = get_profile(profile).seeds_per_process("nas-bench-201") if batch_seeds is None else batch_seeds
 execute([job for jobs_ in plan.values() for job in jobs_],
-        make_executor(executor, jobs=jobs, devices=devices, address=address))
+        make_executor(executor, jobs=jobs, devices=devices, address=address, batch_seeds=seeds_per_process))
 runs = {method: [study_run(job.folder) for job in jobs_] for method, jobs_ in plan.items()}
 at_budget = {method: [r for r in group if r["epochs"] == budget] for method, group in runs.items()}
 labels = {method: f"{METHOD_LABELS[method]} ({budget})" for method in runs}

@@ -24,6 +24,7 @@ jobs = None  # searches run at once in worker processes (one torch thread each);
 executor = "local"  # "local" (worker processes) or "ray"
 address = None  # the Ray cluster's address; None starts a local one
 devices = None  # GPU indices, e.g. [0, 1]
+batch_seeds = None  # seeds of one search run in one process (dscd.batched); None: the profile's choice, 0: each alone
 overrides = {}  # configuration fields to change
 
 # %%
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import dscd
 from dscd.executors import execute, make_executor
+from dscd.profiles import get_profile
 from dscd.paper.claims import collapse_time_of
 from dscd.paper.experiments import planned_searches
 from dscd.paper.plots import plot_survival, save_figure
@@ -56,10 +58,11 @@ for arm, spec in arms.items():
 # ## The searches (reused when finished, resumed when interrupted)
 
 # %%
+seeds_per_process = get_profile(profile).seeds_per_process("darts") if batch_seeds is None else batch_seeds
 if run_searches:
     jobs_ = [job for arm, spec in arms.items()
              for job in planned_searches(profile, arm, runs_dir, overrides, [spec["epochs"]], spec["seeds"])]
-    execute(jobs_, make_executor(executor, jobs=jobs, devices=devices, address=address))
+    execute(jobs_, make_executor(executor, jobs=jobs, devices=devices, address=address, batch_seeds=seeds_per_process))
 
 # %% [markdown]
 # ## The predictions, judged
