@@ -214,8 +214,9 @@ def main() -> None:
              f"them: {', '.join(f'{k} {v:.2f} s' for k, v in per_epoch.items())}; batched units of n seeds in one "
              f"process, {args.jobs} at a time: "
              f"{', '.join(f'{m} x{n} {v:.2f} s' for m, by in batched.items() for n, v in by.items())}. "
-             f"'wall (min)' is make figures' way (seeds of a search per process: DARTS {batch['darts'] or 'each alone'}, "
-             f"NAS-Bench-201 {batch['nas-bench-201'] or 'each alone'}), the column before it every seed in "
+             "'wall (min)' is make figures' way (seeds of a search per process: "
+             f"DARTS {batch['darts'] or 'each alone'}, NAS-Bench-201 {batch['nas-bench-201'] or 'each alone'}), "
+             "the column before it every seed in "
              f"its own process: the plan's units handed to {args.jobs} workers longest first (04: perfect "
              "packing, a lower bound). Notebooks 03 and 05 ran whole. "
              f"The benchmark itself took {(time.perf_counter() - start) / 60:.1f} min.")
