@@ -114,12 +114,13 @@ class _SmallDepthwiseConv2d(nn.Conv2d):
     costs several times its forward pass for 5x5 and dilated kernels (oneDNN has no fast kernel for them), while
     at 8x8 and below this matrix is small and the product's backward pass is cheap; the 3x3 undilated kernel
     above 4x4 keeps the convolution, which is faster there (``benchmarks/bench_batched.py`` measures the whole).
+    Other devices keep the convolution (not measured there).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
         kernel, dilation = self.kernel_size[0], self.dilation[0]
-        if height * width > 64 or (kernel == 3 and dilation == 1 and height * width > 16):
+        if x.device.type != "cpu" or height * width > 64 or (kernel == 3 and dilation == 1 and height * width > 16):
             return super().forward(x)
         padding = self.padding[0]
         assert isinstance(padding, int)  # _vmap_friendly swaps in only numeric paddings
@@ -137,11 +138,12 @@ class _SmallDepthwiseConv2d(nn.Conv2d):
 
 class _SmallAvgPool2d(nn.AvgPool2d):
     """Average pooling of an image of up to 16x16 as one product with the (input pixels x output pixels) matrix of
-    its weights: several times faster than the pooling's own kernels on CPU at these sizes, forward and back."""
+    its weights: several times faster than the pooling's own kernels on CPU at these sizes, forward and back
+    (other devices keep the pooling)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        if height * width > 256:
+        if x.device.type != "cpu" or height * width > 256:
             return super().forward(x)
         kernel, stride, padding = (v if isinstance(v, int) else v[0] for v in (self.kernel_size, self.stride,
                                                                                 self.padding))

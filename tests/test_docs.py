@@ -232,8 +232,8 @@ def test_the_cost_of_a_regeneration_from_scratch_comes_from_its_benchmark(tmp_pa
         "darts": 5, "nas-bench-201": 0}, "table": {
         "columns": ["notebook", "what", "CPU (h)", "wall, one seed a process (min)", "wall (min)", "how"],
         "rows": rows}}))
-    assert ("about 0.2 h on 2 CPU cores (minutes per notebook: 01 12, 03 0.2, 5 seeds of a DARTS search in one "
-            "process (every seed in its own process: 0.5 h)), estimated") in results_page(tmp_path)
+    assert ("about 0.2 h on 2 CPU cores with 5 seeds of a DARTS search in one process (0.5 h with every seed in "
+            "its own process; minutes per notebook: 01 12, 03 0.2), estimated") in results_page(tmp_path)
 
 
 def test_the_calibration_table_says_what_reaching_each_candidates_collapse_cost(tmp_path):

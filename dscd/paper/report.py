@@ -431,17 +431,18 @@ def regeneration_cost(root: Path, profile: str, link_prefix: str = "") -> str:
     per_notebook = ", ".join(f"{row[0]} {row[wall]:.0f}" if row[wall] >= 10 else f"{row[0]} {row[wall]:.1f}"
                              for row in rows)
     total = sum(row[wall] for row in rows)
-    alone = ""
+    how, detail = "", f"minutes per notebook: {per_notebook}"
     if "wall, one seed a process (min)" in columns:  # a record of the batched engine's regeneration
         separate = sum(row[columns.index("wall, one seed a process (min)")] for row in rows)
         names = {"darts": "DARTS", "nas-bench-201": "NAS-Bench-201"}
         batched = " and ".join(f"{n} seeds of a {names.get(space, space)} search"
                                for space, n in (data.get("batch_seeds") or {}).items() if n > 1)
-        alone = f", {batched or 'no seeds'} in one process (every seed in its own process: {separate / 60:.1f} h)"
+        how = f" with {batched or 'no seeds'} in one process"
+        detail = f"{separate / 60:.1f} h with every seed in its own process; {detail}"
     command = "make figures" + ("" if profile == "quick" else f" PROFILE={profile}")
-    return (f"From scratch, `{command}` takes about {total / 60:.1f} h on {data.get('cores', '?')} CPU cores "
-            f"(minutes per notebook: {per_notebook}{alone}), estimated from parts measured with nothing else "
-            f"running ([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
+    return (f"From scratch, `{command}` takes about {total / 60:.1f} h on {data.get('cores', '?')} CPU cores{how} "
+            f"({detail}), estimated from parts measured with nothing else running "
+            f"([{files[-1].name}]({link_prefix}results/benchmarks/{files[-1].name})).\n")
 
 
 def search_cost(root: Path, profile: str, link_prefix: str = "") -> str:
