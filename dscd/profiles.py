@@ -212,6 +212,7 @@ PROFILES: dict[str, Profile] = {
         searches={"fairdarts": {2: 2, 3: 2}, "dscd": {3: 2, 4: 2}, "dscd-refresh": {3: 2},
                   **_nas_bench_201_arms(3, 6, seeds=2, long_seeds=1)},
         compare_budget=3,
+        batch_seeds={"darts": 2},  # the plumbing of quick's batched DARTS seeds
         notebooks={  # two worker processes for the seeds, as quick has on two cores
             "01": {"jobs": 2}, "02": {"jobs": 2},
             "03": {"frames": 8, "fps": 4},

@@ -51,19 +51,19 @@ def test_a_killed_parallel_call_resumes_every_run(tmp_path):
     runs = tmp_path / "runs"
     changes = {**TINY, "checkpoint_minutes": 1e-9}
     script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from dscd.paper.experiments import run_budgets; "
-              f"from dscd.executors import LocalExecutor; run_budgets('smoke', 'adam', [6], {str(runs)!r}, "
+              f"from dscd.executors import LocalExecutor; run_budgets('smoke', 'adam', [4], {str(runs)!r}, "
               f"{changes!r}, seeds=[0, 1], executor=LocalExecutor(jobs=2))")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
-    logs = [runs / f"adam-6-s{s}" / "metrics.jsonl" for s in (0, 1)]
+    logs = [runs / f"adam-4-s{s}" / "metrics.jsonl" for s in (0, 1)]
     while proc.poll() is None:  # kill the whole call (workers too) once both runs are under way
         if all(p.is_file() and len(p.read_text().splitlines()) >= 2 for p in logs):
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert all(len(load_metrics(p.parent)) < 6 for p in logs), "the runs finished before they could be killed"
-    folders = run_budgets("smoke", "adam", [6], runs, changes, seeds=[0, 1], executor=LocalExecutor(jobs=2))
-    whole = run_budgets("smoke", "adam", [6], tmp_path / "whole", changes, seeds=[0, 1],
+    assert all(len(load_metrics(p.parent)) < 4 for p in logs), "the runs finished before they could be killed"
+    folders = run_budgets("smoke", "adam", [4], runs, changes, seeds=[0, 1], executor=LocalExecutor(jobs=2))
+    whole = run_budgets("smoke", "adam", [4], tmp_path / "whole", changes, seeds=[0, 1],
                         executor=LocalExecutor(jobs=2))
     for a, b in zip(folders, whole, strict=True):
         assert _strip(load_metrics(a)) == _strip(load_metrics(b))

@@ -56,6 +56,8 @@ def test_smoke_runs_every_default_notebook_writes_every_output_and_the_index(tmp
     assert [r["Method"] for r in m01["table1"]] == ["FairDARTS (2)", "FairDARTS (3)"]
     assert [r["Final Arch. valid"].split("/")[1] for r in m01["table1"]] == ["2", "2"]
     assert [r["run"] for r in m01["table1_runs"]] == ["adam-2-s0", "adam-2-s1", "adam-3-s0", "adam-3-s1"]
+    for run in ("adam-2-s1", "dscd-4-s0"):  # the profile's batch_seeds: a DARTS search's seeds ran in one process
+        assert json.loads((root / "runs" / run / "meta.json").read_text())["batched"]["seeds"] == [0, 1]
     assert [r["Method"] for r in m02["table1"]] == ["FairDARTS + DSCD (3)", "FairDARTS + DSCD (4)",  # compared at B=3
                                                    "FairDARTS + DSCD, y_best refreshed (3)", "FairDARTS (3)"]
     assert all("x_best_age_steps" in r["dscd"] for r in m02["runs"] + m02["ablation_refresh_best"]["runs"])
