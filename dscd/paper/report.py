@@ -641,6 +641,12 @@ def profiles_page(root: str | Path | None = None) -> str:
                           f"{config.dscd_K:,} steps = {config.dscd_K / steps:.3g} epochs",
                           ", ".join(f"{e} epochs = {e * steps:,} steps" for e in dscd_budgets) or "-"))
     text += _table(("profile", "steps per epoch", "T", "K", "phi annealed over (DSCD's budgets)"), constants)
+    names = {"darts": "DARTS", "nas-bench-201": "NAS-Bench-201"}
+    batching = [f"`{p.name}`: " + (", ".join(f"{n} of a {names.get(space, space)} search"
+                                             for space, n in p.batch_seeds.items() if n > 1) or "each alone")
+                for p in PROFILES.values()]
+    text += ("\nSeeds of one search that the notebooks and `dscd reproduce` run in one process (`batch_seeds`: how "
+             f"runs execute, not what they compute; see the search guide): {'; '.join(batching)}.\n")
     return text
 
 
