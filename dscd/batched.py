@@ -22,6 +22,7 @@ indistinguishable from a single-seed run's except for ``meta.json``'s ``batched`
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import time
@@ -86,26 +87,39 @@ class _PointwiseConv2d(nn.Conv2d):
         return torch.mm(self.weight[:, :, 0, 0], pixels).view(-1, batch, height, width).transpose(0, 1)
 
 
-_GEOMETRY: dict[tuple[Any, ...], Any] = {}
-
-
+@functools.cache
 def _taps(size: tuple[int, int], kernel: int, stride: int, padding: int, dilation: int,
           device: torch.device) -> tuple[torch.Tensor, int, int]:
     """A ``kernel`` x ``kernel`` window sliding over an image of ``size``: which of its taps joins each (input pixel,
     output pixel) pair (``kernel**2`` where none does) as an ``(input pixels, output pixels)`` table, with the
     output's height and width. Computed once per geometry."""
-    key = ("taps", size, kernel, stride, padding, dilation, device)
-    if key not in _GEOMETRY:
-        height, width = size
-        out_h = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-        out_w = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-        table = torch.full((height * width, out_h * out_w), kernel * kernel, dtype=torch.long)
-        for i, j, y, x in itertools.product(range(kernel), range(kernel), range(out_h), range(out_w)):
-            row, col = y * stride - padding + i * dilation, x * stride - padding + j * dilation
-            if 0 <= row < height and 0 <= col < width:
-                table[row * width + col, y * out_w + x] = i * kernel + j
-        _GEOMETRY[key] = (table.to(device), out_h, out_w)
-    return _GEOMETRY[key]
+    height, width = size
+    out_h = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out_w = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    table = torch.full((height * width, out_h * out_w), kernel * kernel, dtype=torch.long)
+    for i, j, y, x in itertools.product(range(kernel), range(kernel), range(out_h), range(out_w)):
+        row, col = y * stride - padding + i * dilation, x * stride - padding + j * dilation
+        if 0 <= row < height and 0 <= col < width:
+            table[row * width + col, y * out_w + x] = i * kernel + j
+    return table.to(device), out_h, out_w
+
+
+@functools.cache
+def _spread(size: tuple[int, int], kernel: int, stride: int, padding: int, dilation: int, device: torch.device,
+            dtype: torch.dtype) -> torch.Tensor:
+    """``(taps, input pixels * output pixels)``: 1 where the tap joins the pair (a kernel times it is the
+    kernel spread into its pixels-to-pixels matrix, each weight exactly)."""
+    table, _, _ = _taps(size, kernel, stride, padding, dilation, device)
+    return (table.flatten() == torch.arange(kernel * kernel, device=device).unsqueeze(1)).to(dtype)
+
+
+@functools.cache
+def _averages(size: tuple[int, int], kernel: int, stride: int, padding: int, count_include_pad: bool,
+              device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The ``(input pixels, output pixels)`` weights of an average pooling."""
+    table, _, _ = _taps(size, kernel, stride, padding, 1, device)
+    inside = (table < kernel * kernel).to(dtype)
+    return inside / (kernel * kernel if count_include_pad else inside.sum(0, keepdim=True))
 
 
 class _SmallDepthwiseConv2d(nn.Conv2d):
@@ -124,14 +138,10 @@ class _SmallDepthwiseConv2d(nn.Conv2d):
             return super().forward(x)
         padding = self.padding[0]
         assert isinstance(padding, int)  # _vmap_friendly swaps in only numeric paddings
-        key = ("spread", (height, width), kernel, self.stride[0], padding, dilation, x.device, x.dtype)
-        if key not in _GEOMETRY:  # (taps, pixel pairs): 1 where the tap joins the pair
-            table, out_h, out_w = _taps((height, width), kernel, self.stride[0], padding, dilation, x.device)
-            taps = torch.arange(kernel * kernel, device=x.device).unsqueeze(1)
-            _GEOMETRY[key] = ((table.flatten() == taps).to(x.dtype), out_h, out_w)
-        spread, out_h, out_w = _GEOMETRY[key]
-        matrix = torch.mm(self.weight.reshape(channels, kernel * kernel), spread) \
-            .view(channels, height * width, out_h * out_w)  # a product with 0s and 1s: each weight exactly
+        geometry = ((height, width), kernel, self.stride[0], padding, dilation, x.device)
+        _, out_h, out_w = _taps(*geometry)
+        matrix = torch.mm(self.weight.reshape(channels, kernel * kernel), _spread(*geometry, x.dtype)) \
+            .view(channels, height * width, out_h * out_w)
         pixels = x.reshape(batch, channels, height * width).transpose(0, 1)  # (channels, batch, pixels)
         return torch.bmm(pixels, matrix).transpose(0, 1).reshape(batch, channels, out_h, out_w)
 
@@ -147,13 +157,8 @@ class _SmallAvgPool2d(nn.AvgPool2d):
             return super().forward(x)
         kernel, stride, padding = (v if isinstance(v, int) else v[0] for v in (self.kernel_size, self.stride,
                                                                                 self.padding))
-        key = ("average", (height, width), kernel, stride, padding, self.count_include_pad, x.device, x.dtype)
-        if key not in _GEOMETRY:
-            table, out_h, out_w = _taps((height, width), kernel, stride, padding, 1, x.device)
-            inside = (table < kernel * kernel).to(x.dtype)
-            divisor = kernel * kernel if self.count_include_pad else inside.sum(0, keepdim=True)
-            _GEOMETRY[key] = (inside / divisor, out_h, out_w)
-        matrix, out_h, out_w = _GEOMETRY[key]
+        _, out_h, out_w = _taps((height, width), kernel, stride, padding, 1, x.device)
+        matrix = _averages((height, width), kernel, stride, padding, self.count_include_pad, x.device, x.dtype)
         return torch.mm(x.reshape(batch * channels, height * width), matrix).view(batch, channels, out_h, out_w)
 
 
